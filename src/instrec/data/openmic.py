@@ -1,0 +1,325 @@
+"""Loading and writing datasets in the OpenMIC-2018 layout.
+
+A dataset folder ``DIR`` holds
+
+* ``DIR/openmic-2018.npz`` with ``X`` (N, T, F) features on the 0-255 scale (the release:
+  (20000, 10, 128) uint8 VGGish embeddings), ``Y_true`` (N, C) relevance in [0, 1],
+  ``Y_mask`` (N, C) bool (True where the entry was labelled) and ``sample_key`` (N,) str;
+* ``DIR/partitions/<split>_train.csv`` and ``<split>_test.csv``: one sample key a line;
+* ``DIR/class-map.json``: ``{instrument name: column index}``.
+
+The release stores ``sample_key`` as a pickled object array; it is read with an unpickler
+that can only rebuild numpy arrays, so a crafted file cannot run code.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import pickle
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from instrec._io import InstrecError, atomic_save_npz, atomic_write_json, atomic_write_text
+
+NPZ_NAME = "openmic-2018.npz"
+CLASS_MAP_NAME = "class-map.json"
+PARTITIONS_DIR = "partitions"
+ARRAYS = ("X", "Y_true", "Y_mask", "sample_key")
+
+# (module, name) pairs the sample-key unpickler may resolve: numpy's array and scalar
+# reconstruction (under numpy 1.x and 2.x module names), ndarray and dtype; nothing else.
+_ALLOWED_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"): ("multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"): ("multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"): ("multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"): ("multiarray", "scalar"),
+    ("numpy", "ndarray"): ("numpy", "ndarray"),
+    ("numpy", "dtype"): ("numpy", "dtype"),
+}
+
+
+@dataclass(frozen=True)
+class OpenMICData:
+    """Clips of an OpenMIC-layout dataset.
+
+    ``X``: (N, T, F) float32 features divided by 255 (the release's values lie in [0, 1]);
+    ``Y_true``: (N, C) float32 relevance in [0, 1]; ``Y_mask``: (N, C) bool, True where
+    labelled (unlabelled entries are unknown, never negative); ``sample_key``: (N,) str;
+    ``classes``: the C instrument names in column order.
+    """
+
+    X: np.ndarray
+    Y_true: np.ndarray
+    Y_mask: np.ndarray
+    sample_key: np.ndarray
+    classes: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return int(self.X.shape[0])
+
+    @property
+    def targets(self) -> np.ndarray:
+        """(N, C) float32 hard targets: 1 where labelled and ``Y_true >= 0.5``, else 0."""
+        return ((self.Y_true >= 0.5) & self.Y_mask).astype(np.float32)
+
+    def subset(self, index: np.ndarray | Sequence[int]) -> "OpenMICData":
+        """The clips at integer positions ``index`` (in that order)."""
+        idx = np.asarray(index, dtype=np.int64).reshape(-1)
+        return OpenMICData(self.X[idx], self.Y_true[idx], self.Y_mask[idx], self.sample_key[idx], self.classes)
+
+
+class _ArrayOnlyUnpickler(pickle.Unpickler):
+    """Unpickler that resolves only numpy array/scalar reconstruction globals."""
+
+    def __init__(self, fh: Any, source: Path, member: str) -> None:
+        super().__init__(fh, encoding="latin1")
+        self._where = f"{source}: {member}"
+
+    def find_class(self, module: str, name: str) -> Any:
+        target = _ALLOWED_GLOBALS.get((module, name))
+        if target is None:
+            raise InstrecError(f"{self._where} pickle references forbidden global {module}.{name}")
+        where, attr = target
+        if where == "numpy":
+            return getattr(np, attr)
+        try:
+            multiarray = importlib.import_module("numpy._core.multiarray")
+        except ImportError:  # numpy < 2
+            multiarray = importlib.import_module("numpy.core.multiarray")
+        return getattr(multiarray, attr)
+
+
+def _read_member(zf: zipfile.ZipFile, member: str, source: Path) -> np.ndarray:
+    """Read one ``.npy`` member; object arrays go through the restricted unpickler."""
+    fmt = np.lib.format
+    with zf.open(member) as fh:
+        version = fmt.read_magic(fh)
+        if version in ((1, 0), (2, 0)):
+            reader = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, _fortran, dtype = reader(fh)
+            if dtype.hasobject:
+                arr = _ArrayOnlyUnpickler(fh, source, member).load()
+                if not isinstance(arr, np.ndarray) or arr.shape != tuple(shape):
+                    raise InstrecError(f"{source}: {member} does not hold an array of shape {tuple(shape)}")
+                return arr
+    with zf.open(member) as fh:
+        try:
+            return fmt.read_array(fh, allow_pickle=False)
+        except ValueError as exc:
+            raise InstrecError(f"{source}: cannot read {member}: {exc}") from None
+
+
+def read_npz_safely(path: str | Path, names: Sequence[str] = ARRAYS) -> dict[str, np.ndarray]:
+    """Arrays ``names`` of the npz at ``path``, without executing arbitrary pickles."""
+    path = Path(path)
+    if not path.is_file():
+        raise InstrecError(f"{path}: file not found")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = set(zf.namelist())
+            missing = [n for n in names if f"{n}.npy" not in members]
+            if missing:
+                raise InstrecError(f"{path}: missing array(s) {', '.join(missing)}")
+            return {n: _read_member(zf, f"{n}.npy", path) for n in names}
+    except zipfile.BadZipFile:
+        raise InstrecError(f"{path}: not a valid .npz file") from None
+    except (pickle.UnpicklingError, EOFError) as exc:
+        raise InstrecError(f"{path}: corrupt pickled array ({exc})") from None
+
+
+def _check_features(X: np.ndarray, path: Path) -> None:
+    """Refuse (N, T, F) features that are not on the 0-255 scale; warn for odd floats."""
+    if X.ndim != 3:
+        raise InstrecError(f"{path}: X must have shape (N, T, F), got {X.shape}")
+    if X.dtype.kind in "ui":
+        if X.size and (X.min() < 0 or X.max() > 255):
+            raise InstrecError(f"{path}: integer X values must lie in 0-255, found {X.min()}..{X.max()}")
+    elif X.dtype.kind == "f":
+        if not np.isfinite(X).all():
+            raise InstrecError(f"{path}: X contains NaN or Inf")
+        if X.size and (X.min() < 0 or X.max() > 255):
+            warnings.warn(f"{path}: float X values {X.min():g}..{X.max():g} lie outside the 0-255 scale; "
+                          "dividing by 255 anyway", stacklevel=3)
+    else:
+        raise InstrecError(f"{path}: X must be integer or float, got dtype {X.dtype}")
+
+
+def _features(X: np.ndarray, path: Path) -> np.ndarray:
+    """(N, T, F) features on the 0-255 scale -> float32 divided by 255."""
+    _check_features(X, path)
+    out = X.astype(np.float32)
+    out /= np.float32(255.0)
+    return out
+
+
+def _keys(arr: np.ndarray, path: Path) -> np.ndarray:
+    """(N,) sample keys as a unicode array; every element must be a str."""
+    if arr.ndim != 1:
+        raise InstrecError(f"{path}: sample_key must be 1-D, got shape {arr.shape}")
+    if arr.dtype.kind == "S":
+        arr = np.char.decode(arr, "utf-8")
+    elif arr.dtype.kind != "U":
+        if arr.dtype != object:
+            raise InstrecError(f"{path}: sample_key must hold strings, got dtype {arr.dtype}")
+        bad = next((x for x in arr.tolist() if not isinstance(x, str)), None)
+        if bad is not None:
+            raise InstrecError(f"{path}: sample_key elements must be strings, found {type(bad).__name__}")
+        arr = np.array(arr.tolist(), dtype=str) if len(arr) else np.zeros(0, dtype="<U1")
+    uniq, counts = np.unique(arr, return_counts=True)
+    if (counts > 1).any():
+        raise InstrecError(f"{path}: duplicate sample keys, e.g. {', '.join(uniq[counts > 1][:3])}")
+    return arr
+
+
+def _labels(Y_true: np.ndarray, Y_mask: np.ndarray, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Validate relevance (N, C) in [0, 1] and the (N, C) labelled mask."""
+    if Y_true.ndim != 2:
+        raise InstrecError(f"{path}: Y_true must have shape (N, C), got {Y_true.shape}")
+    if Y_true.shape != Y_mask.shape:
+        raise InstrecError(f"{path}: Y_true shape {Y_true.shape} differs from Y_mask shape {Y_mask.shape}")
+    if Y_true.dtype.kind not in "uif" or Y_mask.dtype.kind not in "bui":
+        raise InstrecError(f"{path}: Y_true must be numeric and Y_mask boolean, got {Y_true.dtype}/{Y_mask.dtype}")
+    y = Y_true.astype(np.float32)
+    if np.isnan(y).any():
+        raise InstrecError(f"{path}: Y_true contains NaN (mark unlabelled entries with Y_mask instead)")
+    if y.size and (y.min() < 0 or y.max() > 1):
+        raise InstrecError(f"{path}: Y_true values must lie in [0, 1], found {y.min():g}..{y.max():g}")
+    if Y_mask.dtype.kind != "b" and not np.isin(Y_mask, (0, 1)).all():
+        raise InstrecError(f"{path}: Y_mask must be boolean (0/1)")
+    return y, Y_mask.astype(bool)
+
+
+def read_class_map(path: str | Path, n_classes: int | None = None) -> tuple[str, ...]:
+    """Class names from ``class-map.json`` ({name: index}), in index order 0..C-1."""
+    path = Path(path)
+    if not path.is_file():
+        raise InstrecError(f"{path}: class map not found")
+    try:
+        mapping = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InstrecError(f"{path}: invalid JSON ({exc})") from None
+    if not isinstance(mapping, dict) or not all(type(v) is int for v in mapping.values()):
+        raise InstrecError(f"{path}: class map must be an object {{instrument name: integer column index}}")
+    if sorted(mapping.values()) != list(range(len(mapping))):
+        raise InstrecError(f"{path}: class indices must be unique and cover 0..{len(mapping) - 1}")
+    if n_classes is not None and len(mapping) != n_classes:
+        raise InstrecError(f"{path}: class map has {len(mapping)} classes but Y_true has {n_classes} columns")
+    return tuple(sorted(mapping, key=mapping.__getitem__))
+
+
+def load_openmic(data_dir: str | Path) -> OpenMICData:
+    """All clips of the OpenMIC-layout dataset in ``data_dir`` (see the module docstring)."""
+    data_dir = Path(data_dir)
+    path = data_dir / NPZ_NAME
+    arrays = read_npz_safely(path)
+    n = {name: arrays[name].shape[0] if arrays[name].ndim else None for name in ARRAYS}
+    if len(set(n.values())) != 1:
+        raise InstrecError(f"{path}: arrays disagree on the number of clips: "
+                           + ", ".join(f"{k} {v}" for k, v in n.items()))
+    X = _features(arrays["X"], path)
+    Y_true, Y_mask = _labels(arrays["Y_true"], arrays["Y_mask"], path)
+    keys = _keys(arrays["sample_key"], path)
+    classes = read_class_map(data_dir / CLASS_MAP_NAME, Y_true.shape[1])
+    return OpenMICData(X, Y_true, Y_mask, keys, classes)
+
+
+def partition_path(data_dir: str | Path, split: str, split_name: str = "split01") -> Path:
+    """``DIR/partitions/<split_name>_<split>.csv``."""
+    return Path(data_dir) / PARTITIONS_DIR / f"{split_name}_{split}.csv"
+
+
+def read_partition(path: str | Path) -> list[str]:
+    """Sample keys of a partition file (one a line, no header; blank lines ignored)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InstrecError(f"{path}: partition file not found")
+    keys = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if len(set(keys)) != len(keys):
+        dup = next(k for i, k in enumerate(keys) if k in keys[:i])
+        raise InstrecError(f"{path}: sample key {dup!r} listed twice")
+    return keys
+
+
+def load_split(data_dir: str | Path, split: str = "train", split_name: str = "split01",
+               data: OpenMICData | None = None) -> OpenMICData:
+    """The clips of partition ``<split_name>_<split>.csv``, in the file's order.
+
+    ``data`` may pass an already loaded :func:`load_openmic` result to avoid reading twice.
+    """
+    path = partition_path(data_dir, split, split_name)
+    keys = read_partition(path)
+    if not keys:
+        raise InstrecError(f"{path}: partition is empty")
+    data = load_openmic(data_dir) if data is None else data
+    index = {k: i for i, k in enumerate(data.sample_key.tolist())}
+    missing = [k for k in keys if k not in index]
+    if missing:
+        raise InstrecError(f"{path}: {len(missing)} key(s) not in {Path(data_dir) / NPZ_NAME}, "
+                           f"e.g. {', '.join(missing[:3])}")
+    return data.subset(np.array([index[k] for k in keys], dtype=np.int64))
+
+
+def validation_split(n: int, fraction: float = 0.15, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded split of ``range(n)`` into sorted (train, validation) int64 index arrays.
+
+    The validation part has ``round(n * fraction)`` items, at least 1 and at most n-1
+    when n >= 2; the same ``seed`` always gives the same split.
+    """
+    if not 0 < fraction < 1:
+        raise InstrecError(f"validation fraction must be in (0, 1), got {fraction}")
+    if n < 0:
+        raise InstrecError(f"number of clips must be >= 0, got {n}")
+    n_val = int(round(n * fraction))
+    if n >= 2:
+        n_val = min(max(n_val, 1), n - 1)
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[n_val:]).astype(np.int64), np.sort(order[:n_val]).astype(np.int64)
+
+
+def write_openmic(data_dir: str | Path, X: np.ndarray, Y_true: np.ndarray, Y_mask: np.ndarray,
+                  sample_key: Sequence[str] | np.ndarray, classes: Sequence[str],
+                  train: Sequence[str] | None = None, test: Sequence[str] | None = None, *,
+                  partitions: Mapping[str, Sequence[str]] | None = None, split_name: str = "split01") -> Path:
+    """Write an OpenMIC-layout dataset to ``data_dir``; return ``data_dir``.
+
+    ``X``: (N, T, F) integers in 0-255 (stored as uint8); ``Y_true``/``Y_mask``: (N, C);
+    ``sample_key``: N unique strings; ``classes``: C names. Partitions are the ``train``
+    and ``test`` key lists and/or ``partitions`` ({split: keys}), each written as
+    ``partitions/<split_name>_<split>.csv``.
+    """
+    data_dir = Path(data_dir)
+    path = data_dir / NPZ_NAME
+    partitions = dict(partitions or {})
+    for split, part in (("train", train), ("test", test)):
+        if part is not None:
+            if split in partitions:
+                raise InstrecError(f"{partition_path(data_dir, split, split_name)}: keys given twice")
+            partitions[split] = part
+    partitions = {split: [str(k) for k in part] for split, part in partitions.items()}
+    X = np.asarray(X)
+    if X.dtype.kind not in "ui" and not (X.dtype.kind == "f" and np.array_equal(X, np.round(X))):
+        raise InstrecError(f"{path}: X to write must hold integers 0-255, got dtype {X.dtype}")
+    _check_features(X, path)
+    y, m = _labels(np.asarray(Y_true), np.asarray(Y_mask), path)
+    keys = _keys(np.asarray(list(sample_key), dtype=str).reshape(-1), path)
+    classes = [str(c) for c in classes]
+    if not (len(X) == len(y) == len(keys)):
+        raise InstrecError(f"{path}: X, Y_true and sample_key disagree on N ({len(X)}, {len(y)}, {len(keys)})")
+    if len(classes) != y.shape[1] or len(set(classes)) != len(classes):
+        raise InstrecError(f"{path}: need {y.shape[1]} unique class names, got {len(classes)}")
+    known = set(keys.tolist())
+    for split, part in partitions.items():
+        bad = [k for k in part if k not in known]
+        if bad:
+            raise InstrecError(f"{partition_path(data_dir, split, split_name)}: keys not in the dataset, "
+                               f"e.g. {', '.join(map(str, bad[:3]))}")
+    atomic_save_npz(path, {"X": X.astype(np.uint8), "Y_true": y, "Y_mask": m, "sample_key": keys})
+    atomic_write_json(data_dir / CLASS_MAP_NAME, {c: i for i, c in enumerate(classes)})
+    for split, part in partitions.items():
+        atomic_write_text(partition_path(data_dir, split, split_name), "".join(f"{k}\n" for k in part))
+    return data_dir
