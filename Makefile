@@ -1,0 +1,27 @@
+# Two entry points, each installs what it needs into .venv first:
+#   make demo   - the main job on the embedded offline corpus (render -> train -> evaluate -> figures -> tag)
+#   make test   - the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test bench install clean
+
+$(BIN)/instrec: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(BIN)/instrec
+
+demo: install
+	$(BIN)/instrec demo --out demo-output
+
+test: install
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache

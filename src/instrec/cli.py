@@ -1,0 +1,212 @@
+"""The ``instrec`` command: a thin shell over the library. Heavy modules are imported inside
+each command so that ``instrec --help`` answers at once."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from instrec._io import InstrecError
+
+
+def _download(args: argparse.Namespace) -> int:
+    if args.what == "openmic":
+        from instrec.data.download import download_openmic
+
+        print(download_openmic(args.root))
+    else:
+        from instrec.features.vggish import download_vggish
+
+        print(download_vggish(args.root))
+    return 0
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from instrec.data.synth import build_corpus
+
+    build_corpus(args.out, args.clips, args.seed, soundfont=args.soundfont, frontend=args.frontend,
+                 jobs=args.jobs, keep_audio=args.keep_audio, overwrite=args.overwrite,
+                 labels_per_clip=args.labels_per_clip, disagreement=not args.no_disagreement,
+                 progress=not args.quiet)
+    return 0
+
+
+def _featurize(args: argparse.Namespace) -> int:
+    from instrec.featurize import featurize
+
+    report = featurize(args.inputs, args.out, frontend=args.frontend, labels=args.labels,
+                       weights_dir=args.weights, test_fraction=args.test_fraction, seed=args.seed,
+                       overwrite=args.overwrite, progress=not args.quiet)
+    return _report_failures(report.failures)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from instrec.train import TrainConfig, train
+
+    cfg = TrainConfig(data=args.data, out=args.out, model=args.model, loss=args.loss, mixup=args.mixup,
+                      concat=args.concat, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                      seed=args.seed, threads=args.threads, val_fraction=args.val_fraction)
+    summary = train(cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
+    print(f"{args.out}: best validation macro F1 {summary['best_val_macro_f1']:.4f} "
+          f"at epoch {summary['best_epoch']}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from instrec.evaluate import evaluate_run
+
+    m = evaluate_run(args.run_dir, data=args.data, split=args.split, out=args.out, localization=args.localization)
+    print(f"{args.run_dir} on {m['split']} ({m['n_clips']} clips): macro F1 {m['macro_f1']:.4f}, "
+          f"micro F1 {m['micro_f1']:.4f}, 2-class macro F1 {m['macro_f1_2class']:.4f}, mAP {m['mean_ap']:.4f}")
+    loc = m.get("localization")
+    if loc and loc.get("frame_level"):
+        print(f"  localization (1 s segments): F1 {loc['frame_level']['f1']:.4f}, ER {loc['frame_level']['er']:.4f}"
+              f" vs frame-agnostic F1 {loc['frame_agnostic']['f1']:.4f}, ER {loc['frame_agnostic']['er']:.4f}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from instrec._io import atomic_write_text
+    from instrec.predict import format_results, predict
+
+    out = Path(args.out) if args.out else None
+    if out is not None and out.exists() and not args.overwrite:
+        raise InstrecError(f"{out}: exists; pass --overwrite to replace it")
+    results = predict(args.run_dir, args.inputs, per_second=args.per_second, frontend=args.frontend,
+                      weights_dir=args.weights, progress=not args.quiet)
+    text = format_results(results, args.format, args.per_second)
+    if out is None:
+        sys.stdout.write(text)
+    elif results.files:
+        atomic_write_text(out, text)
+        print(f"tagged {len(results.files)} file(s) -> {out}", file=sys.stderr)
+    return _report_failures(results.failures)
+
+
+def _experiment(args: argparse.Namespace) -> int:
+    from instrec.experiment import run_experiment
+
+    run_experiment(args.data, args.out, grid=args.grid, seeds=args.seeds, epochs=args.epochs, jobs=args.jobs,
+                   overwrite=args.overwrite, progress=not args.quiet)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from instrec.demo import run_demo
+
+    run_demo(args.out, clips=args.clips, epochs=args.epochs, jobs=args.jobs, overwrite=args.overwrite)
+    return 0
+
+
+def _report_failures(failures: Sequence[tuple[str, str]]) -> int:
+    for _, message in failures:
+        print(f"instrec: failed: {message}", file=sys.stderr)
+    if failures:
+        print(f"instrec: {len(failures)} file(s) failed", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="instrec", description="Musical instrument recognition from weak and "
+                                "partial labels (OpenMIC-2018): train, evaluate, tag audio.")
+    p.add_argument("--version", action="version", version="instrec 0.1.0")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def command(name: str, fn: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help)
+        sp.set_defaults(fn=fn)
+        sp.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+        return sp
+
+    sp = command("download", _download, "download OpenMIC-2018 or the VGGish weights (md5-checked, resumable)")
+    sp.add_argument("what", choices=["openmic", "vggish"])
+    sp.add_argument("--root", required=True, help="folder to download and extract into")
+
+    sp = command("synth", _synth, "render the offline multi-instrument corpus (OpenMIC layout + strong labels)")
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--clips", type=int, default=2000)
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--soundfont", help="a .sf2 file (default: TimGM6mb shipped with pretty_midi)")
+    sp.add_argument("--frontend", default="logmel", choices=["logmel", "vggish"])
+    sp.add_argument("--jobs", type=int, default=2)
+    sp.add_argument("--keep-audio", action="store_true")
+    sp.add_argument("--labels-per-clip", type=float, default=2.0)
+    sp.add_argument("--no-disagreement", action="store_true", help="relevance exactly 0/1")
+    sp.add_argument("--overwrite", action="store_true")
+
+    sp = command("featurize", _featurize, "build an OpenMIC-layout dataset from your audio files")
+    sp.add_argument("inputs", nargs="+", help="audio files or folders")
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--frontend", default="vggish", choices=["logmel", "vggish"])
+    sp.add_argument("--labels", help="CSV sample_key,instrument,relevance (OpenMIC's aggregated-labels format)")
+    sp.add_argument("--weights", help="VGGish weights folder (default: the download location)")
+    sp.add_argument("--test-fraction", type=float, default=0.25)
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--overwrite", action="store_true")
+
+    sp = command("train", _train, "train a model (defaults: the paper's settings)")
+    sp.add_argument("--data", required=True, help="OpenMIC-layout dataset folder")
+    sp.add_argument("--model", default="bilstm-att", choices=["bilstm-att", "att", "fc", "fc-t", "rnn", "rf"])
+    sp.add_argument("--loss", default="focal", choices=["focal", "bce"])
+    sp.add_argument("--mixup", type=float, default=0.0, metavar="A", help="mixup with lambda ~ Beta(A, A); 0 = off")
+    sp.add_argument("--concat", type=float, default=0.0, metavar="P", help="concatenate clips in a batch with probability P")
+    sp.add_argument("--epochs", type=int, default=200)
+    sp.add_argument("--batch-size", type=int, default=32)
+    sp.add_argument("--lr", type=float, default=5e-4)
+    sp.add_argument("--val-fraction", type=float, default=0.15)
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--threads", type=int, default=1)
+    sp.add_argument("--out", required=True, help="run directory")
+    sp.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    sp.add_argument("--overwrite", action="store_true")
+
+    sp = command("evaluate", _evaluate, "score a run: metrics.json, per_class.csv, predictions.npz")
+    sp.add_argument("run_dir")
+    sp.add_argument("--data", help="dataset folder (default: the one the run was trained on)")
+    sp.add_argument("--split", default="test", choices=["test", "train", "validation"])
+    sp.add_argument("--out", help="folder for the outputs (default: RUN_DIR)")
+    sp.add_argument("--localization", action="store_true", help="score per-second outputs against strong labels")
+
+    sp = command("predict", _predict, "tag audio files with a trained run")
+    sp.add_argument("run_dir")
+    sp.add_argument("inputs", nargs="+", help="audio files or folders (searched recursively)")
+    sp.add_argument("--out", help="output file (default: standard output)")
+    sp.add_argument("--format", default="csv", choices=["csv", "json"])
+    sp.add_argument("--per-second", action="store_true", help="per-frame (0.96 s) probabilities and attention")
+    sp.add_argument("--frontend", choices=["logmel", "vggish"], help="must match the run's front end")
+    sp.add_argument("--weights", help="VGGish weights folder")
+    sp.add_argument("--overwrite", action="store_true")
+
+    sp = command("experiment", _experiment, "the paper's comparison and ablations over seeds, with figures")
+    sp.add_argument("--data", required=True)
+    sp.add_argument("--grid", default="paper", choices=["paper", "demo", "baselines", "smoke"])
+    sp.add_argument("--seeds", type=int, default=3)
+    sp.add_argument("--epochs", type=int, default=200)
+    sp.add_argument("--jobs", type=int, default=2, help="runs trained in parallel (one per core)")
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--overwrite", action="store_true")
+
+    sp = command("demo", _demo, "the quick start: synth corpus -> train -> evaluate -> figures -> tag a clip")
+    sp.add_argument("--out", default="demo-output")
+    sp.add_argument("--clips", type=int, default=2000)
+    sp.add_argument("--epochs", type=int, default=200)
+    sp.add_argument("--jobs", type=int, default=2)
+    sp.add_argument("--overwrite", action="store_true")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except InstrecError as exc:
+        print(f"instrec: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("instrec: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

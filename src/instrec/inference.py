@@ -1,0 +1,45 @@
+"""Running a trained model over feature arrays, in batches, without gradients."""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+
+class Predictions(NamedTuple):
+    """Model outputs as numpy arrays.
+
+    clip: (N, C) clip-level probabilities.
+    frame: (N, T, C) per-frame class probabilities, or None if the model has none.
+    attention: (N, T, C) attention weights (sum to 1 over T), or None.
+    """
+
+    clip: np.ndarray
+    frame: np.ndarray | None
+    attention: np.ndarray | None
+
+
+def run_model(model: Any, X: np.ndarray, batch_size: int = 1024) -> Predictions:
+    """Apply ``model`` (torch module in eval mode, or the random-forest baseline) to
+    ``X`` (N, T, F) float32 features scaled to [0, 1]."""
+    if hasattr(model, "predict_proba"):
+        return Predictions(np.asarray(model.predict_proba(X), dtype=np.float32), None, None)
+    import torch
+
+    was_training = model.training
+    model.eval()
+    clips, frames, atts = [], [], []
+    with torch.inference_mode():
+        for start in range(0, len(X), batch_size):
+            out = model(torch.as_tensor(X[start:start + batch_size], dtype=torch.float32))
+            clips.append(out.clip.numpy())
+            if out.frame is not None:
+                frames.append(out.frame.numpy())
+            if out.attention is not None:
+                atts.append(out.attention.numpy())
+    model.train(was_training)
+    n_c = model.config.get("n_classes", 0) if hasattr(model, "config") else 0
+    clip = np.concatenate(clips) if clips else np.zeros((0, n_c), np.float32)
+    return Predictions(clip,
+                       np.concatenate(frames) if frames else None,
+                       np.concatenate(atts) if atts else None)
