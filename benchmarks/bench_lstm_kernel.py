@@ -1,0 +1,122 @@
+"""Training throughput of the attention BiLSTM: instrec's LSTM vs a plain ``nn.LSTM`` loop.
+
+One training step = forward + masked focal loss + backward + Adam step on a batch of
+B clips of T frames x F features. Runs single-threaded; variants are interleaved in
+each repeat so background load hits them alike; reports the median clips/s.
+
+    python benchmarks/bench_lstm_kernel.py [--batch 32] [--frames 10] [--repeats 7]
+
+The fused nn.LSTM is sensitive to glibc malloc settings: with the defaults its large
+per-call buffers are page-faulted in on every step. Run with e.g.
+MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=536870912 to see it without
+that cost (instrec's LSTM barely changes, nn.LSTM gets about 30% faster).
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Callable
+
+import torch
+from torch import nn
+
+from instrec.losses import masked_focal_loss
+from instrec.models.bilstm_att import BiLSTMAttention
+from instrec.models.output import AttentionPooling, ModelOutput
+
+
+class PlainLSTMAttention(nn.Module):
+    """Reference: fused ``nn.LSTM`` (no recurrent dropout possible) + the same attention head."""
+
+    def __init__(self, n_classes: int = 20, n_features: int = 128, hidden: int = 64) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(n_features, hidden, batch_first=True, bidirectional=True)
+        self.head = AttentionPooling(2 * hidden, n_classes)
+
+    def forward(self, x: torch.Tensor) -> ModelOutput:
+        return self.head(self.lstm(x)[0])
+
+
+class AutogradBaddbmmAttention(nn.Module):
+    """Reference: same batched-direction recurrence, but differentiated by autograd per step."""
+
+    def __init__(self, n_classes: int = 20, n_features: int = 128, hidden: int = 64) -> None:
+        super().__init__()
+        ref = BiLSTMAttention(n_classes, n_features, hidden=hidden, dropout=0.0, recurrent_dropout=0.0)
+        self.lstm, self.head = ref.lstm, ref.head
+
+    def forward(self, x: torch.Tensor) -> ModelOutput:
+        lstm = self.lstm
+        b, t_len, f = x.shape
+        x_tbf = x.transpose(0, 1)
+        x2 = torch.stack([x_tbf, x_tbf.flip(0)]).view(2, t_len * b, f)
+        xg = torch.baddbmm(lstm.bias.unsqueeze(1), x2, lstm.weight_ih).view(2, t_len, b, -1)
+        h = x.new_zeros(2, b, lstm.hidden_size)
+        c = torch.zeros_like(h)
+        outs = []
+        for t in range(t_len):
+            i, fg, g, o = torch.baddbmm(xg[:, t], h, lstm.weight_hh).chunk(4, dim=-1)
+            c = torch.sigmoid(fg) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+            outs.append(h)
+        hs = torch.stack(outs, dim=1)
+        return self.head(torch.cat([hs[0], hs[1].flip(0)], dim=-1).transpose(0, 1))
+
+
+def make_step(model: nn.Module, batch: int, frames: int, n_feat: int,
+              n_classes: int) -> Callable[[], None]:
+    """A closure running one training step on fixed random data."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, frames, n_feat, generator=gen)
+    y = (torch.rand(batch, n_classes, generator=gen) < 0.3).float()
+    mask = torch.rand(batch, n_classes, generator=gen) < 0.4
+    opt = torch.optim.Adam(model.parameters(), lr=5e-4)
+    model.train()
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        loss = masked_focal_loss(model(x).clip, y, mask)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--frames", type=int, default=10)
+    ap.add_argument("--features", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=100, help="training steps per timed repeat")
+    ap.add_argument("--repeats", type=int, default=7)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    variants = {
+        "nn.LSTM (fused, no dropout)": PlainLSTMAttention(),
+        "baddbmm, autograd per step (no dropout)": AutogradBaddbmmAttention(),
+        "instrec BiLSTM (no dropout)": BiLSTMAttention(dropout=0.0, recurrent_dropout=0.0),
+        "instrec BiLSTM (dropout 0.2/0.2, paper)": BiLSTMAttention(),
+    }
+    steps = {k: make_step(m, args.batch, args.frames, args.features, 20) for k, m in variants.items()}
+    for step in steps.values():  # warm-up
+        for _ in range(10):
+            step()
+    rates: dict[str, list[float]] = {k: [] for k in steps}
+    for _ in range(args.repeats):
+        for name, step in steps.items():
+            t0 = time.perf_counter()
+            for _ in range(args.steps):
+                step()
+            rates[name].append(args.steps * args.batch / (time.perf_counter() - t0))
+    base = statistics.median(rates["nn.LSTM (fused, no dropout)"])
+    print(f"batch {args.batch}, T={args.frames}, F={args.features}, 1 thread, "
+          f"median of {args.repeats} x {args.steps} steps")
+    for name, r in rates.items():
+        med = statistics.median(r)
+        print(f"{name:42s} {med:8.0f} clips/s  x{med / base:.2f}  (min {min(r):.0f}, max {max(r):.0f})")
+
+
+if __name__ == "__main__":
+    main()

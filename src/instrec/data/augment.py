@@ -1,0 +1,105 @@
+"""Batch augmentations for partially labelled clips: mixup and clip concatenation.
+
+Conventions: x (B, T, F) features, y (B, C) targets in [0, 1] (soft after mixup),
+mask (B, C) bool (True = labelled). Random draws are made by the caller with a
+``torch.Generator`` (helpers below) so that augmentation is reproducible.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+
+def _standard_gamma(shape: float, n: int, generator: torch.Generator) -> torch.Tensor:
+    """log of n Gamma(shape, 1) draws, float64 (B,): Marsaglia & Tsang (2000).
+
+    For shape < 1, Gamma(shape) = Gamma(shape + 1) * U^(1/shape); working in logs
+    keeps tiny values (frequent when shape is small) from underflowing.
+    """
+    boost = shape < 1.0
+    d = (shape + 1.0 if boost else shape) - 1.0 / 3.0
+    c = 1.0 / (9.0 * d) ** 0.5
+    out = torch.empty(n, dtype=torch.float64)
+    todo = torch.arange(n)
+    while todo.numel():
+        z = torch.randn(todo.numel(), generator=generator, dtype=torch.float64)
+        u = torch.rand(todo.numel(), generator=generator, dtype=torch.float64)
+        v = (1.0 + c * z) ** 3
+        ok = (v > 0) & (torch.log(u) < 0.5 * z * z + d - d * v + d * torch.log(v.clamp(min=1e-300)))
+        out[todo[ok]] = torch.log(d * v[ok])
+        todo = todo[~ok]
+    if boost:
+        u = torch.rand(n, generator=generator, dtype=torch.float64).clamp(min=1e-300)
+        out += torch.log(u) / shape
+    return out
+
+
+def sample_mixup_lambda(generator: torch.Generator, batch: int, alpha: float) -> torch.Tensor:
+    """(batch,) float32 mixing weights drawn from Beta(alpha, alpha) with ``generator``.
+
+    Beta(a, a) = G1 / (G1 + G2) for independent Gamma(a) draws, computed as
+    sigmoid(log G1 - log G2) for numerical stability.
+    """
+    if alpha <= 0:
+        raise ValueError(f"mixup alpha must be > 0, got {alpha}")
+    g1 = _standard_gamma(alpha, batch, generator)
+    g2 = _standard_gamma(alpha, batch, generator)
+    return torch.sigmoid(g1 - g2).float()
+
+
+def sample_partners(generator: torch.Generator, batch: int, k: int = 2) -> torch.Tensor:
+    """(k-1, batch) int64 random permutations of the batch, one per extra source clip."""
+    return torch.stack([torch.randperm(batch, generator=generator) for _ in range(k - 1)]) \
+        if k > 1 else torch.empty(0, batch, dtype=torch.int64)
+
+
+def mixup(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, lam: torch.Tensor | float,
+          perm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mix each clip with partner ``perm[b]``: ``lam * a + (1 - lam) * partner``.
+
+    lam: scalar or (B,) weights in [0, 1]; perm: (B,) partner indices.
+    Returns x_mix (B, T, F), y_mix (B, C) soft targets and mask_mix (B, C) bool.
+    A mixed entry is labelled only where BOTH sources are labelled: with one label
+    unknown, the mixed target lam*y_a + (1-lam)*y_b is unknown too (it could be
+    anywhere between the two possible values), so training on it would teach a
+    made-up target. y_mix is 0 at unlabelled entries.
+    """
+    lam = torch.as_tensor(lam, dtype=x.dtype, device=x.device)
+    if lam.dim() == 0:
+        lam = lam.expand(x.shape[0])
+    if lam.shape != (x.shape[0],) or perm.shape != (x.shape[0],):
+        raise ValueError(f"lam and perm must be scalar/(B,) and (B,) with B = {x.shape[0]}, "
+                         f"got {tuple(lam.shape)} and {tuple(perm.shape)}")
+    mask = mask.bool()
+    mask_mix = mask & mask[perm]
+    lx = lam.view(-1, 1, 1)
+    x_mix = lx * x + (1 - lx) * x[perm]
+    ly = lam.view(-1, 1).to(y.dtype)
+    y_mix = ly * y + (1 - ly) * y[perm]
+    y_mix = torch.where(mask_mix, y_mix, torch.zeros_like(y_mix))
+    return x_mix, y_mix, mask_mix
+
+
+def concat(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor,
+           perms: torch.Tensor | Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Join each clip with k-1 partner clips along time into one (B, k*T, F) sequence.
+
+    perms: (k-1, B) tensor or a sequence of k-1 (B,) index tensors; source 0 is the
+    clip itself, source j is ``x[perms[j-1]]`` (appended in that order).
+    Labels (element-wise OR over the k sources, partial-label aware): positive if ANY
+    source is a known positive (labelled and y >= 0.5, so soft mixup targets count as
+    positive from 0.5); negative only if ALL sources are known negatives; otherwise
+    unknown. Returns x_cat (B, k*T, F), y_cat (B, C) in {0, 1}, mask_cat (B, C) bool.
+    """
+    idx = [torch.arange(x.shape[0], device=x.device)] + [p.to(x.device) for p in perms]
+    mask = mask.bool()
+    known_pos = mask & (y >= 0.5)
+    known_neg = mask & (y < 0.5)
+    any_pos = torch.zeros_like(mask)
+    all_neg = torch.ones_like(mask)
+    for i in idx:
+        any_pos = any_pos | known_pos[i]
+        all_neg = all_neg & known_neg[i]
+    x_cat = torch.cat([x[i] for i in idx], dim=1)
+    return x_cat, any_pos.to(y.dtype), any_pos | all_neg

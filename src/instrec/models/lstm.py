@@ -1,0 +1,205 @@
+"""A fast bidirectional LSTM with Keras-style (Gal & Ghahramani) input and recurrent dropout.
+
+``nn.LSTM`` has no recurrent dropout, so the recurrence is written here. Speed comes from:
+
+* both directions run in one batched op per time step: hidden states are stacked as
+  (2, B, H) and ``W_hh`` as (2, H, 4H), the backward direction consuming its input
+  reversed in time, so step ``s`` is forward time ``s`` and backward time ``T-1-s``;
+* the input projection for all steps and both directions is one ``baddbmm``;
+* projection and recurrence are one custom autograd Function with a hand-written
+  backward: the forward records no autograd graph and writes into preallocated
+  buffers through views made before the loop; the backward vectorises over time
+  everything that does not depend on the recurrence and gets the weight gradients
+  from one ``bmm`` each after the loop;
+* tanh is computed through sigmoid, which is several times faster on CPU.
+
+On one CPU thread, a training step of the attention BiLSTM (batch 32, 10 frames)
+runs about 1.3x faster than with the fused ``nn.LSTM`` (which has no recurrent
+dropout); see benchmarks/bench_lstm_kernel.py.
+
+Internal layout is direction-major, time-major: (2, T, B, ...). Gate order in the
+weights is i, f, g, o as in PyTorch.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.autograd.function import once_differentiable
+
+
+def _dropout_mask(shape: tuple[int, ...], p: float, like: torch.Tensor) -> torch.Tensor:
+    """Inverted-dropout mask of ``shape``: 0 with probability p, else 1/(1-p)."""
+    return like.new_empty(shape).bernoulli_(1.0 - p).div_(1.0 - p)
+
+
+class _BiLSTMFunction(torch.autograd.Function):
+    """Both LSTM directions, input projection included, with a hand-written backward.
+
+    Inputs: x2 (2, T*B, F) per-direction input (direction 1 time-reversed, input
+    dropout applied), rows ordered (t, b); w_ih (2, F, 4H); bias (2, 4H); w_hh (2, H, 4H);
+    mask (2, B, H) recurrent dropout mask or None; n_steps = T.
+    Output: (B, T, 2H) hidden states, forward direction in [..., :H], backward in [..., H:]
+    (a transposed view of a (T, B, 2H) tensor).
+
+    tanh is several times slower than sigmoid on CPU, so both tanh's are computed as
+    tanh(z) = 2 sigmoid(2z) - 1: the g-gate columns of the weights are doubled so one
+    sigmoid covers all four gates, and ``sc`` stores sigmoid(2c) instead of tanh(c).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x2: torch.Tensor, w_ih: torch.Tensor, bias: torch.Tensor,
+                w_hh: torch.Tensor, mask: torch.Tensor | None, n_steps: int) -> torch.Tensor:
+        n_dir, rows, _ = x2.shape
+        batch, hid = rows // n_steps, w_hh.shape[1]
+        g4 = 4 * hid
+        scale = x2.new_ones(g4)
+        scale[2 * hid : 3 * hid] = 2.0
+        xg = torch.baddbmm((bias * scale).unsqueeze(1), x2, w_ih * scale)
+        w_hh_s = w_hh * scale
+        acts = xg.view(n_dir, n_steps, batch, g4)  # overwritten in place by the activations
+        # cs[:, t + 1] is the cell state after step t; cs[:, 0] = 0 is the initial state.
+        cs = x2.new_zeros(n_dir, n_steps + 1, batch, hid)
+        sc = x2.new_empty(n_dir, n_steps, batch, hid)
+        hs = torch.empty_like(sc)
+        hm = hs if mask is None else torch.empty_like(sc)  # h as fed to the next step
+        # Per-step views made up front: unbind is much cheaper than indexing in the loop.
+        a_t, c_t, sc_t, h_t, hm_t = (v.unbind(1) for v in (acts, cs, sc, hs, hm))
+        i_t, f_t, g_t, o_t = (v.unbind(1) for v in acts.split(hid, dim=-1))
+        for t in range(n_steps):
+            a = a_t[t]
+            if t > 0:
+                a.baddbmm_(hm_t[t - 1], w_hh_s)
+            a.sigmoid_()
+            g = g_t[t]
+            g.mul_(2.0).sub_(1.0)  # tanh of the g pre-activation
+            c = c_t[t + 1]
+            torch.mul(i_t[t], g, out=c)
+            if t > 0:
+                c.addcmul_(f_t[t], c_t[t])
+            s = sc_t[t]
+            torch.mul(c, 2.0, out=s).sigmoid_()
+            h = h_t[t]
+            torch.mul(o_t[t], s, out=h).mul_(2.0).sub_(o_t[t])  # o * tanh(c)
+            if mask is not None:
+                torch.mul(h, mask, out=hm_t[t])
+        ctx.save_for_backward(x2, w_ih, w_hh, mask, acts, cs, sc, hm)
+        return torch.cat([hs[0], hs[1].flip(0)], dim=-1).transpose(0, 1)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, dout: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x2, w_ih, w_hh, mask, acts, cs, sc, hm = ctx.saved_tensors
+        n_dir, n_steps, batch, g4 = acts.shape
+        hid = g4 // 4
+        d_tb = dout.transpose(0, 1)
+        dhs = torch.stack([d_tb[..., :hid], d_tb[..., hid:].flip(0)])
+        i, f, g, o = acts.split(hid, dim=-1)
+        tc = sc * 2.0 - 1.0  # tanh(c)
+        # dL/d(pre-activation) = coef * dc for gates i, f, g and coef * dh for o. The
+        # coefficients do not depend on the recurrence: compute them for all T at once.
+        coef = torch.addcmul(acts, acts, acts, value=-1.0)  # sigmoid' = s - s^2
+        ci, cf, cg, co = coef.split(hid, dim=-1)
+        torch.addcmul(torch.ones_like(g), g, g, value=-1.0, out=cg)  # tanh' = 1 - g^2
+        ci.mul_(g)
+        cf.mul_(cs[:, :-1])
+        cg.mul_(i)
+        co.mul_(tc)
+        dh_to_dc = o - o * tc * tc  # dh/dc = o * tanh'(c)
+        w_hh_t = w_hh.transpose(1, 2)
+
+        dgates = torch.empty_like(coef)
+        dhs_t, k_t, coef_t, dg_t, f_t = (v.unbind(1) for v in (dhs, dh_to_dc, coef, dgates, f))
+        dh_rec = None
+        dc = None
+        for t in range(n_steps - 1, -1, -1):
+            dh = dhs_t[t] if dh_rec is None else dhs_t[t] + dh_rec
+            dc = dh * k_t[t] if dc is None else torch.addcmul(dc, dh, k_t[t])
+            torch.mul(coef_t[t], torch.cat([dc, dc, dc, dh], dim=-1), out=dg_t[t])
+            if t > 0:
+                dc = dc * f_t[t]
+                dh_rec = torch.bmm(dg_t[t], w_hh_t)
+                if mask is not None:
+                    dh_rec.mul_(mask)
+        if n_steps > 1:
+            h_in = hm[:, :-1].reshape(n_dir, (n_steps - 1) * batch, hid)
+            d_in = dgates[:, 1:].reshape(n_dir, (n_steps - 1) * batch, g4)
+            dw_hh = torch.bmm(h_in.transpose(1, 2), d_in)
+        else:
+            dw_hh = torch.zeros_like(w_hh)
+        dg_rows = dgates.view(n_dir, n_steps * batch, g4)
+        dw_ih = torch.bmm(x2.transpose(1, 2), dg_rows)
+        dbias = dg_rows.sum(dim=1)
+        dx2 = torch.bmm(dg_rows, w_ih.transpose(1, 2)) if ctx.needs_input_grad[0] else None
+        return dx2, dw_ih, dbias, dw_hh, None, None
+
+
+class BiLSTM(nn.Module):
+    """Single-layer bidirectional LSTM, batch-first, with Keras dropout semantics.
+
+    ``dropout`` zeroes input features and ``recurrent_dropout`` zeroes the previous
+    hidden state before the recurrent matmul; each direction draws one mask per
+    sequence, shared by all time steps (Gal & Ghahramani 2016), only in training mode.
+
+    Parameters use the ``x @ W`` layout: ``weight_ih`` (2, F, 4H), ``weight_hh``
+    (2, H, 4H), ``bias`` (2, 4H), gate order i, f, g, o; index 0 is the forward
+    direction. A single bias per gate as in Keras (PyTorch's b_ih + b_hh).
+    Initialisation follows Keras: Glorot-uniform input kernel, orthogonal recurrent
+    kernel, zero bias except forget-gate bias 1.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int = 64, dropout: float = 0.0,
+                 recurrent_dropout: float = 0.0) -> None:
+        super().__init__()
+        for name, p in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
+            if not 0.0 <= p < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {p}")
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.dropout = dropout
+        self.recurrent_dropout = recurrent_dropout
+        self.weight_ih = nn.Parameter(torch.empty(2, input_size, 4 * hidden_size))
+        self.weight_hh = nn.Parameter(torch.empty(2, hidden_size, 4 * hidden_size))
+        self.bias = nn.Parameter(torch.empty(2, 4 * hidden_size))
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Keras LSTM initialisation (see class docstring)."""
+        hid = self.hidden_size
+        for d in range(2):
+            nn.init.xavier_uniform_(self.weight_ih[d])
+            nn.init.orthogonal_(self.weight_hh[d])
+        self.bias.zero_()
+        self.bias[:, hid : 2 * hid] = 1.0
+
+    @torch.no_grad()
+    def load_torch_lstm(self, lstm: nn.LSTM) -> None:
+        """Copy weights from a single-layer bidirectional ``nn.LSTM`` with matching sizes."""
+        if not (lstm.bidirectional and lstm.num_layers == 1 and lstm.hidden_size == self.hidden_size
+                and lstm.input_size == self.input_size and lstm.bias):
+            raise ValueError("need a 1-layer bidirectional nn.LSTM with bias and the same sizes")
+        for d, sfx in enumerate(("", "_reverse")):
+            self.weight_ih[d].copy_(getattr(lstm, f"weight_ih_l0{sfx}").t())
+            self.weight_hh[d].copy_(getattr(lstm, f"weight_hh_l0{sfx}").t())
+            self.bias[d].copy_(getattr(lstm, f"bias_ih_l0{sfx}") + getattr(lstm, f"bias_hh_l0{sfx}"))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, T, F) -> (B, T, 2H); [..., :H] forward and [..., H:] backward direction."""
+        batch, n_steps, n_feat = x.shape
+        hid = self.hidden_size
+        x_tbf = x.transpose(0, 1)
+        x2 = torch.stack([x_tbf, x_tbf.flip(0)])  # (2, T, B, F), direction 1 time-reversed
+        train = self.training
+        if train and self.dropout > 0:
+            x2 = x2 * _dropout_mask((2, 1, batch, n_feat), self.dropout, x)
+        mask = None
+        if train and self.recurrent_dropout > 0:
+            mask = _dropout_mask((2, batch, hid), self.recurrent_dropout, x)
+        return _BiLSTMFunction.apply(x2.view(2, n_steps * batch, n_feat), self.weight_ih, self.bias,
+                                     self.weight_hh, mask, n_steps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.input_size}, {self.hidden_size}, dropout={self.dropout}, "
+                f"recurrent_dropout={self.recurrent_dropout}")

@@ -1,0 +1,101 @@
+"""Mixup and concatenation on partially labelled batches."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from instrec.data.augment import concat, mixup, sample_mixup_lambda, sample_partners
+
+
+def _batch():
+    x = torch.arange(2 * 3 * 2, dtype=torch.float32).view(2, 3, 2)
+    y = torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 1.0, 0.0]])
+    mask = torch.tensor([[True, True, False, True], [True, False, True, False]])
+    return x, y, mask
+
+
+def test_mixup_values_and_partial_label_rule() -> None:
+    x, y, mask = _batch()
+    perm = torch.tensor([1, 0])
+    lam = torch.tensor([0.7, 0.2])
+    x_mix, y_mix, m_mix = mixup(x, y, mask, lam, perm)
+    torch.testing.assert_close(x_mix[0], 0.7 * x[0] + 0.3 * x[1])
+    torch.testing.assert_close(x_mix[1], 0.2 * x[1] + 0.8 * x[0])
+    # Labelled only where both sources are: column 0 (both), column 1 (only clip 0),
+    # column 2 (only clip 1), column 3 (only clip 0). y[:, 0] = (1, 0).
+    assert m_mix.tolist() == [[True, False, False, False], [True, False, False, False]]
+    torch.testing.assert_close(y_mix, torch.tensor([[0.7, 0.0, 0.0, 0.0], [0.8, 0.0, 0.0, 0.0]]))
+
+
+def test_mixup_scalar_lambda_and_identity_partner() -> None:
+    x, y, mask = _batch()
+    x_a, y_a, m_a = mixup(x, y, mask, 0.4, torch.tensor([1, 0]))
+    x_b, y_b, m_b = mixup(x, y, mask, torch.tensor([0.4, 0.4]), torch.tensor([1, 0]))
+    torch.testing.assert_close(x_a, x_b)
+    torch.testing.assert_close(y_a, y_b)
+    assert torch.equal(m_a, m_b)
+    x_id, y_id, m_id = mixup(x, y, mask, 0.3, torch.tensor([0, 1]))
+    torch.testing.assert_close(x_id, x)
+    assert torch.equal(m_id, mask)
+    torch.testing.assert_close(y_id, torch.where(mask, y, 0.0))
+
+
+def test_mixup_rejects_bad_shapes() -> None:
+    x, y, mask = _batch()
+    with pytest.raises(ValueError, match=r"got \(3,\) and \(2,\)"):
+        mixup(x, y, mask, torch.tensor([0.1, 0.2, 0.3]), torch.tensor([1, 0]))
+
+
+def test_mixup_lambda_is_reproducible_and_beta_distributed() -> None:
+    a = sample_mixup_lambda(torch.Generator().manual_seed(5), 1000, 0.2)
+    b = sample_mixup_lambda(torch.Generator().manual_seed(5), 1000, 0.2)
+    assert torch.equal(a, b) and a.shape == (1000,)
+    assert a.min() >= 0 and a.max() <= 1
+    for alpha in (0.2, 2.0):
+        lam = sample_mixup_lambda(torch.Generator().manual_seed(0), 20000, alpha).double().numpy()
+        points = np.array([0.01, 0.1, 0.3, 0.5, 0.7, 0.9])
+        empirical = (lam[:, None] <= points).mean(axis=0)
+        np.testing.assert_allclose(empirical, stats.beta(alpha, alpha).cdf(points), atol=0.012)
+        assert lam.var() == pytest.approx(1 / (4 * (2 * alpha + 1)), rel=0.05)
+    with pytest.raises(ValueError, match="alpha must be > 0"):
+        sample_mixup_lambda(torch.Generator(), 4, 0.0)
+
+
+def test_concat_joins_along_time_and_ors_labels() -> None:
+    x = torch.randn(3, 2, 4)
+    # Columns: 0 known pos + known neg -> pos; 1 known neg + known neg -> neg;
+    # 2 known neg + unknown -> unknown; 3 known pos + unknown -> pos;
+    # 4 unknown + unknown -> unknown.
+    y = torch.tensor([[1.0, 0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0, 1.0], [0.0] * 5])
+    mask = torch.tensor([[True, True, True, True, False], [True, True, False, False, False], [False] * 5])
+    x_cat, y_cat, m_cat = concat(x, y, mask, torch.tensor([[1, 0, 2]]))
+    assert x_cat.shape == (3, 4, 4)
+    torch.testing.assert_close(x_cat[0], torch.cat([x[0], x[1]]))
+    torch.testing.assert_close(x_cat[1], torch.cat([x[1], x[0]]))
+    assert m_cat[0].tolist() == [True, True, False, True, False]
+    assert y_cat[0].tolist() == [1.0, 0.0, 0.0, 1.0, 0.0]
+    # Clip 2 paired with itself: all unknown stays unknown.
+    assert m_cat[2].tolist() == [False] * 5
+
+
+def test_concat_three_sources_and_soft_targets() -> None:
+    x = torch.randn(3, 2, 1)
+    y = torch.tensor([[0.6, 0.4], [0.4, 0.4], [0.1, 0.3]])  # soft (mixup) targets
+    mask = torch.ones(3, 2, dtype=torch.bool)
+    perms = [torch.tensor([1, 2, 0]), torch.tensor([2, 0, 1])]
+    x_cat, y_cat, m_cat = concat(x, y, mask, perms)
+    assert x_cat.shape == (3, 6, 1)
+    torch.testing.assert_close(x_cat[1, :, 0], torch.cat([x[1], x[2], x[0]])[:, 0])
+    # 0.6 counts as positive, 0.4 as negative: column 0 positive for every triple.
+    assert y_cat[:, 0].tolist() == [1.0, 1.0, 1.0] and m_cat.all()
+    assert y_cat[:, 1].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_sample_partners_are_permutations() -> None:
+    perms = sample_partners(torch.Generator().manual_seed(0), 6, k=3)
+    assert perms.shape == (2, 6)
+    for p in perms:
+        assert sorted(p.tolist()) == list(range(6))
+    assert sample_partners(torch.Generator(), 6, k=1).shape == (0, 6)
