@@ -1,0 +1,128 @@
+"""Turning a user's audio collection into an OpenMIC-layout dataset.
+
+Each file becomes one clip of ``frames`` frames (0.96 s each; 10 frames, like OpenMIC's
+10-second clips): longer files are cut to their first ``frames`` frames and shorter ones
+are padded by repeating their frames, and the dataset's ``featurize-notes.csv`` says
+which. Labels come from an optional CSV in OpenMIC's aggregated-labels format
+(``sample_key,instrument,relevance``); a clip's sample key is its file name without suffix.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from instrec._io import InstrecError, atomic_write_json, atomic_write_text
+from instrec.classes import OPENMIC_CLASSES
+
+
+@dataclass
+class FeaturizeReport:
+    out: Path
+    n_clips: int
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+def read_label_csv(path: str | Path) -> dict[str, dict[str, float]]:
+    """``sample_key,instrument,relevance`` rows (header optional) -> {key: {instrument: relevance}}."""
+    labels: dict[str, dict[str, float]] = {}
+    path = Path(path)
+    if not path.is_file():
+        raise InstrecError(f"{path}: label file not found")
+    with open(path, newline="") as fh:
+        for line, row in enumerate(csv.reader(fh), start=1):
+            if not row or (line == 1 and row[:3] == ["sample_key", "instrument", "relevance"]):
+                continue
+            if len(row) < 3:
+                raise InstrecError(f"{path}: line {line}: expected sample_key,instrument,relevance")
+            try:
+                value = float(row[2])
+            except ValueError:
+                raise InstrecError(f"{path}: line {line}: relevance {row[2]!r} is not a number") from None
+            if not 0.0 <= value <= 1.0:
+                raise InstrecError(f"{path}: line {line}: relevance {value} is outside [0, 1]")
+            labels.setdefault(row[0], {})[row[1]] = value
+    return labels
+
+
+def fit_frames(feats: np.ndarray, frames: int) -> tuple[np.ndarray, str]:
+    """Cut or repeat-pad (T, F) features to exactly ``frames`` rows; say what was done."""
+    n = len(feats)
+    if n == frames:
+        return feats, ""
+    if n > frames:
+        return feats[:frames], f"cut from {n} to {frames} frames"
+    reps = -(-frames // n)
+    return np.tile(feats, (reps, 1))[:frames], f"padded from {n} to {frames} frames by repetition"
+
+
+def featurize(inputs: Iterable[str | Path], out: str | Path, frontend: str = "vggish", labels: str | Path | None = None,
+              weights_dir: str | Path | None = None, frames: int = 10, test_fraction: float = 0.25, seed: int = 0,
+              overwrite: bool = False, progress: bool = True) -> FeaturizeReport:
+    """Featurise audio files into ``out`` (OpenMIC layout plus ``frontend.json``)."""
+    from instrec.data.openmic import write_openmic
+    from instrec.features.frontends import get_frontend
+    from instrec.predict import expand_inputs
+
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise InstrecError(f"{out}: output directory is not empty; pass --overwrite to replace it")
+    table = read_label_csv(labels) if labels else {}
+    fe = get_frontend(frontend, weights_dir=weights_dir)
+    paths = expand_inputs(inputs)
+    if not paths:
+        raise InstrecError("no audio files found in the given inputs")
+    iterator = paths
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(paths, desc="featurize", unit="file")
+    keys, files, feats, notes, failures = [], [], [], [], []
+    for path in iterator:
+        key = Path(path).stem
+        if key in keys:
+            failures.append((str(path), f"{path}: sample key {key!r} already used by another file"))
+            continue
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                x = fe.features_from_file(path)
+        except InstrecError as exc:
+            failures.append((str(path), str(exc)))
+            continue
+        x, note = fit_frames(x, frames)
+        keys.append(key)
+        files.append(str(path))
+        feats.append(x)
+        notes.append(" | ".join([str(w.message) for w in caught] + ([note] if note else [])))
+    if not keys:
+        raise InstrecError("no file could be featurised: " + "; ".join(m for _, m in failures[:3]))
+
+    instruments = sorted({i for d in table.values() for i in d})
+    classes = list(OPENMIC_CLASSES) if set(instruments) <= set(OPENMIC_CLASSES) else instruments
+    y_true = np.zeros((len(keys), len(classes)), np.float32)
+    y_mask = np.zeros((len(keys), len(classes)), bool)
+    col = {c: i for i, c in enumerate(classes)}
+    for r, key in enumerate(keys):
+        for inst, value in table.get(key, {}).items():
+            y_true[r, col[inst]], y_mask[r, col[inst]] = value, True
+    unknown = sorted(set(table) - set(keys))
+    if unknown:
+        warnings.warn(f"{labels}: {len(unknown)} labelled keys have no audio file (first: {unknown[0]})")
+
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(keys))
+    n_test = int(round(len(keys) * test_fraction)) if len(keys) > 1 else 0
+    test = sorted(keys[i] for i in order[:n_test])
+    train = sorted(keys[i] for i in order[n_test:])
+    write_openmic(out, np.stack(feats), y_true, y_mask, np.array(keys), classes, train, test)
+    atomic_write_json(out / "frontend.json", fe.describe())
+    buf = io.StringIO()
+    csv.writer(buf).writerows([["sample_key", "file", "note"], *([k, p, n] for k, p, n in zip(keys, files, notes))])
+    atomic_write_text(out / "featurize-notes.csv", buf.getvalue())
+    return FeaturizeReport(out, len(keys), failures)

@@ -1,0 +1,138 @@
+"""Evaluation outputs, tagging audio files, and featurising a user's collection."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import TINY_CLASSES, make_tiny_dataset
+from instrec._io import InstrecError
+from instrec.cli import main
+from instrec.metrics import evaluate
+from instrec.train import TrainConfig, train
+
+SR = 22050
+
+
+@pytest.fixture(scope="module")
+def run128(tmp_path_factory):
+    """A bilstm-att run on 128-feature tiny data, labelled as coming from the logmel front end."""
+    root = tmp_path_factory.mktemp("run128")
+    data = make_tiny_dataset(root / "data", n_features=128, n=160)
+    train(TrainConfig(data=str(data), out=str(root / "run"), epochs=3, seed=1), progress=False)
+    return root / "run"
+
+
+def _tone(path, seconds, freq=440.0, sr=SR):
+    t = np.arange(int(seconds * sr)) / sr
+    sf.write(path, (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), sr)
+    return path
+
+
+def test_evaluate_writes_consistent_outputs(run128):
+    from instrec.evaluate import evaluate_run
+    from instrec.data.openmic import load_split
+
+    m = evaluate_run(run128)
+    saved = json.loads((run128 / "metrics.json").read_text())
+    assert saved["macro_f1"] == pytest.approx(m["macro_f1"]) and saved["split"] == "test"
+    with np.load(run128 / "predictions.npz", allow_pickle=False) as z:
+        keys, probs = z["sample_key"], z["probabilities"]
+        assert z["frame_probabilities"].shape == (40, 10, 4) and z["attention"].shape == (40, 10, 4)
+        np.testing.assert_allclose(z["attention"].sum(axis=1), 1.0, atol=1e-5)
+    test = load_split(json.loads((run128 / "config.json").read_text())["train"]["data"], "test")
+    assert keys.tolist() == test.sample_key.tolist()
+    again = evaluate(test.Y_true, test.Y_mask, probs, TINY_CLASSES)
+    assert again["macro_f1"] == pytest.approx(m["macro_f1"]) and again["mean_ap"] == pytest.approx(m["mean_ap"], nan_ok=True)
+    rows = list(csv.DictReader(open(run128 / "per_class.csv")))
+    assert [r["instrument"] for r in rows] == TINY_CLASSES
+    assert float(rows[0]["f1"]) == pytest.approx(m["per_class"][0]["f1"], abs=1e-5)
+    assert "tuned_threshold" in rows[0] and m["tuned_thresholds"]["macro_f1"] >= 0
+
+
+def test_evaluate_validation_split_uses_the_runs_keys(run128):
+    from instrec.evaluate import evaluate_run
+
+    m = evaluate_run(run128, split="validation", out=run128 / "val")
+    assert m["n_clips"] == len((run128 / "validation-keys.csv").read_text().split())
+
+
+def test_predict_tags_files_and_reports_bad_ones(run128, tmp_path):
+    from instrec.predict import predict
+
+    good = _tone(tmp_path / "a.wav", 10.0)
+    long = _tone(tmp_path / "long.flac", 25.0, 220.0)
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF....WAVEnot really")
+    res = predict(run128, [good, long, bad], per_second=True)
+    assert [f.path for f in res.files] == [str(good), str(long)]
+    assert len(res.failures) == 1 and "broken.wav" in res.failures[0][1]
+    a, b = res.files
+    assert a.n_frames == 10 and a.n_windows == 1 and a.aggregation == "single window"
+    assert b.n_frames == 26 and b.n_windows == 3 and "max over 3 windows" in b.aggregation
+    assert b.frame_probabilities.shape == (26, 4) and not np.isnan(b.frame_probabilities).any()
+    assert res.probabilities.shape == (2, 4)
+    # the file-level probability is the max over the windows' clip-level probabilities
+    from instrec.checkpoint import load_model
+    from instrec.features.frontends import get_frontend
+    from instrec.inference import run_model
+
+    model, _ = load_model(run128)
+    x = get_frontend("logmel").features_from_file(long).astype(np.float32) / 255
+    windows = np.stack([x[0:10], x[10:20], x[16:26]])
+    np.testing.assert_allclose(b.probabilities, run_model(model, windows).clip.max(axis=0), rtol=1e-5)
+
+
+def test_predict_cli_outputs_and_no_silent_overwrite(run128, tmp_path, capsys):
+    clip = _tone(tmp_path / "c.wav", 10.0)
+    out = tmp_path / "tags.csv"
+    assert main(["predict", str(run128), str(tmp_path), "--out", str(out), "-q"]) == 0
+    rows = list(csv.DictReader(open(out)))
+    assert len(rows) == 1 and rows[0]["file"] == str(clip)
+    assert set(TINY_CLASSES) <= set(rows[0]) and rows[0]["alpha_present"] in ("0", "1")
+    before = out.read_text()
+    assert main(["predict", str(run128), str(clip), "--out", str(out), "-q"]) == 2
+    assert "exists; pass --overwrite" in capsys.readouterr().err and out.read_text() == before
+    js = tmp_path / "tags.json"
+    assert main(["predict", str(run128), str(clip), "--out", str(js), "--format", "json", "--per-second", "-q"]) == 0
+    doc = json.loads(js.read_text())
+    assert np.array(doc["files"][0]["frame_probabilities"]).shape == (10, 4)
+    assert np.allclose(np.array(doc["files"][0]["attention"]).sum(axis=0), 1.0, atol=1e-3)
+    (tmp_path / "bad.wav").write_bytes(b"")
+    code = main(["predict", str(run128), str(tmp_path), "--out", str(tmp_path / "t2.csv"), "-q"])
+    assert code == 1 and len(list(csv.DictReader(open(tmp_path / "t2.csv")))) == 1
+
+
+def test_predict_refuses_a_mismatched_front_end(run128, tmp_path):
+    from instrec.predict import predict
+
+    with pytest.raises(InstrecError, match="trained on 'logmel' features; predicting with front end 'vggish'"):
+        predict(run128, [_tone(tmp_path / "a.wav", 2.0)], frontend="vggish")
+
+
+def test_featurize_builds_a_loadable_dataset(tmp_path):
+    from instrec.data.openmic import load_openmic
+    from instrec.featurize import featurize
+
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    for i, secs in enumerate([10.0, 12.0, 3.0, 10.0]):
+        _tone(audio / f"song{i}.wav", secs, 200 + 100 * i)
+    (audio / "junk.wav").write_bytes(b"xx")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("sample_key,instrument,relevance\nsong0,piano,1.0\nsong1,voice,0.2\nsong3,piano,0.75\n")
+    rep = featurize([audio], tmp_path / "ds", frontend="logmel", labels=labels, progress=False, test_fraction=0.25)
+    assert rep.n_clips == 4 and len(rep.failures) == 1 and "junk.wav" in rep.failures[0][0]
+    ds = load_openmic(tmp_path / "ds")
+    assert ds.X.shape == (4, 10, 128) and ds.classes[12] == "piano" and len(ds.classes) == 20
+    row = {k: i for i, k in enumerate(ds.sample_key)}
+    assert ds.Y_mask.sum() == 3 and ds.Y_true[row["song3"], 12] == pytest.approx(0.75)
+    assert json.loads((tmp_path / "ds" / "frontend.json").read_text())["name"] == "logmel"
+    notes = {r["sample_key"]: r["note"] for r in csv.DictReader(open(tmp_path / "ds" / "featurize-notes.csv"))}
+    assert "padded from 3 to 10 frames" in notes["song2"] and "cut from 12 to 10" in notes["song1"]
+    with pytest.raises(InstrecError, match="not empty"):
+        featurize([audio], tmp_path / "ds", frontend="logmel", progress=False)
