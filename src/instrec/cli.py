@@ -12,13 +12,16 @@ from instrec._io import InstrecError
 
 def _download(args: argparse.Namespace) -> int:
     if args.what == "openmic":
+        if not args.root:
+            raise InstrecError("download openmic needs --root DIR (about 2.6 GB)")
         from instrec.data.download import download_openmic
 
-        print(download_openmic(args.root))
+        print(download_openmic(args.root, progress=not args.quiet))
     else:
-        from instrec.features.vggish import download_vggish
+        from instrec.features.vggish_weights import download_vggish
 
-        print(download_vggish(args.root))
+        for path in download_vggish(args.root, source=args.source, progress=not args.quiet, force=args.force):
+            print(path)
     return 0
 
 
@@ -121,7 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = command("download", _download, "download OpenMIC-2018 or the VGGish weights (md5-checked, resumable)")
     sp.add_argument("what", choices=["openmic", "vggish"])
-    sp.add_argument("--root", required=True, help="folder to download and extract into")
+    sp.add_argument("--root", help="folder to download into (vggish default: $INSTREC_WEIGHTS_DIR or "
+                    "~/.cache/instrec/weights)")
+    sp.add_argument("--source", default="auto", choices=["auto", "tensorflow", "torchvggish"],
+                    help="vggish: the official TF checkpoint (needs tensorflow to convert) or the torchvggish files")
+    sp.add_argument("--force", action="store_true", help="vggish: convert again")
 
     sp = command("synth", _synth, "render the offline multi-instrument corpus (OpenMIC layout + strong labels)")
     sp.add_argument("--out", required=True)
