@@ -1,0 +1,88 @@
+"""Render MIDI with a SoundFont (midirenderer, a Rust port of a SoundFont synthesiser).
+
+``midirenderer.render_wave_from`` returns 16-bit stereo WAV bytes at 48 kHz whose length
+is the MIDI file's length; here the result is mixed to mono (channel mean), converted to
+float32, trimmed or zero-padded to exactly ``duration`` seconds and peak-normalised to
+-1 dBFS (silence stays silence).
+"""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+
+from instrec._io import InstrecError, atomic_write_bytes
+from instrec.data.synth.soundfont import SoundFont, load_soundfont
+
+#: Peak level of rendered clips (-1 dBFS).
+PEAK = 10 ** (-1 / 20)
+
+
+def render_midi(sf: SoundFont, midi: bytes, duration: float | None = 10.0,
+                source: str = "<midi>") -> tuple[np.ndarray, int]:
+    """Render MIDI bytes; return ``(audio, sr)``: (n,) float32 mono in [-1, 1] and Hz.
+
+    ``duration`` (seconds) trims or zero-pads to ``round(duration * sr)`` samples; ``None``
+    keeps the rendered length. ``source`` names the MIDI data in errors.
+    """
+    import midirenderer
+    import soundfile
+
+    try:
+        wav = midirenderer.render_wave_from(sf.data, midi)
+    except (RuntimeError, ValueError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        culprit = sf.path if "soundfont" in msg.lower() else source
+        raise InstrecError(f"{culprit}: cannot render ({msg})") from None
+    stereo, sr = soundfile.read(io.BytesIO(wav), dtype="float32", always_2d=True)
+    audio = stereo.mean(axis=1, dtype=np.float32)
+    if duration is not None:
+        n = int(round(duration * sr))
+        audio = audio[:n] if len(audio) >= n else np.pad(audio, (0, n - len(audio)))
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    if peak > 0.0:
+        audio = audio * np.float32(PEAK / peak)
+    return np.ascontiguousarray(audio, dtype=np.float32), int(sr)
+
+
+def wav_bytes(audio: np.ndarray, sr: int) -> bytes:
+    """(n,) float audio in [-1, 1] at ``sr`` Hz -> mono 16-bit PCM WAV file bytes."""
+    import soundfile
+
+    buf = io.BytesIO()
+    soundfile.write(buf, np.clip(audio, -1.0, 1.0), sr, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def render_midi_file(midi_path: str | os.PathLike, wav_path: str | os.PathLike,
+                     soundfont: str | os.PathLike | SoundFont | None = None,
+                     duration: float | None = None) -> Path:
+    """Render a ``.mid`` file to a mono 16-bit WAV (atomically); return the WAV path.
+
+    ``soundfont``: a path, a loaded :class:`SoundFont`, or ``None`` for pretty_midi's
+    TimGM6mb.sf2. ``duration``: seconds to trim/pad to, ``None`` for the MIDI file's length.
+    """
+    midi_path = Path(midi_path)
+    sf = soundfont if isinstance(soundfont, SoundFont) else load_soundfont(soundfont)
+    try:
+        midi = midi_path.read_bytes()
+    except FileNotFoundError:
+        raise InstrecError(f"{midi_path}: MIDI file not found") from None
+    except OSError as exc:
+        raise InstrecError(f"{midi_path}: cannot read MIDI file ({exc.strerror or exc})") from None
+    if duration is None:
+        duration = midi_seconds(midi, str(midi_path))
+    audio, sr = render_midi(sf, midi, duration, source=str(midi_path))
+    return atomic_write_bytes(wav_path, wav_bytes(audio, sr))
+
+
+def midi_seconds(midi: bytes, source: str = "<midi>") -> float:
+    """Length of MIDI file bytes in seconds (to the millisecond), as the renderer plays it."""
+    import mido
+
+    try:
+        return round(float(mido.MidiFile(file=io.BytesIO(midi)).length), 3)
+    except (OSError, EOFError, ValueError, KeyError, IndexError) as exc:
+        raise InstrecError(f"{source}: not a valid MIDI file ({exc or type(exc).__name__})") from None

@@ -1,0 +1,96 @@
+"""Statistics of a synthetic corpus (:class:`CorpusStats`), also written to ``corpus-stats.json``."""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+
+@dataclass
+class CorpusStats:
+    """What a corpus holds and how it was made.
+
+    Label statistics count *labelled pairs* (clip, class) with ``Y_mask`` True; a pair is
+    positive when ``Y_true >= 0.5``. ``per_class[c]`` has ``labelled``/``positive`` pairs,
+    ``present`` (clips where c sounds >= ``min_seconds``), ``sounding`` (clips with any note
+    of c) and ``brief`` (sounding but below the threshold). Times are wall seconds;
+    ``stage_seconds`` sums worker time per stage over all clips.
+    """
+
+    out_dir: str
+    n_clips: int
+    seed: int
+    soundfont: str
+    soundfont_sha256: str
+    frontend: dict[str, Any]
+    classes: list[str]
+    renderable_classes: list[str]
+    n_train: int
+    n_test: int
+    labels_per_clip_requested: float
+    positive_fraction_requested: float
+    p_positive: float
+    disagreement: bool
+    min_seconds: float
+    labelled_pairs: int
+    labelled_per_clip: float
+    positive_pairs: int
+    positive_fraction: float
+    doubted_pairs: int
+    present_per_clip: float
+    sounding_per_clip: float
+    per_class: dict[str, dict[str, int]]
+    ensembles: dict[str, int]
+    jobs: int
+    executor: str | None
+    seconds: float
+    clips_per_second: float
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (the content of ``corpus-stats.json``)."""
+        return asdict(self)
+
+    def summary(self) -> str:
+        """A short human-readable report (several lines)."""
+        lines = [
+            f"synthetic corpus: {self.n_clips} clips in {self.out_dir} ({self.n_train} train / {self.n_test} test), "
+            f"seed {self.seed}, front end {self.frontend.get('name')}",
+            f"  SoundFont {self.soundfont}: {len(self.renderable_classes)}/{len(self.classes)} classes renderable"
+            + (f" (never labelled: {', '.join(c for c in self.classes if c not in self.renderable_classes)})"
+               if len(self.renderable_classes) < len(self.classes) else ""),
+            f"  labelled pairs: {self.labelled_pairs} ({self.labelled_per_clip:.2f}/clip, requested "
+            f"{self.labels_per_clip_requested:g}); positive {self.positive_pairs} = {self.positive_fraction:.3f} "
+            f"(requested {self.positive_fraction_requested:g}); {self.doubted_pairs} with annotator disagreement",
+            f"  classes per clip: {self.sounding_per_clip:.2f} sounding, {self.present_per_clip:.2f} present "
+            f"(>= {self.min_seconds:g} s)",
+            "  per class (labelled / positive / present clips): " + ", ".join(
+                f"{c} {v['labelled']}/{v['positive']}/{v['present']}" for c, v in self.per_class.items()
+                if c in self.renderable_classes),
+            f"  {self.seconds:.1f} s with {self.executor or f'{self.jobs} job(s)'}: "
+            f"{self.clips_per_second:.1f} clips/s",
+        ]
+        return "\n".join(lines)
+
+
+def label_statistics(y_true: np.ndarray, y_mask: np.ndarray, present: np.ndarray, sounding: np.ndarray,
+                     classes: Sequence[str]) -> dict[str, Any]:
+    """Label counts from (N, C) ``y_true``/``y_mask``/``present``/``sounding`` arrays."""
+    n = max(int(y_mask.shape[0]), 1)
+    pos = y_mask & (y_true >= 0.5)
+    doubted = y_mask & (y_true != 0.0) & (y_true != 1.0)
+    labelled = int(y_mask.sum())
+    per_class = {c: {"labelled": int(y_mask[:, j].sum()), "positive": int(pos[:, j].sum()),
+                     "present": int(present[:, j].sum()), "sounding": int(sounding[:, j].sum()),
+                     "brief": int((sounding[:, j] & ~present[:, j]).sum())} for j, c in enumerate(classes)}
+    return {"labelled_pairs": labelled, "labelled_per_clip": labelled / n, "positive_pairs": int(pos.sum()),
+            "positive_fraction": float(pos.sum() / labelled) if labelled else 0.0, "doubted_pairs": int(doubted.sum()),
+            "present_per_clip": float(present.sum() / n), "sounding_per_clip": float(sounding.sum() / n),
+            "per_class": per_class}
+
+
+def count(values: Sequence[str]) -> Mapping[str, int]:
+    """Occurrences of each value, most common first."""
+    return dict(Counter(values).most_common())
