@@ -203,7 +203,7 @@ def test_degenerate_classes():
     y_mask = np.array([[0, 1, 1]] * 4, dtype=bool)
     probs = np.array([[0.9, 0.1, 0.9], [0.9, 0.2, 0.1], [0.9, 0.3, 0.2], [0.9, 0.4, 0.3]])
     rows = metrics.per_class(y_true, y_mask, probs, ["c0", "c1", "c2"])
-    assert rows[0]["f1"] == 0.0 and math.isnan(rows[0]["f1_2class"]) and math.isnan(rows[0]["average_precision"])
+    assert all(math.isnan(rows[0][k]) for k in ("precision", "recall", "f1", "f1_2class", "average_precision"))
     assert rows[1]["f1"] == 0.0 and rows[1]["f1_2class"] == pytest.approx(
         f1_score([0] * 4, [0] * 4, average="macro", zero_division=0))
     assert rows[2]["f1_2class"] == pytest.approx(
@@ -211,6 +211,16 @@ def test_degenerate_classes():
     res = metrics.evaluate(y_true, y_mask, probs, ["c0", "c1", "c2"])
     assert math.isnan(res["mean_ap"]) and res["macro_f1"] == 0.0
     assert res["macro_f1_2class"] == pytest.approx((rows[1]["f1_2class"] + rows[2]["f1_2class"]) / 2)
+
+
+def test_instruments_without_labelled_entries_leave_the_macro_averages():
+    # c0 is never labelled (e.g. a class the SoundFont cannot render); c1 is predicted perfectly.
+    y_true = np.array([[0, 1], [0, 0], [0, 1]], dtype=float)
+    y_mask = np.array([[0, 1]] * 3, dtype=bool)
+    probs = np.array([[0.9, 0.8], [0.9, 0.2], [0.9, 0.7]])
+    res = metrics.evaluate(y_true, y_mask, probs, ["c0", "c1"])
+    assert res["macro_f1"] == 1.0 and res["macro_precision"] == 1.0 and res["macro_recall"] == 1.0
+    assert metrics.f1_summary(y_true, y_mask, probs) == (1.0, 1.0)
 
 
 # ----------------------------------------------------------------------------- validation

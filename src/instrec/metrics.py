@@ -117,7 +117,7 @@ def _class_row(name: str, pos: np.ndarray, pred: np.ndarray, prob: np.ndarray, t
     fp = int(np.sum(~pos & pred))
     fn = int(np.sum(pos & ~pred))
     tn = int(pos.size - tp - fp - fn)
-    precision, recall, f1 = _prf(tp, fp, fn)
+    precision, recall, f1 = _prf(tp, fp, fn) if pos.size else (float("nan"),) * 3
     f1_neg = _ratio(2 * tn, 2 * tn + fn + fp)
     # sklearn's f1_score(average='macro') averages over the labels present in
     # y_true or y_pred, so a one-label instrument averages one F1, not two.
@@ -163,20 +163,22 @@ def evaluate(y_true, y_mask, probs, classes: Sequence[str], threshold=0.5) -> Or
 
     Keys: ``macro_f1, micro_f1, macro_f1_2class, mean_ap, macro_precision,
     macro_recall, micro_precision, micro_recall, n_labelled, n_positive, per_class``.
-    Macro precision/recall/F1 average every instrument (zero-division entries count
-    as 0, as in scikit-learn); ``macro_f1_2class`` and ``mean_ap`` skip NaN entries.
+    Macro precision/recall/F1 average every instrument that has at least one labelled
+    entry (zero-division entries count as 0, as in scikit-learn); an instrument with no
+    labelled entry has NaN scores and is left out, as are NaN entries of
+    ``macro_f1_2class`` and ``mean_ap``.
     Micro scores pool TP/FP/FN over all labelled (clip, instrument) pairs.
     """
     rows = per_class(y_true, y_mask, probs, classes, threshold)
     tp, fp, fn = (sum(r[k] for r in rows) for k in ("tp", "fp", "fn"))
     micro_p, micro_r, micro_f1 = _prf(tp, fp, fn)
     return OrderedDict([
-        ("macro_f1", float(np.mean([r["f1"] for r in rows]))),
+        ("macro_f1", _nanmean([r["f1"] for r in rows])),
         ("micro_f1", micro_f1),
         ("macro_f1_2class", _nanmean([r["f1_2class"] for r in rows])),
         ("mean_ap", _nanmean([r["average_precision"] for r in rows])),
-        ("macro_precision", float(np.mean([r["precision"] for r in rows]))),
-        ("macro_recall", float(np.mean([r["recall"] for r in rows]))),
+        ("macro_precision", _nanmean([r["precision"] for r in rows])),
+        ("macro_recall", _nanmean([r["recall"] for r in rows])),
         ("micro_precision", micro_p),
         ("micro_recall", micro_r),
         ("n_labelled", int(sum(r["support_pos"] + r["support_neg"] for r in rows))),
@@ -198,7 +200,7 @@ def f1_summary(y_true, y_mask, probs, threshold=0.5) -> tuple[float, float]:
     fp = np.sum(~pos & pred, axis=0)
     fn = np.sum(pos & ~pred, axis=0)
     den = 2 * tp + fp + fn
-    per_class_f1 = np.divide(2 * tp, den, out=np.zeros_like(tp), where=den > 0)
+    per_class_f1 = np.divide(2 * tp, den, out=np.zeros_like(tp), where=den > 0)[mask.any(axis=0)]
     macro = float(per_class_f1.mean()) if per_class_f1.size else 0.0
     return macro, _prf(tp.sum(), fp.sum(), fn.sum())[2]
 
