@@ -1,0 +1,97 @@
+"""Corpus rendering speed: clips/s of `instrec synth` with 1 and 2 worker processes.
+
+Runs ``instrec synth --out DIR --clips N --seed S --jobs J`` as a subprocess (the whole
+command: start-up, composing, rendering with the SoundFont, log-mel features, writing the
+OpenMIC-layout corpus) for J in 1 and 2, the two interleaved in every repeat, and reports
+the median. Beside the command's own clips/s it shows what the corpus reports about itself
+in ``corpus-stats.json`` (rendering time without start-up, time per stage), when present.
+
+Target: >= 20 clips/s on 2 cores (the command, --jobs 2).
+
+    python benchmarks/bench_synth.py [--quick] [--out DIR] [--clips N] [--jobs 1,2] [--repeats R]
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C  # noqa: E402
+
+NAME = "bench_synth"
+
+
+def main() -> int:
+    p = C.base_parser(__doc__.split("\n\n")[0])
+    p.add_argument("--clips", type=int, default=None, help="clips per corpus (default 200; --quick 40)")
+    p.add_argument("--jobs", default="1,2", help="comma-separated worker counts (default 1,2)")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    repeats = C.repeats_of(args)
+    clips = args.clips or (40 if args.quick else 200)
+    jobs_list = [int(j) for j in args.jobs.split(",") if j]
+    machine = C.machine_info()
+    print(f"bench_synth: {clips} clips, jobs {jobs_list}, {repeats} repeat(s), median reported"
+          f"{' [QUICK MODE]' if args.quick else ''}")
+    print(f"machine: {C.machine_line(machine)}", flush=True)
+
+    runs: dict[int, list[dict]] = {j: [] for j in jobs_list}
+    command = ""
+    with C.workdir(args, "instrec-bench-synth-") as work:
+        for rep in range(repeats):
+            print(f"repeat {rep + 1}/{repeats}", flush=True)
+            for jobs in jobs_list:
+                out = work / f"corpus-j{jobs}"
+                if out.exists():
+                    shutil.rmtree(out)
+                argv = C.instrec_argv("synth", "--out", str(out), "--clips", str(clips), "--seed", str(args.seed),
+                                      "--jobs", str(jobs), "--quiet")
+                command = C.display_command(argv).replace(str(out), "DIR")
+                res = C.run_child(argv).check()
+                stats_path = out / "corpus-stats.json"
+                stats = json.loads(stats_path.read_text()) if stats_path.is_file() else {}
+                runs[jobs].append({"wall_s": res.wall_s, "rss": res.max_rss_mib, "stats": stats})
+                print(f"  --jobs {jobs}: {res.wall_s:6.2f} s, {clips / res.wall_s:6.1f} clips/s"
+                      + (f" (corpus-stats: {stats['seconds']:.2f} s)" if "seconds" in stats else ""), flush=True)
+
+    rows = []
+    for jobs, rs in runs.items():
+        wall = C.median([r["wall_s"] for r in rs])
+        internal = C.median([r["stats"].get("seconds", float("nan")) for r in rs])
+        stages: dict[str, float] = {}
+        for key in rs[0]["stats"].get("stage_seconds", {}):
+            stages[key] = C.median([r["stats"].get("stage_seconds", {}).get(key, float("nan")) for r in rs])
+        rows.append({"jobs": jobs, "clips": clips, "command_s": wall, "command_clips_per_s": clips / wall,
+                     "stats_s": internal, "stats_clips_per_s": clips / internal if internal == internal else None,
+                     **{f"stage_{k}_s": v for k, v in stages.items()},
+                     "peak_rss_mib": C.median([r["rss"] for r in rs]), "repeats": len(rs),
+                     "frontend": rs[0]["stats"].get("frontend", {}).get("name", "logmel")})
+    targets = [C.target(f"`instrec synth --jobs {r['jobs']}` clips/s (whole command)", r["command_clips_per_s"],
+                        ">=", 20, " clips/s") for r in rows if r["jobs"] == 2]
+    stage_cols = sorted({k for r in rows for k in r if k.startswith("stage_")})
+    columns = ["jobs", "clips", "command_s", "command_clips_per_s", "stats_s", "stats_clips_per_s", *stage_cols,
+               "peak_rss_mib"]
+    headers = {"command_s": "command s", "command_clips_per_s": "command clips/s", "stats_s": "corpus-stats s",
+               "stats_clips_per_s": "corpus-stats clips/s", "peak_rss_mib": "peak RSS MiB (parent)",
+               **{k: "stage " + k[len("stage_"):-2] + " s" for k in stage_cols}}
+    C.print_table("Corpus rendering (`instrec synth`, median of repeats)", rows, columns, headers)
+    C.print_targets(targets)
+    notes = ["command = wall time of the whole `instrec synth` subprocess (start-up included); corpus-stats = the "
+             "`seconds` the corpus reports in corpus-stats.json; stage columns are from the same file (summed over "
+             "workers, so with --jobs 2 they can exceed the wall time).",
+             "Default SoundFont (TimGM6mb shipped with pretty_midi), logmel front end, 10 s clips.",
+             "Peak RSS is that of the main process only (workers are its children)."]
+    if args.quick:
+        notes.append("QUICK MODE: small corpus; numbers only check that the script works.")
+    path = C.write_results(args.out, NAME, "Corpus rendering speed", args.quick,
+                           {"clips": clips, "jobs": jobs_list, "seed": args.seed, "repeats": repeats,
+                            "command": command},
+                           [C.table("synth", "Corpus rendering", rows, columns, headers)], machine, targets, notes)
+    print(f"\nwrote {path} and {path.with_suffix('.csv')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
