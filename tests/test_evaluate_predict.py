@@ -136,3 +136,22 @@ def test_featurize_builds_a_loadable_dataset(tmp_path):
     assert "padded from 3 to 10 frames" in notes["song2"] and "cut from 12 to 10" in notes["song1"]
     with pytest.raises(InstrecError, match="not empty"):
         featurize([audio], tmp_path / "ds", frontend="logmel", progress=False)
+
+
+def test_instruments_never_labelled_positive_are_never_tagged(tmp_path):
+    from instrec.predict import predict
+
+    data = make_tiny_dataset(tmp_path / "data", n_features=128, n=80)
+    with np.load(data / "openmic-2018.npz") as z:
+        arrays = dict(z)
+    arrays["Y_true"][:, 3] = 0.0  # "delta" only ever labelled absent
+    np.savez(data / "openmic-2018.npz", **arrays)
+    run = tmp_path / "run"
+    cfg = train(TrainConfig(data=str(data), out=str(run), epochs=1), progress=False)
+    assert cfg["untrained_classes"] == ["delta"]
+    config = json.loads((run / "config.json").read_text())
+    config["thresholds"] = [0.0] * 4  # every trained instrument would be tagged present
+    (run / "config.json").write_text(json.dumps(config))
+    tags = predict(run, [_tone(tmp_path / "a.wav", 10.0)]).files[0]
+    assert tags.present.tolist() == [True, True, True, False]
+    assert any("never present: delta" in n for n in tags.notes)

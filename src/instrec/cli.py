@@ -91,7 +91,7 @@ def _experiment(args: argparse.Namespace) -> int:
     from instrec.experiment import run_experiment
 
     run_experiment(args.data, args.out, grid=args.grid, seeds=args.seeds, epochs=args.epochs, jobs=args.jobs,
-                   overwrite=args.overwrite, progress=not args.quiet)
+                   overwrite=args.overwrite, progress=not args.quiet, engine=args.engine)
     return 0
 
 
@@ -191,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seeds", type=int, default=3)
     sp.add_argument("--epochs", type=int, default=200)
     sp.add_argument("--jobs", type=int, default=2, help="runs trained in parallel (one per core)")
+    sp.add_argument("--engine", default="solo", choices=["solo", "lockstep"],
+                    help="lockstep: train runs of one architecture together with stacked weights "
+                         "(identical results; not faster on 2 CPU cores)")
     sp.add_argument("--out", required=True)
     sp.add_argument("--overwrite", action="store_true")
 

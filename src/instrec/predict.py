@@ -81,6 +81,9 @@ class Tagger:
         self._frontend = None
         default = [0.5] * len(self.classes)
         self.thresholds = np.asarray(self.config.get("thresholds", default) if tuned_thresholds else default)
+        # Instruments the training data never labelled positive: the model cannot know them.
+        unknown = set(self.config.get("untrained_classes", []))
+        self.trained = np.array([c not in unknown for c in self.classes])
 
     @property
     def frontend(self):
@@ -122,7 +125,11 @@ class Tagger:
         if frame is not None and len(frame) > n:
             frame, att = frame[:n], (att[:n] if att is not None else None)
         aggregation = "single window" if len(spans) == 1 else f"max over {len(spans)} windows of {self.n_frames} frames"
-        return FileTags(path, clip, clip > self.thresholds, n, len(spans), aggregation, frame, att, notes)
+        if not self.trained.all():
+            notes.append("never present: " + ", ".join(c for c, t in zip(self.classes, self.trained) if not t)
+                         + " (no labelled positive in the training data)")
+        return FileTags(path, clip, (clip > self.thresholds) & self.trained, n, len(spans), aggregation, frame, att,
+                        notes)
 
     def tag_file(self, path: str | Path) -> FileTags:
         """Featurise and tag one audio file; warnings from decoding become notes."""

@@ -81,6 +81,26 @@ def dataset_frontend(data_dir: str | Path) -> dict[str, Any]:
     return {"name": "vggish", "source": "assumed: OpenMIC-2018 release features (no frontend.json)"}
 
 
+def run_config(cfg: TrainConfig, classes, n_frames: int, n_features: int, n_train: int, n_validation: int,
+               threads: int, train_positive=None) -> dict[str, Any]:
+    """The ``config.json`` content known before training (model_config and results come later).
+
+    ``train_positive`` (C,) bool: whether the training clips hold a labelled positive of each
+    instrument; the others are recorded as ``untrained_classes`` and never tagged present."""
+    untrained = [] if train_positive is None else [c for c, ok in zip(classes, train_positive) if not ok]
+    return {
+        "model": cfg.model, "train": asdict(cfg), "classes": list(classes),
+        "n_frames": int(n_frames), "n_features": int(n_features), "seed": cfg.seed, "threads": threads,
+        "frontend": dataset_frontend(cfg.data), "n_train": int(n_train), "n_validation": int(n_validation),
+        "untrained_classes": untrained, "versions": package_versions(),
+    }
+
+
+def labelled_positive(targets: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(C,) bool: instruments with at least one labelled positive among (N, C) targets."""
+    return ((targets >= 0.5) & mask).any(axis=0)
+
+
 def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
     """Train one model; return the run summary (also in ``config.json``)."""
     import torch
@@ -90,7 +110,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
 
     cfg.validate()
     run_dir = Path(cfg.out)
-    _check_run_dir(run_dir, resume, overwrite)
+    check_run_dir(run_dir, resume, overwrite)
     threads = set_threads(cfg.threads)
 
     data = load_split(cfg.data, "train", cfg.split)
@@ -99,12 +119,8 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / VALIDATION_KEYS, "".join(k + "\n" for k in val_set.sample_key))
     n_frames, n_features = train_set.X.shape[1], train_set.X.shape[2]
-    config: dict[str, Any] = {
-        "model": cfg.model, "train": asdict(cfg), "classes": list(data.classes),
-        "n_frames": int(n_frames), "n_features": int(n_features), "seed": cfg.seed, "threads": threads,
-        "frontend": dataset_frontend(cfg.data), "n_train": len(train_set), "n_validation": len(val_set),
-        "versions": package_versions(),
-    }
+    config = run_config(cfg, data.classes, n_frames, n_features, len(train_set), len(val_set), threads,
+                        labelled_positive(train_set.targets, train_set.Y_mask))
     if cfg.model == "rf":
         return _train_forest(cfg, config, train_set, val_set, run_dir)
 
@@ -119,14 +135,14 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
     generator = torch.Generator().manual_seed(cfg.seed)
     state = {"epoch": 0, "best_f1": -1.0, "best_epoch": -1, "history": []}
     if resume and (run_dir / RESUME_STATE).is_file():
-        _check_same_run(run_dir, config)
+        check_same_run(run_dir, config)
         state = _load_resume(run_dir, model, optimizer, generator)
     write_config(run_dir, config)
 
     X = torch.from_numpy(train_set.X)
     Y = torch.from_numpy(train_set.targets)
     M = torch.from_numpy(train_set.Y_mask)
-    loss_fn = _loss_function(cfg)
+    loss_fn = loss_function(cfg)
     epochs = range(state["epoch"], cfg.epochs)
     bar = _progress(epochs, progress, cfg)
     for epoch in bar:
@@ -136,7 +152,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
         order = torch.randperm(len(X), generator=generator)
         for start in range(0, len(X), cfg.batch_size):
             idx = order[start:start + cfg.batch_size]
-            x, y, m = _augment(X[idx], Y[idx], M[idx], cfg, generator)
+            x, y, m = augment_batch(X[idx], Y[idx], M[idx], cfg, generator)
             loss = loss_fn(model(x).clip, y, m)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -151,13 +167,13 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
             save_model(run_dir, model)
         state["epoch"] = epoch + 1
         _save_resume(run_dir, model, optimizer, generator, state)
-        _write_log(run_dir, state["history"])
+        write_log(run_dir, state["history"])
         if hasattr(bar, "set_postfix"):
             bar.set_postfix(loss=f"{row['train_loss']:.4f}", val_f1=f"{val['val_macro_f1']:.3f}")
-    return _finish(run_dir, config, state, val_set)
+    return finish_run(run_dir, config, state, val_set)
 
 
-def _augment(x, y, m, cfg: TrainConfig, generator):
+def augment_batch(x, y, m, cfg: TrainConfig, generator):
     """Mixup, then concatenation, drawn from the run's generator so runs are reproducible."""
     import torch
 
@@ -171,7 +187,7 @@ def _augment(x, y, m, cfg: TrainConfig, generator):
     return x, y, m
 
 
-def _loss_function(cfg: TrainConfig):
+def loss_function(cfg: TrainConfig):
     from instrec import losses
 
     if cfg.loss == "bce":
@@ -180,18 +196,23 @@ def _loss_function(cfg: TrainConfig):
 
 
 def _validate(model, val_set, loss_fn) -> dict[str, float]:
+    from instrec.inference import run_model
+
+    return validation_scores(run_model(model, val_set.X).clip, val_set, loss_fn)
+
+
+def validation_scores(probs: np.ndarray, val_set, loss_fn) -> dict[str, float]:
+    """Loss and macro/micro F1 of (N, C) validation probabilities ``probs``."""
     import torch
 
-    from instrec.inference import run_model
     from instrec.metrics import f1_summary
 
-    probs = run_model(model, val_set.X).clip
     loss = float(loss_fn(torch.from_numpy(probs), torch.from_numpy(val_set.targets), torch.from_numpy(val_set.Y_mask)))
     macro, micro = f1_summary(val_set.Y_true, val_set.Y_mask, probs)
     return {"val_loss": loss, "val_macro_f1": macro, "val_micro_f1": micro}
 
 
-def _finish(run_dir: Path, config: dict[str, Any], state: dict[str, Any], val_set) -> dict[str, Any]:
+def finish_run(run_dir: Path, config: dict[str, Any], state: dict[str, Any], val_set) -> dict[str, Any]:
     """Tune per-class thresholds with the best weights and complete ``config.json``."""
     from instrec.checkpoint import load_model
     from instrec.inference import run_model
@@ -218,12 +239,12 @@ def _train_forest(cfg: TrainConfig, config: dict[str, Any], train_set, val_set, 
     config["model_config"] = {"n_estimators": cfg.rf_trees, "max_depth": cfg.rf_max_depth}
     state = {"epoch": 1, "best_f1": macro, "best_epoch": 1, "history": [{"epoch": 1, "val_macro_f1": macro,
                                                                            "val_micro_f1": micro}]}
-    _write_log(run_dir, state["history"])
+    write_log(run_dir, state["history"])
     write_config(run_dir, config)
-    return _finish(run_dir, config, state, val_set)
+    return finish_run(run_dir, config, state, val_set)
 
 
-def _check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
+def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
     if resume:
         return
     if run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
@@ -234,7 +255,7 @@ def _check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
             (run_dir / name).unlink(missing_ok=True)
 
 
-def _check_same_run(run_dir: Path, config: dict[str, Any]) -> None:
+def check_same_run(run_dir: Path, config: dict[str, Any]) -> None:
     """Resuming is only meaningful with the settings the run started with (epochs may grow)."""
     from instrec.checkpoint import read_config
 
@@ -250,36 +271,54 @@ def _check_same_run(run_dir: Path, config: dict[str, Any]) -> None:
 def _save_resume(run_dir: Path, model, optimizer, generator, state: dict[str, Any]) -> None:
     import torch
 
-    opt = optimizer.state_dict()
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    for pid, slots in opt["state"].items():
-        for key, value in slots.items():
-            tensors[f"opt.{pid}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
-    tensors["rng.torch"] = torch.get_rng_state()
-    tensors["rng.generator"] = generator.get_state()
-    # Weights first, then the JSON that points at them: a crash in between resumes one epoch early.
-    save_tensors(run_dir / RESUME_WEIGHTS, tensors)
-    atomic_write_json(run_dir / RESUME_STATE, {**state, "param_groups": opt["param_groups"]})
+    save_resume_state(run_dir, model.state_dict(), optimizer.state_dict(), torch.get_rng_state(),
+                      generator.get_state(), state)
 
 
-def _load_resume(run_dir: Path, model, optimizer, generator) -> dict[str, Any]:
+def save_resume_state(run_dir: Path, model_state: dict[str, Any], opt_state: dict[str, Any], torch_rng,
+                      generator_rng, state: dict[str, Any]) -> None:
+    """Write ``last.safetensors`` + ``last.json``: weights, Adam state (``optimizer.state_dict()``
+    layout), the global torch RNG state (dropout) and the run generator's state (data order)."""
     import torch
 
+    tensors = {f"model.{k}": v for k, v in model_state.items()}
+    for pid, slots in opt_state["state"].items():
+        for key, value in slots.items():
+            tensors[f"opt.{pid}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
+    tensors["rng.torch"] = torch_rng
+    tensors["rng.generator"] = generator_rng
+    # Weights first, then the JSON that points at them: a crash in between resumes one epoch early.
+    save_tensors(run_dir / RESUME_WEIGHTS, tensors)
+    atomic_write_json(run_dir / RESUME_STATE, {**state, "param_groups": opt_state["param_groups"]})
+
+
+def read_resume_state(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Inverse of :func:`save_resume_state`: (state incl. ``param_groups``, model state dict,
+    optimizer state dict, {"torch": rng state, "generator": rng state})."""
     state = json.loads((run_dir / RESUME_STATE).read_text())
     tensors = load_tensors(run_dir / RESUME_WEIGHTS)
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
     slots: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
         if key.startswith("opt."):
             _, pid, name = key.split(".", 2)
             slots.setdefault(int(pid), {})[name] = value
-    optimizer.load_state_dict({"state": slots, "param_groups": state.pop("param_groups")})
-    torch.set_rng_state(tensors["rng.torch"])
-    generator.set_state(tensors["rng.generator"])
+    opt_state = {"state": slots, "param_groups": state.pop("param_groups")}
+    return state, model_state, opt_state, {"torch": tensors["rng.torch"], "generator": tensors["rng.generator"]}
+
+
+def _load_resume(run_dir: Path, model, optimizer, generator) -> dict[str, Any]:
+    import torch
+
+    state, model_state, opt_state, rng = read_resume_state(run_dir)
+    model.load_state_dict(model_state)
+    optimizer.load_state_dict(opt_state)
+    torch.set_rng_state(rng["torch"])
+    generator.set_state(rng["generator"])
     return state
 
 
-def _write_log(run_dir: Path, history: list[dict[str, Any]]) -> None:
+def write_log(run_dir: Path, history: list[dict[str, Any]]) -> None:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(history[0]))
     writer.writeheader()

@@ -1,0 +1,260 @@
+"""Experiment grids: the paper's comparison (ATT vs BiLSTM-ATT), its ablations (BCE vs focal
+loss; no augmentation, mixup, concatenation, both) and the baselines, each over several
+seeds. Work is spread over ``jobs`` worker processes (one per core); with the default
+``engine="solo"`` every run is its own task. With ``engine="lockstep"`` the runs of each
+lockstep-capable architecture (``bilstm-att``, ``att``) are split into groups (``jobs`` or
+a multiple of it, at most ``max_members`` runs each), each trained in lockstep in one
+worker (:mod:`instrec.lockstep`: the same numbers as training each run alone, bit for
+bit). On 2 CPU cores lockstep measured no faster than solo (benchmarks/bench_grid.py),
+so it is opt-in.
+A finished run (its ``metrics.json`` exists) is skipped, so an interrupted experiment
+continues where it stopped (an interrupted lockstep group continues from its members'
+resume state, or restarts from scratch when they disagree).
+
+Outputs in ``out``: ``runs/<name>/`` (one run directory each), ``results.csv`` (one row per
+run), ``summary.md`` (mean ± std per configuration), ``fig2_macro_f1.png``,
+``fig3_per_instrument_f1.png`` and ``report.md``.
+"""
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Sequence
+
+from instrec._io import InstrecError
+
+AUGMENTATIONS = {"none": (0.0, 0.0), "mixup": (0.2, 0.0), "concat": (0.0, 0.5), "both": (0.2, 0.5)}
+METRICS = ("macro_f1", "micro_f1", "macro_f1_2class", "mean_ap")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    model: str
+    loss: str = "focal"
+    augment: str = "none"
+    seed: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"{self.model}_{self.loss}_{self.augment}_s{self.seed}"
+
+
+def grid_specs(grid: str, seeds: int) -> list[RunSpec]:
+    """The configurations of a named grid, each repeated for seeds 0..seeds-1."""
+    if seeds < 1:
+        raise InstrecError("--seeds must be >= 1")
+    if grid == "paper":
+        configs = [(m, loss, aug) for m in ("att", "bilstm-att") for loss in ("bce", "focal") for aug in AUGMENTATIONS]
+        configs += [(m, "focal", "none") for m in ("fc", "fc-t", "rnn", "rf")]
+    elif grid == "demo":
+        configs = [(m, "focal", aug) for m in ("att", "bilstm-att") for aug in ("none", "both")]
+    elif grid == "baselines":
+        configs = [(m, "focal", "none") for m in ("att", "bilstm-att", "fc", "fc-t", "rnn", "rf")]
+    elif grid == "smoke":
+        configs = [("att", "focal", "none"), ("bilstm-att", "focal", "both"), ("rf", "focal", "none")]
+    else:
+        raise InstrecError(f"unknown grid {grid!r}; choose paper, demo, baselines or smoke")
+    return [RunSpec(m, loss, aug, s) for s in range(seeds) for (m, loss, aug) in configs]
+
+
+def _train_config(spec: RunSpec, data: str, out: str, epochs: int):
+    from instrec.train import TrainConfig
+
+    mixup, concat = AUGMENTATIONS[spec.augment]
+    if spec.model == "fc":
+        concat = 0.0
+    return TrainConfig(data=data, out=str(Path(out) / "runs" / spec.name), model=spec.model, loss=spec.loss,
+                       mixup=mixup, concat=concat, epochs=epochs, seed=spec.seed)
+
+
+def run_one(spec: RunSpec, data: str, out: str, epochs: int) -> dict[str, Any]:
+    """Train and evaluate one configuration (in a worker process); return its results row."""
+    from instrec.train import train
+
+    run_dir = Path(out) / "runs" / spec.name
+    if not (run_dir / "metrics.json").is_file():
+        t0 = time.perf_counter()
+        train(_train_config(spec, data, out, epochs), resume=True, progress=False)
+        _write_metrics(run_dir, {"train_seconds": time.perf_counter() - t0, "train_engine": "solo"})
+    return _row(spec, run_dir)
+
+
+def run_group(specs: Sequence[RunSpec], data: str, out: str, epochs: int) -> list[dict[str, Any]]:
+    """Train the configurations ``specs`` (one architecture) in lockstep in this process,
+    evaluate each, and return their results rows. ``train_seconds`` of a lockstep run is
+    its share of the group's wall time (group time / group size)."""
+    from instrec.lockstep import train_lockstep
+
+    tune_malloc()
+    todo = [s for s in specs if not (Path(out) / "runs" / s.name / "metrics.json").is_file()]
+    if todo:
+        t0 = time.perf_counter()
+        train_lockstep([_train_config(s, data, out, epochs) for s in todo], resume=True, progress=False)
+        share = (time.perf_counter() - t0) / len(todo)
+        for s in todo:
+            _write_metrics(Path(out) / "runs" / s.name, {"train_seconds": share, "train_engine": "lockstep",
+                                                         "lockstep_group_size": len(todo)})
+    return [_row(s, Path(out) / "runs" / s.name) for s in specs]
+
+
+def _write_metrics(run_dir: Path, extra: dict[str, Any]) -> None:
+    from instrec._io import atomic_write_json
+    from instrec.evaluate import evaluate_run
+
+    metrics = evaluate_run(run_dir)
+    metrics.update(extra)
+    atomic_write_json(run_dir / "metrics.json", metrics)
+
+
+def _row(spec: RunSpec, run_dir: Path) -> dict[str, Any]:
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    row: dict[str, Any] = {"model": spec.model, "loss": spec.loss, "augment": spec.augment, "seed": spec.seed}
+    row.update({k: _number(metrics[k]) for k in METRICS})
+    row["tuned_macro_f1"] = _number(metrics["tuned_thresholds"]["macro_f1"])
+    row["train_seconds"] = _number(metrics.get("train_seconds"))
+    row["per_class_f1"] = {c["instrument"]: _number(c["f1"]) for c in metrics["per_class"]}
+    return row
+
+
+def tune_malloc() -> None:
+    """Keep glibc from returning freed multi-megabyte buffers to the OS after every step:
+    lockstep steps allocate such buffers, and re-faulting their pages costs a few per cent
+    of a step. Process-wide, so only called in worker processes; a no-op without glibc."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-3, 64 << 20)   # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 512 << 20)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
+def plan_tasks(specs: Sequence[RunSpec], jobs: int, engine: str = "solo",
+               max_members: int = 8) -> list[list[RunSpec]]:
+    """Split ``specs`` into tasks, largest first: lockstep groups (one architecture each,
+    about ``jobs`` groups per architecture, at most ``max_members`` runs each) and single
+    runs (other architectures, or everything with ``engine="solo"``)."""
+    from instrec.lockstep import lockstep_models
+
+    if engine not in ("lockstep", "solo"):
+        raise InstrecError(f"unknown engine {engine!r}; choose lockstep or solo")
+    stackable = lockstep_models() if engine == "lockstep" else ()
+    tasks: list[list[RunSpec]] = [[s] for s in specs if s.model not in stackable]
+    for model in stackable:
+        mine = [s for s in specs if s.model == model]
+        if not mine:
+            continue
+        per_job = -(-len(mine) // max(1, jobs))
+        n_groups = max(1, jobs) * -(-per_job // max(1, max_members))
+        n_groups = min(n_groups, len(mine))
+        tasks += [mine[i::n_groups] for i in range(n_groups)]
+    return sorted(tasks, key=_task_cost, reverse=True)
+
+
+#: Rough training cost per run (bilstm-att solo = 1) for ordering tasks longest first.
+_RUN_COST = {"bilstm-att": 1.0, "att": 1.0, "rnn": 1.2, "fc": 0.3, "fc-t": 0.6, "rf": 0.2}
+_LOCKSTEP_SPEEDUP = 1.1
+
+
+def _task_cost(task: list[RunSpec]) -> float:
+    cost = sum(_RUN_COST.get(s.model, 1.0) for s in task)
+    return cost / _LOCKSTEP_SPEEDUP if len(task) > 1 else cost
+
+
+def _number(value: Any) -> float:
+    """metrics.json stores undefined values as null; tables want NaN."""
+    return float("nan") if value is None else float(value)
+
+
+def run_experiment(data: str | Path, out: str | Path, grid: str = "paper", seeds: int = 3, epochs: int = 200,
+                   jobs: int = 2, overwrite: bool = False, progress: bool = True,
+                   executor: Executor | None = None, engine: str = "solo",
+                   max_members: int = 8) -> list[dict[str, Any]]:
+    """Run a grid and write the results table, summary, figures and report.
+
+    ``engine``: "lockstep" (default) or "solo", see the module docstring; ``max_members``:
+    the largest lockstep group. ``executor``: any ``concurrent.futures.Executor`` (e.g. a
+    Dask client's) to scale out; default a spawn-based process pool of ``jobs`` workers."""
+    out = Path(out)
+    specs = grid_specs(grid, seeds)
+    if out.exists() and (out / "results.csv").exists() and not overwrite:
+        raise InstrecError(f"{out}: holds a finished experiment (results.csv); pass --overwrite to redo the "
+                           "tables and figures (finished runs are reused)")
+    rows = run_specs(specs, data, out, epochs, jobs, executor, engine, max_members,
+                     desc=f"experiment {grid}" if progress else None)
+    write_outputs(out, rows, grid, data, seeds, epochs)
+    return rows
+
+
+def run_specs(specs: Sequence[RunSpec], data: str | Path, out: str | Path, epochs: int, jobs: int = 2,
+              executor: Executor | None = None, engine: str = "solo", max_members: int = 8,
+              desc: str | None = None) -> list[dict[str, Any]]:
+    """Train and evaluate ``specs`` into ``out/runs`` (see :func:`run_experiment`); return
+    their results rows in the order of ``specs``. ``desc``: progress-bar title (None: no bar)."""
+    tasks = plan_tasks(specs, jobs, engine, max_members)
+    (Path(out) / "runs").mkdir(parents=True, exist_ok=True)
+    own = executor is None
+    if own:
+        executor = ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=get_context("spawn"))
+    rows: dict[str, dict[str, Any]] = {}
+    try:
+        futures = {}
+        for task in tasks:
+            if engine == "lockstep" and task[0].model in _lockstep_names():
+                futures[executor.submit(run_group, task, str(data), str(out), epochs)] = task
+            else:
+                futures[executor.submit(run_one, task[0], str(data), str(out), epochs)] = task
+        bar = None
+        if desc is not None:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(specs), desc=desc, unit="run")
+        for future in as_completed(futures):
+            result = future.result()
+            for spec, row in zip(futures[future], result if isinstance(result, list) else [result]):
+                rows[spec.name] = row
+            if bar is not None:
+                bar.update(len(futures[future]))
+        if bar is not None:
+            bar.close()
+    finally:
+        if own:
+            executor.shutdown()
+    return [rows[s.name] for s in specs]
+
+
+def _lockstep_names() -> tuple[str, ...]:
+    from instrec.lockstep import lockstep_models
+
+    return lockstep_models()
+
+
+def write_outputs(out: Path, rows: list[dict[str, Any]], grid: str, data: str | Path, seeds: int, epochs: int) -> None:
+    """results.csv, summary.md, the two figures and report.md."""
+    from instrec import report
+    from instrec._io import atomic_write_json
+    from instrec.runinfo import package_versions
+
+    flat = [{k: v for k, v in r.items() if k != "per_class_f1"} for r in rows]
+    report.write_results_csv(out / "results.csv", flat)
+    summary = report.summarise(flat)
+    report.write_summary_markdown(out / "summary.md", summary)
+    fig2 = report.plot_macro_f1(summary, out / "fig2_macro_f1.png")
+    per_class: dict[str, dict[str, list[float]]] = {}
+    for r in rows:
+        label = f"{r['model']} ({r['loss']}, {r['augment']})"
+        for inst, f1 in r["per_class_f1"].items():
+            per_class.setdefault(label, {}).setdefault(inst, []).append(f1)
+    fig3 = report.plot_per_class_f1(report.mean_std_by_instrument(per_class), out / "fig3_per_instrument_f1.png")
+    atomic_write_json(out / "experiment.json", {"grid": grid, "data": str(data), "seeds": seeds, "epochs": epochs,
+                                                 "versions": package_versions()})
+    report.write_report(out, summary, {"Fig. 2: macro F1 per configuration": fig2,
+                                       "Fig. 3: per-instrument F1": fig3},
+                        {"Setup": f"Grid `{grid}` on `{data}`, {seeds} seed(s), {epochs} epochs, "
+                                  "threshold 0.5, labelled entries only."})

@@ -1,0 +1,302 @@
+"""Lockstep training: K runs of one architecture trained together in one process.
+
+``train_lockstep([cfg_1, ..., cfg_K])`` trains K ``TrainConfig`` runs that share the data,
+model, epochs, batch size, learning rate and validation fraction but may differ in seed,
+loss and augmentation (mixup, concat). Their weights are stacked (see
+:mod:`instrec.lockstep_models`): the members' recurrences run as one batched recurrence,
+one Adam step and one backward pass serve all members.
+
+Every member reproduces ``train(cfg)`` run alone, bit for bit: its own validation split,
+its own seeded generator for batch order and augmentation (drawn in the same order as
+:func:`instrec.train.augment_batch`), the same initial weights (``torch.manual_seed(seed)``
+then ``build_model``), the same dropout masks (the global RNG state right after building
+the member's model is copied into a member-owned :class:`~instrec.lockstep_rng.DropoutRNG`,
+which draws the masks the solo model would draw from the global RNG) and the same
+floating-point operations. One Adam over the stacked weights, stepped on the sum of the
+member losses, is K independent Adams (Adam is elementwise and all members take the same
+number of steps). Members whose concatenation draw makes 2T-frame batches run as a
+separate length group within the step.
+
+Each member writes an ordinary run directory (``config.json``, ``model.safetensors``,
+``train_log.csv``, ``validation-keys.csv`` and the resume state ``last.*``), so
+``instrec evaluate`` and ``train(cfg, resume=True)`` work on it unchanged. With
+``resume=True``, finished members are skipped, and the others continue from their resume
+states when they all stopped after the same epoch; otherwise (e.g. a crash while the
+states were being written) the group restarts from scratch. The column ``seconds`` of
+``train_log.csv`` is the whole group's wall time for the epoch.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from instrec._io import InstrecError, atomic_write_text
+from instrec.checkpoint import CONFIG_FILE, RESUME_STATE, read_config, save_model, write_config
+from instrec.train import (VALIDATION_KEYS, TrainConfig, augment_batch, check_run_dir, check_same_run, finish_run,
+                           labelled_positive, loss_function, read_resume_state, run_config, save_resume_state, train,
+                           validation_scores, write_log)
+
+#: Settings every member of a lockstep group must share.
+SHARED_SETTINGS = ("data", "split", "model", "epochs", "batch_size", "lr", "val_fraction", "threads",
+                   "model_kwargs")
+#: Members per validation forward pass (bounds its memory: about 20 MB per member).
+_EVAL_MEMBERS = 4
+
+
+def lockstep_models() -> tuple[str, ...]:
+    """Architectures with a stacked implementation; others fall back to solo training."""
+    from instrec.lockstep_models import STACKED_MODELS
+
+    return tuple(STACKED_MODELS)
+
+
+def group_key(cfg: TrainConfig) -> str:
+    """Configs with equal keys can train in one lockstep group."""
+    return json.dumps({k: getattr(cfg, k) for k in SHARED_SETTINGS}, sort_keys=True)
+
+
+@dataclass
+class _Member:
+    """One run of a group: its settings, data split, RNGs and training record."""
+
+    cfg: TrainConfig
+    run_dir: Path
+    config: dict[str, Any]
+    train_rows: Any          # (n_train,) int64 tensor: rows of the training partition
+    val_set: Any             # OpenMICData
+    loss_fn: Callable
+    data_rng: Any            # torch.Generator: batch order and augmentation
+    dropout_rng: Any         # DropoutRNG: stands in for the solo run's global RNG
+    state: dict[str, Any]
+
+
+def train_lockstep(cfgs: Sequence[TrainConfig], resume: bool = False, overwrite: bool = False,
+                   progress: bool = True) -> list[dict[str, Any]]:
+    """Train ``cfgs`` in lockstep; return each run's summary (its ``config.json``), in order.
+
+    Architectures without a stacked implementation, and single runs, train solo one after
+    the other with :func:`instrec.train.train`."""
+    cfgs = list(cfgs)
+    if not cfgs:
+        return []
+    for cfg in cfgs:
+        cfg.validate()
+    if cfgs[0].model not in lockstep_models() or len(cfgs) == 1:
+        return [train(c, resume=resume, overwrite=overwrite, progress=progress) for c in cfgs]
+    key = group_key(cfgs[0])
+    for cfg in cfgs[1:]:
+        if group_key(cfg) != key:
+            a, b = asdict(cfgs[0]), asdict(cfg)
+            diff = [k for k in SHARED_SETTINGS if a[k] != b[k]]
+            raise InstrecError(f"{cfg.out}: lockstep runs must share {', '.join(diff)} with {cfgs[0].out}")
+    outs = [str(Path(c.out).resolve()) for c in cfgs]
+    if len(set(outs)) != len(outs):
+        raise InstrecError("lockstep runs need distinct output directories")
+    results: list[dict[str, Any] | None] = [None] * len(cfgs)
+    todo = []
+    for i, cfg in enumerate(cfgs):
+        run_dir = Path(cfg.out)
+        if resume and _finished(run_dir, cfg):
+            results[i] = read_config(run_dir)
+            continue
+        check_run_dir(run_dir, resume, overwrite)
+        todo.append(i)
+    if len(todo) == 1:
+        results[todo[0]] = train(cfgs[todo[0]], resume=resume, overwrite=overwrite, progress=progress)
+    elif todo:
+        for i, summary in zip(todo, _train_group([cfgs[i] for i in todo], resume, progress)):
+            results[i] = summary
+    return [r for r in results if r is not None]
+
+
+def _finished(run_dir: Path, cfg: TrainConfig) -> bool:
+    """A complete run of these settings (refuses a run of other settings, as resuming does)."""
+    if not (run_dir / CONFIG_FILE).is_file():
+        return False
+    config = read_config(run_dir)
+    check_same_run(run_dir, {"train": asdict(cfg)})
+    return "thresholds" in config and config.get("epochs_run") == cfg.epochs
+
+
+def _train_group(cfgs: list[TrainConfig], resume: bool, progress: bool) -> list[dict[str, Any]]:
+    import torch
+
+    from instrec.data.openmic import load_split, validation_split
+    from instrec.lockstep_models import STACKED_MODELS
+    from instrec.lockstep_rng import DropoutRNG
+    from instrec.models import build_model
+    from instrec.runinfo import set_threads
+
+    first = cfgs[0]
+    threads = set_threads(first.threads)
+    data = load_split(first.data, "train", first.split)
+    n_frames, n_features = data.X.shape[1], data.X.shape[2]
+    members, solo_models = [], []
+    for cfg in cfgs:
+        tr_idx, va_idx = validation_split(len(data), cfg.val_fraction, cfg.seed)
+        val_set = data.subset(va_idx)
+        run_dir = Path(cfg.out)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / VALIDATION_KEYS, "".join(k + "\n" for k in val_set.sample_key))
+        config = run_config(cfg, data.classes, n_frames, n_features, len(tr_idx), len(va_idx), threads,
+                            labelled_positive(data.targets[tr_idx], data.Y_mask[tr_idx]))
+        torch.manual_seed(cfg.seed)
+        model = build_model(cfg.model, n_classes=len(data.classes), n_features=n_features, n_frames=n_frames,
+                            **cfg.model_kwargs)
+        dropout_rng = DropoutRNG(torch.get_rng_state())
+        if cfg.concat > 0 and not model.variable_length:
+            raise InstrecError(f"model {cfg.model!r} needs clips of exactly {n_frames} frames; "
+                               "concatenation (--concat) makes longer ones")
+        config["model_config"] = dict(model.config)
+        solo_models.append(model)
+        members.append(_Member(cfg, run_dir, config, torch.from_numpy(tr_idx), val_set, loss_function(cfg),
+                               torch.Generator().manual_seed(cfg.seed), dropout_rng,
+                               {"epoch": 0, "best_f1": -1.0, "best_epoch": -1, "history": []}))
+    stacked = STACKED_MODELS[first.model](solo_models)
+    template = solo_models[0]
+    optimizer = torch.optim.Adam(stacked.parameters(), lr=first.lr)
+    if resume:
+        _resume(members, stacked, optimizer)
+    for m in members:
+        write_config(m.run_dir, m.config)
+
+    X = torch.from_numpy(data.X)
+    Y = torch.from_numpy(data.targets)
+    M = torch.from_numpy(data.Y_mask)
+    X_val = torch.stack([torch.from_numpy(m.val_set.X) for m in members])
+    start = members[0].state["epoch"]
+    epochs = range(start, first.epochs)
+    bar = _progress(epochs, progress, first, len(members))
+    for epoch in bar:
+        t0 = time.perf_counter()
+        losses = _train_epoch(stacked, optimizer, members, X, Y, M, first.batch_size)
+        probs = predict_members(stacked, X_val)
+        seconds = time.perf_counter() - t0
+        for k, m in enumerate(members):
+            val = validation_scores(probs[k], m.val_set, m.loss_fn)
+            m.state["history"].append({"epoch": epoch + 1, "train_loss": losses[k], **val, "seconds": seconds})
+            if val["val_macro_f1"] > m.state["best_f1"]:
+                m.state["best_f1"], m.state["best_epoch"] = val["val_macro_f1"], epoch + 1
+                template.load_state_dict(stacked.member_state(k))
+                save_model(m.run_dir, template)
+            m.state["epoch"] = epoch + 1
+        _save_states(members, stacked, optimizer, template)
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(best_val_f1=f"{max(m.state['best_f1'] for m in members):.3f}")
+    return [finish_run(m.run_dir, m.config, m.state, m.val_set) for m in members]
+
+
+def _train_epoch(stacked, optimizer, members: list[_Member], X, Y, M, batch_size: int) -> list[float]:
+    """One epoch for all members; returns each member's mean training loss (as ``train``)."""
+    import torch
+
+    stacked.train()
+    n_train = len(members[0].train_rows)
+    orders = [torch.randperm(n_train, generator=m.data_rng) for m in members]
+    dropout_rngs = [m.dropout_rng for m in members]
+    totals = [0.0] * len(members)
+    count = 0
+    for start in range(0, n_train, batch_size):
+        batches = []
+        for m, order in zip(members, orders):
+            rows = m.train_rows[order[start:start + batch_size]]
+            batches.append(augment_batch(X[rows], Y[rows], M[rows], m.cfg, m.data_rng))
+        by_length: dict[int, list[int]] = {}
+        for k, (x, _, _) in enumerate(batches):
+            by_length.setdefault(x.shape[1], []).append(k)
+        member_losses: list[Any] = [None] * len(members)
+        for ks in by_length.values():
+            clips = stacked(torch.stack([batches[k][0] for k in ks]), ks, dropout_rngs)
+            for k, clip in zip(ks, clips):
+                member_losses[k] = members[k].loss_fn(clip, batches[k][1], batches[k][2])
+        losses = torch.stack(member_losses)
+        optimizer.zero_grad(set_to_none=True)
+        losses.sum().backward()
+        optimizer.step()
+        n = len(batches[0][0])
+        for k, value in enumerate(losses.tolist()):
+            totals[k] += value * n
+        count += n
+    return [t / count for t in totals]
+
+
+def predict_members(stacked, X_val) -> np.ndarray:
+    """Eval-mode clip probabilities (K, N, C) of every member on its own clips X_val (K, N, T, F).
+
+    Clips go in chunks of ``run_model``'s batch size per member, as in a solo run's
+    validation; ``_EVAL_MEMBERS`` members at a time bound the memory."""
+    import inspect
+
+    import torch
+
+    from instrec.inference import run_model
+
+    was_training = stacked.training
+    stacked.eval()
+    k, n = X_val.shape[:2]
+    chunk = inspect.signature(run_model).parameters["batch_size"].default
+    out = np.empty((k, n, stacked.config["n_classes"]), np.float32)
+    with torch.inference_mode():
+        for m0 in range(0, k, _EVAL_MEMBERS):
+            members = list(range(m0, min(k, m0 + _EVAL_MEMBERS)))
+            for s in range(0, n, chunk):
+                clips = stacked(X_val[m0:members[-1] + 1, s:s + chunk], members)
+                out[m0:members[-1] + 1, s:s + chunk] = torch.stack(clips).numpy()
+    stacked.train(was_training)
+    return out
+
+
+def _member_optimizer_state(opt_state: dict[str, Any], k: int) -> dict[str, Any]:
+    """Member k's slice of the stacked Adam state, in ``optimizer.state_dict()`` layout."""
+    state = {pid: {name: (v[k] if name != "step" else v) for name, v in slots.items()}
+             for pid, slots in opt_state["state"].items()}
+    return {"state": state, "param_groups": opt_state["param_groups"]}
+
+
+def _save_states(members: list[_Member], stacked, optimizer, template) -> None:
+    """Per member: the resume state a solo run would write, and the training log."""
+    opt_state = optimizer.state_dict()
+    for k, m in enumerate(members):
+        template.load_state_dict(stacked.member_state(k))
+        save_resume_state(m.run_dir, template.state_dict(), _member_optimizer_state(opt_state, k),
+                          m.dropout_rng.get_state(), m.data_rng.get_state(), m.state)
+        write_log(m.run_dir, m.state["history"])
+
+
+def _resume(members: list[_Member], stacked, optimizer) -> None:
+    """Continue from the members' resume states if they all stopped after the same epoch."""
+    import torch
+
+    if not all((m.run_dir / RESUME_STATE).is_file() for m in members):
+        return
+    saved = [read_resume_state(m.run_dir) for m in members]
+    if len({s[0]["epoch"] for s in saved}) != 1:
+        return
+    for m in members:
+        check_same_run(m.run_dir, m.config)
+    slots: dict[int, dict[str, Any]] = {}
+    for k, (m, (state, model_state, opt_state, rng)) in enumerate(zip(members, saved)):
+        m.state = state
+        stacked.load_member(k, model_state)
+        m.dropout_rng.set_state(rng["torch"])
+        m.data_rng.set_state(rng["generator"])
+        for pid, values in opt_state["state"].items():
+            for name, value in values.items():
+                slots.setdefault(pid, {}).setdefault(name, []).append(value)
+    stacked_state = {pid: {name: (vals[0] if name == "step" else torch.stack(vals)) for name, vals in s.items()}
+                     for pid, s in slots.items()}
+    optimizer.load_state_dict({"state": stacked_state, "param_groups": saved[0][2]["param_groups"]})
+
+
+def _progress(epochs: range, enabled: bool, cfg: TrainConfig, n_members: int):
+    if not enabled:
+        return epochs
+    from tqdm import tqdm
+
+    return tqdm(epochs, total=cfg.epochs, initial=epochs.start, desc=f"lockstep {cfg.model} x{n_members}",
+                unit="epoch")

@@ -1,0 +1,284 @@
+"""K models of one architecture with their weights stacked along a leading member axis.
+
+A stacked model holds, for every parameter and buffer of the solo model (same names, same
+order), one tensor of shape (K, *solo_shape); member k's weights are ``tensor[k]``. A
+forward pass takes one batch per member, ``x`` (k', B, T, F), for a subset ``members`` of
+k' members (all with the same B and T), and returns the k' members' clip probabilities.
+
+Every member computes exactly the floating-point operations of its solo model, so its
+numbers are bit-identical to a solo run (checked by tests/test_lockstep.py):
+
+* ``bilstm-att``: the recurrences of all members run as one: 2K directions, one batched
+  matrix product per time step. Every elementwise operation acts on per-direction blocks
+  of B x H or B x 4H values, as in the solo kernel, so even the vectorised kernels' scalar
+  tails fall on the same elements.
+* the attention heads and ``att``'s layers run per member with the solo model's own
+  operations on views of the stacked weights: batched over members, sigmoid/log kernels
+  would treat other elements in their scalar tails, and reductions and some matrix
+  products would round differently.
+* dropout masks are drawn per member from the member's :class:`DropoutRNG`, with the same
+  shapes and in the same order as the solo model draws them from the global RNG.
+
+Because Adam is elementwise, one Adam over the stacked parameters, stepped on the sum of
+the members' losses, is K independent Adams.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+from torch.autograd.function import once_differentiable
+
+from instrec.lockstep_rng import DropoutRNG
+from instrec.models.output import ATT_EPS
+
+
+class StackedModel(nn.Module):
+    """Base: solo parameters/buffers stacked over members; see the module docstring.
+
+    ``solo_models``: K initialised solo models of one architecture (same config).
+    """
+
+    def __init__(self, solo_models: Sequence[nn.Module]) -> None:
+        super().__init__()
+        first = solo_models[0]
+        self.n_members = len(solo_models)
+        self.config = dict(first.config)
+        self.param_names = [n for n, _ in first.named_parameters()]
+        self.buffer_names = [n for n, _ in first.named_buffers()]
+        self.stacked = nn.ParameterDict()
+        states = [m.state_dict() for m in solo_models]
+        for name in self.param_names:
+            self.stacked[_key(name)] = nn.Parameter(torch.stack([s[name].detach() for s in states]).contiguous())
+        for name in self.buffer_names:
+            self.register_buffer(_key(name), torch.stack([s[name] for s in states]).contiguous())
+
+    def p(self, name: str) -> torch.Tensor:
+        """Stacked parameter (K, ...) of solo name ``name``."""
+        return self.stacked[_key(name)]
+
+    def b(self, name: str) -> torch.Tensor:
+        """Stacked buffer (K, ...) of solo name ``name``."""
+        return getattr(self, _key(name))
+
+    def member_state(self, k: int) -> dict[str, torch.Tensor]:
+        """Member k's weights under the solo model's state_dict names (copies)."""
+        out = {n: self.p(n)[k].detach().clone() for n in self.param_names}
+        out.update({n: self.b(n)[k].clone() for n in self.buffer_names})
+        return out
+
+    @torch.no_grad()
+    def load_member(self, k: int, state: dict[str, torch.Tensor]) -> None:
+        """Set member k's weights from a solo state_dict."""
+        for n in self.param_names:
+            self.p(n)[k].copy_(state[n])
+        for n in self.buffer_names:
+            self.b(n)[k].copy_(state[n])
+
+    def forward(self, x: torch.Tensor, members: Sequence[int],
+                rngs: Sequence[DropoutRNG] | None = None) -> list[torch.Tensor]:
+        """x (k', B, T, F): one batch per member of ``members`` -> k' clip probabilities (B, C).
+
+        ``rngs``: every member's dropout RNG (indexed by member), needed in training mode."""
+        raise NotImplementedError
+
+    def _head(self, h: Sequence[torch.Tensor], members: Sequence[int]) -> list[torch.Tensor]:
+        """The attention head of each member on its features h[j] (B, T, D) -> k' clips (B, C)."""
+        w, b = self.p("head.proj.weight").unbind(0), self.p("head.proj.bias").unbind(0)
+        return [_pool(nn.functional.linear(h_j, w[m], b[m])) for h_j, m in zip(h, members)]
+
+
+def _key(name: str) -> str:
+    return name.replace(".", "__")
+
+
+def _select(t: torch.Tensor, members: Sequence[int], n_members: int) -> torch.Tensor:
+    """Rows ``members`` of a stacked tensor; the tensor itself when all members take part."""
+    if len(members) == n_members and list(members) == list(range(n_members)):
+        return t
+    return t[torch.as_tensor(list(members))]
+
+
+def _pool(proj: torch.Tensor) -> torch.Tensor:
+    """``AttentionPooling`` after its linear layer, op for op: proj (B, T, 2C) -> clip (B, C)."""
+    n_classes = proj.shape[-1] // 2
+    cla, att = torch.sigmoid(proj).split(n_classes, dim=-1)
+    att = att.clamp(ATT_EPS, 1.0 - ATT_EPS)
+    att = att / att.sum(dim=1, keepdim=True)
+    return (att * cla).sum(dim=1).clamp(0.0, 1.0)
+
+
+class _StackedBiLSTMFunction(torch.autograd.Function):
+    """Both directions of K BiLSTMs in one recurrence; hand-written backward.
+
+    Same algorithm as ``instrec.models.lstm._BiLSTMFunction`` with 2K "directions":
+    row 2k+d is direction d of member k (d = 1 consumes its input time-reversed).
+    Inputs: x2 (2K, T*B, F) rows ordered (t, b); w_ih (2K, F, 4H); bias (2K, 4H);
+    w_hh (2K, H, 4H); mask (2K, B, H) or None; n_steps = T.
+    Output: (K, T, B, 2H), forward direction in [..., :H], backward in [..., H:].
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x2: torch.Tensor, w_ih: torch.Tensor, bias: torch.Tensor,
+                w_hh: torch.Tensor, mask: torch.Tensor | None, n_steps: int) -> torch.Tensor:
+        n_dir, rows, _ = x2.shape
+        batch, hid = rows // n_steps, w_hh.shape[1]
+        g4 = 4 * hid
+        scale = x2.new_ones(g4)
+        scale[2 * hid: 3 * hid] = 2.0  # tanh(z) = 2 sigmoid(2z) - 1 for the g gate
+        # The solo kernel's baddbmm(bias, x2, w_ih) rounds as bmm followed by adding the bias;
+        # adding it per step, just before the step's activations are computed, saves a
+        # pass over the whole (2K, T*B, 4H) buffer and gives the same numbers.
+        acts = torch.bmm(x2, w_ih * scale).view(n_dir, n_steps, batch, g4)
+        bias_s = (bias * scale).unsqueeze(1)
+        w_hh_s = w_hh * scale
+        cs = x2.new_zeros(n_dir, n_steps + 1, batch, hid)
+        sc = x2.new_empty(n_dir, n_steps, batch, hid)
+        hs = torch.empty_like(sc)
+        hm = hs if mask is None else torch.empty_like(sc)
+        a_t, c_t, sc_t, h_t, hm_t = (v.unbind(1) for v in (acts, cs, sc, hs, hm))
+        i_t, f_t, g_t, o_t = (v.unbind(1) for v in acts.split(hid, dim=-1))
+        for t in range(n_steps):
+            a = a_t[t].add_(bias_s)
+            if t > 0:
+                a.baddbmm_(hm_t[t - 1], w_hh_s)
+            a.sigmoid_()
+            g_t[t].mul_(2.0).sub_(1.0)
+            c = c_t[t + 1]
+            torch.mul(i_t[t], g_t[t], out=c)
+            if t > 0:
+                c.addcmul_(f_t[t], c_t[t])
+            torch.mul(c, 2.0, out=sc_t[t]).sigmoid_()
+            torch.mul(o_t[t], sc_t[t], out=h_t[t]).mul_(2.0).sub_(o_t[t])
+            if mask is not None:
+                torch.mul(h_t[t], mask, out=hm_t[t])
+        ctx.save_for_backward(x2, w_ih, w_hh, mask, acts, cs, sc, hm)
+        hs5 = hs.view(n_dir // 2, 2, n_steps, batch, hid)
+        return torch.cat([hs5[:, 0], hs5[:, 1].flip(1)], dim=-1)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, dout: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x2, w_ih, w_hh, mask, acts, cs, sc, hm = ctx.saved_tensors
+        n_dir, n_steps, batch, g4 = acts.shape
+        hid = g4 // 4
+        dhs = torch.stack([dout[..., :hid], dout[..., hid:].flip(1)], dim=1).view(n_dir, n_steps, batch, hid)
+        i, f, g, o = acts.split(hid, dim=-1)
+        tc = sc * 2.0 - 1.0
+        coef = torch.addcmul(acts, acts, acts, value=-1.0)
+        ci, cf, cg, co = coef.split(hid, dim=-1)
+        torch.addcmul(torch.ones_like(g), g, g, value=-1.0, out=cg)
+        ci.mul_(g)
+        cf.mul_(cs[:, :-1])
+        cg.mul_(i)
+        co.mul_(tc)
+        dh_to_dc = o - o * tc * tc
+        w_hh_t = w_hh.transpose(1, 2)
+        dgates = torch.empty_like(coef)
+        dhs_t, k_t, coef_t, dg_t, f_t = (v.unbind(1) for v in (dhs, dh_to_dc, coef, dgates, f))
+        dh_rec = None
+        dc = None
+        for t in range(n_steps - 1, -1, -1):
+            dh = dhs_t[t] if dh_rec is None else dhs_t[t] + dh_rec
+            dc = dh * k_t[t] if dc is None else torch.addcmul(dc, dh, k_t[t])
+            torch.mul(coef_t[t], torch.cat([dc, dc, dc, dh], dim=-1), out=dg_t[t])
+            if t > 0:
+                dc = dc * f_t[t]
+                dh_rec = torch.bmm(dg_t[t], w_hh_t)
+                if mask is not None:
+                    dh_rec.mul_(mask)
+        if n_steps > 1:
+            h_in = hm[:, :-1].reshape(n_dir, (n_steps - 1) * batch, hid)
+            d_in = dgates[:, 1:].reshape(n_dir, (n_steps - 1) * batch, g4)
+            dw_hh = torch.bmm(h_in.transpose(1, 2), d_in)
+        else:
+            dw_hh = torch.zeros_like(w_hh)
+        dg_rows = dgates.view(n_dir, n_steps * batch, g4)
+        dw_ih = torch.bmm(x2.transpose(1, 2), dg_rows)
+        dbias = dg_rows.sum(dim=1)
+        dx2 = torch.bmm(dg_rows, w_ih.transpose(1, 2)) if ctx.needs_input_grad[0] else None
+        return dx2, dw_ih, dbias, dw_hh, None, None
+
+
+class StackedBiLSTMAttention(StackedModel):
+    """K ``BiLSTMAttention`` members (``bilstm-att``) in lockstep."""
+
+    def forward(self, x: torch.Tensor, members: Sequence[int],
+                rngs: Sequence[DropoutRNG] | None = None) -> list[torch.Tensor]:
+        k, batch, n_steps, n_feat = x.shape
+        hid, n = self.config["hidden"], self.n_members
+        p_in, p_rec = self.config["dropout"], self.config["recurrent_dropout"]
+        train = self.training and (p_in > 0 or p_rec > 0)
+        if train:
+            assert rngs is not None, "training mode needs the members' dropout RNGs"
+        masks_in, masks_rec = [], []
+        for m in members if train else ():  # per member: input mask, then recurrent mask, as solo
+            if p_in > 0:
+                masks_in.append(rngs[m].mask((2, 1, batch, n_feat), p_in))
+            if p_rec > 0:
+                masks_rec.append(rngs[m].mask((2, batch, hid), p_rec))
+        # x2 (k', 2, T, B, F): direction 1 time-reversed, input dropout applied on the way.
+        x_tbf = x.transpose(1, 2)
+        x2 = x.new_empty(k, 2, n_steps, batch, n_feat)
+        if masks_in:
+            mask_in = torch.cat(masks_in).view(k, 2, 1, batch, n_feat)
+            torch.mul(x_tbf, mask_in[:, 0], out=x2[:, 0])
+            torch.mul(x_tbf.flip(1), mask_in[:, 1], out=x2[:, 1])
+        else:
+            x2[:, 0], x2[:, 1] = x_tbf, x_tbf.flip(1)
+        w_ih = _select(self.p("lstm.weight_ih"), members, n)
+        w_hh = _select(self.p("lstm.weight_hh"), members, n)
+        bias = _select(self.p("lstm.bias"), members, n)
+        h = _StackedBiLSTMFunction.apply(x2.view(2 * k, n_steps * batch, n_feat), w_ih.reshape(2 * k, n_feat, -1),
+                                         bias.reshape(2 * k, -1), w_hh.reshape(2 * k, hid, -1),
+                                         torch.cat(masks_rec) if masks_rec else None, n_steps)  # (k', T, B, 2H)
+        return self._head(h.transpose(1, 2), members)
+
+
+class StackedGururaniAttention(StackedModel):
+    """K ``GururaniAttention`` members (``att``) in lockstep.
+
+    Its per-frame matrices are large enough that batching members gains little, so
+    members run one after the other, with the solo model's operations, on views of the
+    stacked weights; BatchNorm statistics are each member's own. Exactness matters here:
+    the BatchNorm after the first 1x1 convolution cancels ``input_bn.bias``, whose gradient
+    is therefore rounding noise that Adam turns into full-size steps, so any change in
+    rounding makes that weight drift apart (harmlessly, but visibly). The gain is one Adam
+    step, one backward pass and one process for all members."""
+
+    def forward(self, x: torch.Tensor, members: Sequence[int],
+                rngs: Sequence[DropoutRNG] | None = None) -> list[torch.Tensor]:
+        k, batch, n_frames, n_feat = x.shape
+        n_layers, p_drop = self.config["n_layers"], self.config["dropout"]
+        train = self.training
+        if train and p_drop > 0:
+            assert rngs is not None, "training mode needs the members' dropout RNGs"
+        w = {n: self.p(n).unbind(0) for n in self.param_names}
+        bn_names = ["input_bn"] + [f"bns.{i}" for i in range(n_layers)]
+        stats = {n: (self.b(f"{n}.running_mean").unbind(0), self.b(f"{n}.running_var").unbind(0)) for n in bn_names}
+
+        def bn(z: torch.Tensor, name: str, m: int) -> torch.Tensor:  # BatchNorm1d.forward, member m
+            return nn.functional.batch_norm(z, stats[name][0][m], stats[name][1][m], w[f"{name}.weight"][m],
+                                            w[f"{name}.bias"][m], train, 0.1, 1e-5)
+
+        bodies = []
+        for j, m in enumerate(members):
+            frames = x[j].reshape(batch * n_frames, n_feat)
+            z = bn(frames, "input_bn", m)
+            for layer in range(n_layers):
+                z = torch.relu(bn(nn.functional.linear(z, w[f"convs.{layer}.weight"][m]), f"bns.{layer}", m))
+                if train and p_drop > 0:
+                    z = z * rngs[m].mask(tuple(z.shape), p_drop)
+            bodies.append((z + frames).view(batch, n_frames, n_feat))
+        if train:
+            with torch.no_grad():
+                for name in bn_names:
+                    self.b(f"{name}.num_batches_tracked")[torch.as_tensor(list(members))] += 1
+        return self._head(bodies, members)
+
+
+STACKED_MODELS: dict[str, type[StackedModel]] = {
+    "bilstm-att": StackedBiLSTMAttention,
+    "att": StackedGururaniAttention,
+}
