@@ -13,7 +13,7 @@ def test_demo_pipeline_end_to_end(tmp_path, capsys):
     out = tmp_path / "demo"
     summary = run_demo(out, clips=48, epochs=2, jobs=1)
     saved = json.loads((out / "demo-summary.json").read_text())
-    assert saved["tagged_clip"] == summary["tagged_clip"]
+    assert saved["tagged_clip"] == summary["tagged_clip"] and "_s0" in saved["tagged_with"]
     assert {(r["model"], r["augment"]) for r in saved["runs"]} == {
         ("att", "none"), ("att", "both"), ("bilstm-att", "none"), ("bilstm-att", "both")}
     assert all(0.0 <= r["macro_f1"] <= 1.0 for r in saved["runs"])

@@ -39,27 +39,32 @@ def run_demo(out: str | Path = "demo-output", clips: int = 2000, epochs: int = 2
 
     _say("3/4 scoring per-second activations against the strong labels")
     localization = {}
-    for spec in (RunSpec("bilstm-att", augment="both"), RunSpec("att", augment="both")):
+    for spec in (RunSpec("bilstm-att"), RunSpec("att")):
         run_dir = experiment / "runs" / spec.name
-        metrics = evaluate_run(run_dir, localization=True, out=run_dir)
+        metrics = evaluate_run(run_dir, localization=True, out=run_dir / "localization")
         localization[spec.model] = {k: metrics["localization"][k]["f1"] if metrics["localization"][k] else None
                                     for k in ("frame_level", "frame_agnostic")}
 
-    _say("4/4 tagging a rendered test clip from its audio")
+    run_dirs = [experiment / "runs" / RunSpec(r["model"], r["loss"], r["augment"], r["seed"]).name for r in rows]
+    run_dir = max(run_dirs, key=_best_val_f1)
+    _say(f"4/4 tagging a rendered test clip with the run of best validation macro F1 ({run_dir.name})")
     clip = _render_test_clip(corpus, out)
-    run_dir = experiment / "runs" / RunSpec("bilstm-att", augment="both").name
     results = predict(run_dir, [clip], per_second=True)
     atomic_write_text(out / "tags.csv", format_results(results, "csv"))
     atomic_write_text(out / "tags-per-second.csv", format_results(results, "csv", per_second=True))
 
     summary = {"corpus": str(corpus), "experiment_report": str(experiment / "report.md"),
                "runs": [{k: r[k] for k in ("model", "loss", "augment", "macro_f1", "micro_f1", "mean_ap")} for r in rows],
-               "localization_segment_f1": localization, "tagged_clip": str(clip),
+               "localization_segment_f1": localization, "tagged_clip": str(clip), "tagged_with": str(run_dir),
                "tagged_present": [c for c, p in zip(results.classes, results.files[0].present) if p],
                "truth": _truth(corpus, clip.stem)}
     atomic_write_json(out / "demo-summary.json", summary)
     _print_summary(summary)
     return summary
+
+
+def _best_val_f1(run_dir: Path) -> float:
+    return float(json.loads((run_dir / "config.json").read_text())["best_val_macro_f1"])
 
 
 def _render_test_clip(corpus: Path, out: Path) -> Path:
@@ -89,6 +94,7 @@ def _print_summary(s: dict[str, Any]) -> None:
     print("Per-second localisation, segment F1 (frame-level vs frame-agnostic):")
     for model, v in s["localization_segment_f1"].items():
         print(f"  {model:<11} {v['frame_level']:.3f} vs {v['frame_agnostic']:.3f}")
-    print(f"Tagged {s['tagged_clip']}: {', '.join(s['tagged_present']) or '(nothing)'}")
+    print(f"Tagged {s['tagged_clip']} with {Path(s['tagged_with']).name}: "
+          f"{', '.join(s['tagged_present']) or '(nothing)'}")
     print(f"  instruments sounding in it: {', '.join(s['truth'])}")
     print(f"Report with the paper's figures: {s['experiment_report']}")
