@@ -80,8 +80,9 @@ class StackedModel(nn.Module):
                 rngs: Sequence[DropoutRNG] | None = None) -> list[torch.Tensor]:
         """x (k', B, T, F): one batch per member of ``members`` -> k' clip probabilities (B, C).
 
-        ``rngs``: every member's dropout RNG (indexed by member), needed in training mode."""
-        raise NotImplementedError
+        ``rngs``: every member's dropout RNG (indexed by member), needed in training mode.
+        Each architecture's subclass defines it."""
+        raise TypeError(f"{type(self).__name__} is a base class; use a stacked architecture's subclass")
 
     def _head(self, h: Sequence[torch.Tensor], members: Sequence[int]) -> list[torch.Tensor]:
         """The attention head of each member on its features h[j] (B, T, D) -> k' clips (B, C)."""

@@ -246,6 +246,17 @@ def find_dataset_dir(root: str | Path, max_depth: int = 2) -> Path | None:
     return None
 
 
+def _loads(data_dir: Path) -> bool:
+    """Whether ``data_dir`` holds a dataset that loads (an interrupted extraction does not)."""
+    from instrec.data.openmic import load_openmic
+
+    try:
+        load_openmic(data_dir)
+    except InstrecError:
+        return False
+    return True
+
+
 def download_openmic(root: str | Path, url: str = OPENMIC_URL, md5: str | None = OPENMIC_MD5,
                      progress: bool = True) -> Path:
     """Download and extract OpenMIC-2018 into ``root``; return the dataset folder.
@@ -257,12 +268,8 @@ def download_openmic(root: str | Path, url: str = OPENMIC_URL, md5: str | None =
 
     root = Path(root).resolve()
     found = find_dataset_dir(root)
-    if found is not None:
-        try:
-            load_openmic(found)
-            return found
-        except InstrecError:
-            pass  # incomplete extraction: extract again below
+    if found is not None and _loads(found):
+        return found  # already downloaded and extracted; otherwise (incomplete) extract again
     name = posixpath.basename(urllib.parse.urlparse(url).path) or "openmic-2018.tgz"
     archive = fetch_file(url, root / name, md5=md5, progress=progress)
     extracted = safe_extract_tar(archive, root)
