@@ -31,6 +31,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from instrec.lockstep_rng import DropoutRNG
+from instrec.models.lstm import recurrence_backward
 from instrec.models.output import ATT_EPS
 
 
@@ -161,44 +162,10 @@ class _StackedBiLSTMFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, dout: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        x2, w_ih, w_hh, mask, acts, cs, sc, hm = ctx.saved_tensors
-        n_dir, n_steps, batch, g4 = acts.shape
+        n_dir, n_steps, batch, g4 = ctx.saved_tensors[4].shape
         hid = g4 // 4
         dhs = torch.stack([dout[..., :hid], dout[..., hid:].flip(1)], dim=1).view(n_dir, n_steps, batch, hid)
-        i, f, g, o = acts.split(hid, dim=-1)
-        tc = sc * 2.0 - 1.0
-        coef = torch.addcmul(acts, acts, acts, value=-1.0)
-        ci, cf, cg, co = coef.split(hid, dim=-1)
-        torch.addcmul(torch.ones_like(g), g, g, value=-1.0, out=cg)
-        ci.mul_(g)
-        cf.mul_(cs[:, :-1])
-        cg.mul_(i)
-        co.mul_(tc)
-        dh_to_dc = o - o * tc * tc
-        w_hh_t = w_hh.transpose(1, 2)
-        dgates = torch.empty_like(coef)
-        dhs_t, k_t, coef_t, dg_t, f_t = (v.unbind(1) for v in (dhs, dh_to_dc, coef, dgates, f))
-        dh_rec = None
-        dc = None
-        for t in range(n_steps - 1, -1, -1):
-            dh = dhs_t[t] if dh_rec is None else dhs_t[t] + dh_rec
-            dc = dh * k_t[t] if dc is None else torch.addcmul(dc, dh, k_t[t])
-            torch.mul(coef_t[t], torch.cat([dc, dc, dc, dh], dim=-1), out=dg_t[t])
-            if t > 0:
-                dc = dc * f_t[t]
-                dh_rec = torch.bmm(dg_t[t], w_hh_t)
-                if mask is not None:
-                    dh_rec.mul_(mask)
-        if n_steps > 1:
-            h_in = hm[:, :-1].reshape(n_dir, (n_steps - 1) * batch, hid)
-            d_in = dgates[:, 1:].reshape(n_dir, (n_steps - 1) * batch, g4)
-            dw_hh = torch.bmm(h_in.transpose(1, 2), d_in)
-        else:
-            dw_hh = torch.zeros_like(w_hh)
-        dg_rows = dgates.view(n_dir, n_steps * batch, g4)
-        dw_ih = torch.bmm(x2.transpose(1, 2), dg_rows)
-        dbias = dg_rows.sum(dim=1)
-        dx2 = torch.bmm(dg_rows, w_ih.transpose(1, 2)) if ctx.needs_input_grad[0] else None
+        dx2, dw_ih, dbias, dw_hh = recurrence_backward(ctx.saved_tensors, dhs, ctx.needs_input_grad[0])
         return dx2, dw_ih, dbias, dw_hh, None, None
 
 

@@ -90,50 +90,61 @@ class _BiLSTMFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, dout: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        x2, w_ih, w_hh, mask, acts, cs, sc, hm = ctx.saved_tensors
-        n_dir, n_steps, batch, g4 = acts.shape
-        hid = g4 // 4
+        hid = ctx.saved_tensors[2].shape[1]
         d_tb = dout.transpose(0, 1)
         dhs = torch.stack([d_tb[..., :hid], d_tb[..., hid:].flip(0)])
-        i, f, g, o = acts.split(hid, dim=-1)
-        tc = sc * 2.0 - 1.0  # tanh(c)
-        # dL/d(pre-activation) = coef * dc for gates i, f, g and coef * dh for o. The
-        # coefficients do not depend on the recurrence: compute them for all T at once.
-        coef = torch.addcmul(acts, acts, acts, value=-1.0)  # sigmoid' = s - s^2
-        ci, cf, cg, co = coef.split(hid, dim=-1)
-        torch.addcmul(torch.ones_like(g), g, g, value=-1.0, out=cg)  # tanh' = 1 - g^2
-        ci.mul_(g)
-        cf.mul_(cs[:, :-1])
-        cg.mul_(i)
-        co.mul_(tc)
-        dh_to_dc = o - o * tc * tc  # dh/dc = o * tanh'(c)
-        w_hh_t = w_hh.transpose(1, 2)
-
-        dgates = torch.empty_like(coef)
-        dhs_t, k_t, coef_t, dg_t, f_t = (v.unbind(1) for v in (dhs, dh_to_dc, coef, dgates, f))
-        dh_rec = None
-        dc = None
-        for t in range(n_steps - 1, -1, -1):
-            dh = dhs_t[t] if dh_rec is None else dhs_t[t] + dh_rec
-            dc = dh * k_t[t] if dc is None else torch.addcmul(dc, dh, k_t[t])
-            torch.mul(coef_t[t], torch.cat([dc, dc, dc, dh], dim=-1), out=dg_t[t])
-            if t > 0:
-                dc = dc * f_t[t]
-                dh_rec = torch.bmm(dg_t[t], w_hh_t)
-                if mask is not None:
-                    dh_rec.mul_(mask)
-        if n_steps > 1:
-            h_in = hm[:, :-1].reshape(n_dir, (n_steps - 1) * batch, hid)
-            d_in = dgates[:, 1:].reshape(n_dir, (n_steps - 1) * batch, g4)
-            dw_hh = torch.bmm(h_in.transpose(1, 2), d_in)
-        else:
-            dw_hh = torch.zeros_like(w_hh)
-        dg_rows = dgates.view(n_dir, n_steps * batch, g4)
-        dw_ih = torch.bmm(x2.transpose(1, 2), dg_rows)
-        dbias = dg_rows.sum(dim=1)
-        dx2 = torch.bmm(dg_rows, w_ih.transpose(1, 2)) if ctx.needs_input_grad[0] else None
+        dx2, dw_ih, dbias, dw_hh = recurrence_backward(ctx.saved_tensors, dhs, ctx.needs_input_grad[0])
         return dx2, dw_ih, dbias, dw_hh, None, None
 
+
+def recurrence_backward(saved: tuple[torch.Tensor, ...], dhs: torch.Tensor,
+                        need_dx: bool) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gradients of the LSTM recurrence given dL/dh per direction and step.
+
+    ``saved``: (x2, w_ih, w_hh, mask, acts, cs, sc, hm) as saved by the forward pass, with any
+    number of "directions" n_dir (2 for one BiLSTM, 2K for K stacked ones); ``dhs`` (n_dir, T, B, H).
+    Returns (dx2 or None, dw_ih, dbias, dw_hh)."""
+    x2, w_ih, w_hh, mask, acts, cs, sc, hm = saved
+    n_dir, n_steps, batch, g4 = acts.shape
+    hid = g4 // 4
+    i, f, g, o = acts.split(hid, dim=-1)
+    tc = sc * 2.0 - 1.0  # tanh(c)
+    # dL/d(pre-activation) = coef * dc for gates i, f, g and coef * dh for o. The
+    # coefficients do not depend on the recurrence: compute them for all T at once.
+    coef = torch.addcmul(acts, acts, acts, value=-1.0)  # sigmoid' = s - s^2
+    ci, cf, cg, co = coef.split(hid, dim=-1)
+    torch.addcmul(torch.ones_like(g), g, g, value=-1.0, out=cg)  # tanh' = 1 - g^2
+    ci.mul_(g)
+    cf.mul_(cs[:, :-1])
+    cg.mul_(i)
+    co.mul_(tc)
+    dh_to_dc = o - o * tc * tc  # dh/dc = o * tanh'(c)
+    w_hh_t = w_hh.transpose(1, 2)
+
+    dgates = torch.empty_like(coef)
+    dhs_t, k_t, coef_t, dg_t, f_t = (v.unbind(1) for v in (dhs, dh_to_dc, coef, dgates, f))
+    dh_rec = None
+    dc = None
+    for t in range(n_steps - 1, -1, -1):
+        dh = dhs_t[t] if dh_rec is None else dhs_t[t] + dh_rec
+        dc = dh * k_t[t] if dc is None else torch.addcmul(dc, dh, k_t[t])
+        torch.mul(coef_t[t], torch.cat([dc, dc, dc, dh], dim=-1), out=dg_t[t])
+        if t > 0:
+            dc = dc * f_t[t]
+            dh_rec = torch.bmm(dg_t[t], w_hh_t)
+            if mask is not None:
+                dh_rec.mul_(mask)
+    if n_steps > 1:
+        h_in = hm[:, :-1].reshape(n_dir, (n_steps - 1) * batch, hid)
+        d_in = dgates[:, 1:].reshape(n_dir, (n_steps - 1) * batch, g4)
+        dw_hh = torch.bmm(h_in.transpose(1, 2), d_in)
+    else:
+        dw_hh = torch.zeros_like(w_hh)
+    dg_rows = dgates.view(n_dir, n_steps * batch, g4)
+    dw_ih = torch.bmm(x2.transpose(1, 2), dg_rows)
+    dbias = dg_rows.sum(dim=1)
+    dx2 = torch.bmm(dg_rows, w_ih.transpose(1, 2)) if need_dx else None
+    return dx2, dw_ih, dbias, dw_hh
 
 class BiLSTM(nn.Module):
     """Single-layer bidirectional LSTM, batch-first, with Keras dropout semantics.
