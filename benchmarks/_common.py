@@ -213,7 +213,8 @@ def display_command(argv: Sequence[str]) -> str:
 
 
 # --------------------------------------------------------------------------- tables and output
-def _cell(value: Any, digits: int | None = None) -> str:
+def cell(value: Any) -> str:
+    """One markdown table cell: numbers rounded to their magnitude, pipes escaped."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -221,8 +222,6 @@ def _cell(value: Any, digits: int | None = None) -> str:
     if isinstance(value, float):
         if math.isnan(value):
             return "n/a"
-        if digits is not None:
-            return f"{value:.{digits}f}"
         mag = abs(value)
         if mag >= 1000:
             return f"{value:,.0f}"
@@ -231,7 +230,7 @@ def _cell(value: Any, digits: int | None = None) -> str:
         if mag >= 1:
             return f"{value:.2f}"
         return f"{value:.3f}"
-    return str(value)
+    return str(value).replace("|", "\\|")
 
 
 def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str],
@@ -243,7 +242,7 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str],
     lines = ["| " + " | ".join(headers.get(c, c) for c in columns) + " |",
              "|" + "|".join("--:" if n else "---" for n in numeric) + "|"]
     for r in rows:
-        lines.append("| " + " | ".join(_cell(r.get(c)) for c in columns) + " |")
+        lines.append("| " + " | ".join(cell(r.get(c)) for c in columns) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -328,7 +327,7 @@ def print_targets(targets: Sequence[Mapping[str, Any]]) -> None:
         return
     print("\nTargets:")
     for t in targets:
-        print(f"  [{'met' if t['met'] else 'MISSED'}] {t['name']}: {_cell(t['value'])}{t.get('unit', '')} "
+        print(f"  [{'met' if t['met'] else 'MISSED'}] {t['name']}: {cell(t['value'])}{t.get('unit', '')} "
               f"(target {t['target']})")
 
 

@@ -20,6 +20,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -53,30 +56,13 @@ CITED_WITHOUT_NUMBERS = [
 
 
 # --------------------------------------------------------------------------- formatting
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        mag = abs(value)
-        if mag >= 1000:
-            return f"{value:,.0f}"
-        if mag >= 100:
-            return f"{value:.1f}"
-        if mag >= 1:
-            return f"{value:.2f}"
-        return f"{value:.3f}"
-    return str(value).replace("|", "\\|")
-
-
 def md_table(rows: list[dict], columns: list[str], headers: dict[str, str] | None = None) -> str:
     headers = headers or {}
     numeric = [all(isinstance(r.get(c), (int, float)) and not isinstance(r.get(c), bool)
                    for r in rows if r.get(c) is not None) for c in columns]
     lines = ["| " + " | ".join(headers.get(c, c) for c in columns) + " |",
              "|" + "|".join("--:" if n else "---" for n in numeric) + "|"]
-    lines += ["| " + " | ".join(_cell(r.get(c)) for c in columns) + " |" for r in rows]
+    lines += ["| " + " | ".join(C.cell(r.get(c)) for c in columns) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -165,7 +151,7 @@ def build_section(results_dir: Path, readme_dir: Path) -> str:
         targets = [{"benchmark": d["benchmark"], **t} for d in docs for t in d.get("targets", [])]
         if targets:
             rows = [{"benchmark": t["benchmark"], "what": t["name"],
-                     "measured": f"{_cell(t['value'])}{t.get('unit', '')}", "target": t["target"],
+                     "measured": f"{C.cell(t['value'])}{t.get('unit', '')}", "target": t["target"],
                      "met": "yes" if t["met"] else "**no**"} for t in targets]
             out += ["### Targets", "", md_table(rows, ["benchmark", "what", "measured", "target", "met"])]
         for d in docs:
