@@ -101,3 +101,29 @@ def test_bad_settings_give_clear_errors(tiny_dataset, tmp_path):
     with pytest.raises(InstrecError, match="not empty; pass --overwrite"):
         train(_cfg(tiny_dataset, tmp_path / "busy"), progress=False)
     assert (tmp_path / "busy" / "keep.txt").read_text() == "mine"
+
+
+def test_auto_threads_share_the_cores_between_jobs(monkeypatch):
+    from instrec import runinfo
+
+    for cores, jobs, want in [(1, 1, 1), (2, 1, 2), (8, 1, 2), (2, 2, 1), (3, 2, 1), (8, 4, 2), (8, 16, 1)]:
+        monkeypatch.setattr(runinfo, "usable_cores", lambda c=cores: c)
+        assert runinfo.auto_threads(jobs) == want, (cores, jobs)
+
+
+def test_threads_zero_is_resolved_and_recorded(tiny_dataset, tmp_path, monkeypatch):
+    import torch
+
+    from instrec import runinfo
+
+    before = torch.get_num_threads()
+    monkeypatch.setattr(runinfo, "usable_cores", lambda: 1)
+    try:
+        train(_cfg(tiny_dataset, tmp_path / "auto", epochs=1, threads=0), progress=False)
+        assert torch.get_num_threads() == 1
+        config = json.loads((tmp_path / "auto" / "config.json").read_text())
+        assert config["train"]["threads"] == 0 and config["threads"] == 1
+        train(_cfg(tiny_dataset, tmp_path / "two", epochs=1, threads=2), progress=False)
+        assert json.loads((tmp_path / "two" / "config.json").read_text())["threads"] == 2
+    finally:
+        torch.set_num_threads(before)

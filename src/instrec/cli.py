@@ -163,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--lr", type=float, default=5e-4)
     sp.add_argument("--val-fraction", type=float, default=0.15)
     sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--threads", type=int, default=1)
+    sp.add_argument("--threads", type=int, default=0,
+                    help="torch intra-op threads; 0 = auto: the usable cores, at most 2 (default)")
     sp.add_argument("--out", required=True, help="run directory")
     sp.add_argument("--resume", action="store_true", help="continue an interrupted run")
     sp.add_argument("--overwrite", action="store_true")

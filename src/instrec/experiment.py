@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from instrec._io import InstrecError
+from instrec.runinfo import auto_threads
 
 AUGMENTATIONS = {"none": (0.0, 0.0), "mixup": (0.2, 0.0), "concat": (0.0, 0.5), "both": (0.2, 0.5)}
 METRICS = ("macro_f1", "micro_f1", "macro_f1_2class", "mean_ap")
@@ -61,29 +62,30 @@ def grid_specs(grid: str, seeds: int) -> list[RunSpec]:
     return [RunSpec(m, loss, aug, s) for s in range(seeds) for (m, loss, aug) in configs]
 
 
-def _train_config(spec: RunSpec, data: str, out: str, epochs: int):
+def _train_config(spec: RunSpec, data: str, out: str, epochs: int, threads: int = 1):
     from instrec.train import TrainConfig
 
     mixup, concat = AUGMENTATIONS[spec.augment]
     if spec.model == "fc":
         concat = 0.0
     return TrainConfig(data=data, out=str(Path(out) / "runs" / spec.name), model=spec.model, loss=spec.loss,
-                       mixup=mixup, concat=concat, epochs=epochs, seed=spec.seed)
+                       mixup=mixup, concat=concat, epochs=epochs, seed=spec.seed, threads=threads)
 
 
-def run_one(spec: RunSpec, data: str, out: str, epochs: int) -> dict[str, Any]:
-    """Train and evaluate one configuration (in a worker process); return its results row."""
+def run_one(spec: RunSpec, data: str, out: str, epochs: int, threads: int = 1) -> dict[str, Any]:
+    """Train and evaluate one configuration (in a worker process, with ``threads`` torch
+    threads); return its results row."""
     from instrec.train import train
 
     run_dir = Path(out) / "runs" / spec.name
     if not (run_dir / "metrics.json").is_file():
         t0 = time.perf_counter()
-        train(_train_config(spec, data, out, epochs), resume=True, progress=False)
+        train(_train_config(spec, data, out, epochs, threads), resume=True, progress=False)
         _write_metrics(run_dir, {"train_seconds": time.perf_counter() - t0, "train_engine": "solo"})
     return _row(spec, run_dir)
 
 
-def run_group(specs: Sequence[RunSpec], data: str, out: str, epochs: int) -> list[dict[str, Any]]:
+def run_group(specs: Sequence[RunSpec], data: str, out: str, epochs: int, threads: int = 1) -> list[dict[str, Any]]:
     """Train the configurations ``specs`` (one architecture) in lockstep in this process,
     evaluate each, and return their results rows. ``train_seconds`` of a lockstep run is
     its share of the group's wall time (group time / group size)."""
@@ -93,7 +95,7 @@ def run_group(specs: Sequence[RunSpec], data: str, out: str, epochs: int) -> lis
     todo = [s for s in specs if not (Path(out) / "runs" / s.name / "metrics.json").is_file()]
     if todo:
         t0 = time.perf_counter()
-        train_lockstep([_train_config(s, data, out, epochs) for s in todo], resume=True, progress=False)
+        train_lockstep([_train_config(s, data, out, epochs, threads) for s in todo], resume=True, progress=False)
         share = (time.perf_counter() - t0) / len(todo)
         for s in todo:
             _write_metrics(Path(out) / "runs" / s.name, {"train_seconds": share, "train_engine": "lockstep",
@@ -200,6 +202,8 @@ def run_specs(specs: Sequence[RunSpec], data: str | Path, out: str | Path, epoch
     tasks = plan_tasks(specs, jobs, engine, max_members)
     (Path(out) / "runs").mkdir(parents=True, exist_ok=True)
     own = executor is None
+    # One process per core gets one thread; spare cores go to the runs as extra threads.
+    threads = auto_threads(jobs) if own else 1
     if own:
         executor = ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=get_context("spawn"))
     rows: dict[str, dict[str, Any]] = {}
@@ -207,9 +211,9 @@ def run_specs(specs: Sequence[RunSpec], data: str | Path, out: str | Path, epoch
         futures = {}
         for task in tasks:
             if engine == "lockstep" and task[0].model in _lockstep_names():
-                futures[executor.submit(run_group, task, str(data), str(out), epochs)] = task
+                futures[executor.submit(run_group, task, str(data), str(out), epochs, threads)] = task
             else:
-                futures[executor.submit(run_one, task[0], str(data), str(out), epochs)] = task
+                futures[executor.submit(run_one, task[0], str(data), str(out), epochs, threads)] = task
         bar = None
         if desc is not None:
             from tqdm import tqdm

@@ -38,8 +38,8 @@ import numpy as np
 from instrec._io import InstrecError, atomic_write_text
 from instrec.checkpoint import CONFIG_FILE, RESUME_STATE, read_config, save_model, write_config
 from instrec.train import (VALIDATION_KEYS, TrainConfig, augment_batch, check_run_dir, check_same_run, finish_run,
-                           labelled_positive, loss_function, read_resume_state, run_config, save_resume_state, train,
-                           validation_scores, write_log)
+                           labelled_positive, loss_function, make_optimizer, read_resume_state, run_config,
+                           save_resume_state, train, validation_scores, write_log)
 
 #: Settings every member of a lockstep group must share.
 SHARED_SETTINGS = ("data", "split", "model", "epochs", "batch_size", "lr", "val_fraction", "threads",
@@ -159,7 +159,7 @@ def _train_group(cfgs: list[TrainConfig], resume: bool, progress: bool) -> list[
                                {"epoch": 0, "best_f1": -1.0, "best_epoch": -1, "history": []}))
     stacked = STACKED_MODELS[first.model](solo_models)
     template = solo_models[0]
-    optimizer = torch.optim.Adam(stacked.parameters(), lr=first.lr)
+    optimizer = make_optimizer(stacked.parameters(), first.lr)
     if resume:
         _resume(members, stacked, optimizer)
     for m in members:

@@ -46,7 +46,7 @@ class TrainConfig:
     val_fraction: float = 0.15
     seed: int = 0
     split: str = "split01"
-    threads: int = 1               # torch intra-op threads; 1 is fastest for these small models
+    threads: int = 0               # torch intra-op threads; 0 = auto (cores, at most 2)
     rf_trees: int = 100
     rf_max_depth: int = 8
     model_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -131,7 +131,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
         raise InstrecError(f"model {cfg.model!r} needs clips of exactly {n_frames} frames; "
                            "concatenation (--concat) makes longer ones")
     config["model_config"] = dict(model.config)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    optimizer = make_optimizer(model.parameters(), cfg.lr)
     generator = torch.Generator().manual_seed(cfg.seed)
     state = {"epoch": 0, "best_f1": -1.0, "best_epoch": -1, "history": []}
     if resume and (run_dir / RESUME_STATE).is_file():
@@ -171,6 +171,17 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
         if hasattr(bar, "set_postfix"):
             bar.set_postfix(loss=f"{row['train_loss']:.4f}", val_f1=f"{val['val_macro_f1']:.3f}")
     return finish_run(run_dir, config, state, val_set)
+
+
+def make_optimizer(params, lr: float):
+    """Adam with PyTorch's defaults (betas 0.9/0.999, eps 1e-8), as Keras' Adam up to eps.
+
+    The fused kernel updates all parameters in one call instead of a dozen small ops per
+    tensor (about 5 % of a training step here). It is elementwise, so the lockstep engine's
+    Adam over stacked weights stays bit-identical to solo runs."""
+    import torch
+
+    return torch.optim.Adam(params, lr=lr, fused=True)
 
 
 def augment_batch(x, y, m, cfg: TrainConfig, generator):
