@@ -141,18 +141,20 @@ class _StackedBiLSTMFunction(torch.autograd.Function):
         hm = hs if mask is None else torch.empty_like(sc)
         a_t, c_t, sc_t, h_t, hm_t = (v.unbind(1) for v in (acts, cs, sc, hs, hm))
         i_t, f_t, g_t, o_t = (v.unbind(1) for v in acts.split(hid, dim=-1))
+        # 0-dim tensors instead of Python floats: a float operand costs a conversion per call.
+        two, one = x2.new_tensor(2.0), x2.new_tensor(1.0)
         for t in range(n_steps):
             a = a_t[t].add_(bias_s)
             if t > 0:
                 a.baddbmm_(hm_t[t - 1], w_hh_s)
             a.sigmoid_()
-            g_t[t].mul_(2.0).sub_(1.0)
+            g_t[t].mul_(two).sub_(one)
             c = c_t[t + 1]
             torch.mul(i_t[t], g_t[t], out=c)
             if t > 0:
                 c.addcmul_(f_t[t], c_t[t])
-            torch.mul(c, 2.0, out=sc_t[t]).sigmoid_()
-            torch.mul(o_t[t], sc_t[t], out=h_t[t]).mul_(2.0).sub_(o_t[t])
+            torch.mul(c, two, out=sc_t[t]).sigmoid_()
+            torch.mul(o_t[t], sc_t[t], out=h_t[t]).mul_(two).sub_(o_t[t])
             if mask is not None:
                 torch.mul(h_t[t], mask, out=hm_t[t])
         ctx.save_for_backward(x2, w_ih, w_hh, mask, acts, cs, sc, hm)

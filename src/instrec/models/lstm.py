@@ -67,21 +67,23 @@ class _BiLSTMFunction(torch.autograd.Function):
         # Per-step views made up front: unbind is much cheaper than indexing in the loop.
         a_t, c_t, sc_t, h_t, hm_t = (v.unbind(1) for v in (acts, cs, sc, hs, hm))
         i_t, f_t, g_t, o_t = (v.unbind(1) for v in acts.split(hid, dim=-1))
+        # 0-dim tensors instead of Python floats: a float operand costs a conversion per call.
+        two, one = x2.new_tensor(2.0), x2.new_tensor(1.0)
         for t in range(n_steps):
             a = a_t[t]
             if t > 0:
                 a.baddbmm_(hm_t[t - 1], w_hh_s)
             a.sigmoid_()
             g = g_t[t]
-            g.mul_(2.0).sub_(1.0)  # tanh of the g pre-activation
+            g.mul_(two).sub_(one)  # tanh of the g pre-activation
             c = c_t[t + 1]
             torch.mul(i_t[t], g, out=c)
             if t > 0:
                 c.addcmul_(f_t[t], c_t[t])
             s = sc_t[t]
-            torch.mul(c, 2.0, out=s).sigmoid_()
+            torch.mul(c, two, out=s).sigmoid_()
             h = h_t[t]
-            torch.mul(o_t[t], s, out=h).mul_(2.0).sub_(o_t[t])  # o * tanh(c)
+            torch.mul(o_t[t], s, out=h).mul_(two).sub_(o_t[t])  # o * tanh(c)
             if mask is not None:
                 torch.mul(h, mask, out=hm_t[t])
         ctx.save_for_backward(x2, w_ih, w_hh, mask, acts, cs, sc, hm)
