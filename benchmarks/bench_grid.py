@@ -287,8 +287,9 @@ def main() -> int:
         print(f"{engine} grid measured: {f['wall_s'][str(e1)]:.1f} s at {e1} epochs, {f['wall_s'][str(e2)]:.1f} s at "
               f"{e2}: {f['epoch_s']:.2f} s per grid epoch ({n_runs} runs x {n_train} clips), {f['fixed_s']:.1f} s "
               f"fixed; data ratio to OpenMIC {scale:.2f}")
-    targets = [C.target("paper grid at OpenMIC size: sequential plain loops / lockstep grid (2 processes)",
-                        seq_h / grid_h, ">=", 3.0, "x")]
+    best = min(engines, key=lambda e: fit[e]["hours"])
+    targets = [C.target(f"paper grid at OpenMIC size: sequential plain loops / instrec grid (engine {best}, "
+                        "2 processes)", seq_h / fit[best]["hours"], ">=", 3.0, "x")]
     C.print_targets(targets)
     notes = [
         "Synthetic OpenMIC-shaped data (write_openmic), not OpenMIC-2018.",

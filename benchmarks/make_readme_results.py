@@ -30,7 +30,7 @@ ORDER = ("bench_train", "bench_inference", "bench_synth", "bench_accuracy", "ben
 REGENERATE = "python benchmarks/run_all.py && python benchmarks/make_readme_results.py"
 #: Columns shown in the README where the stored table is wider (the CSV/JSON keep them all).
 README_COLUMNS = {
-    ("bench_train", "throughput"): ["implementation", "model", "augmentation", "threads", "command_s",
+    ("bench_train", "throughput"): ["implementation", "model", "augmentation", "threads", "epochs", "command_s",
                                     "command_clips_per_s", "loop_clips_per_s", "first_epoch_s",
                                     "later_epochs_clips_per_s", "peak_rss_mib"],
 }
@@ -86,12 +86,17 @@ def section(doc: dict[str, Any], readme_dir: Path, results_dir: Path) -> str:
         parts.append("**Quick mode: small sizes, not representative.**\n")
     head = doc.get("headline") or {}
     if name == "bench_train" and head:
+        per_rep = ", ".join(f"{x:.2f}x" for x in head.get("speedup_per_repeat", []))
+        train_clips = next((r.get("train_clips") for t in doc.get("tables", []) for r in t["rows"]
+                            if r.get("train_clips")), None)
         parts.append(f"The whole `instrec train --model bilstm-att` command (start-up, validation every epoch and "
                      f"recurrent dropout included) took {head['instrec_command_s']:.1f} s against "
                      f"{head['plain_loop_s']:.1f} s for the loop alone of the plain PyTorch implementation "
-                     f"({head['baseline']}): **{head['speedup_command_vs_plain']:.2f}x**; the epoch loops alone: "
-                     f"{head['speedup_loop_vs_plain']:.2f}x. Clips: {doc['config'].get('clips')} synthetic "
-                     f"OpenMIC-shaped clips, {doc['config'].get('epochs')} epochs.\n")
+                     f"({head['baseline']}): **{head['speedup_command_vs_plain']:.2f}x** (per repeat: {per_rep}); "
+                     f"the epoch loops alone: {head['speedup_loop_vs_plain']:.2f}x. Data: "
+                     f"{doc['config'].get('clips'):,} synthetic OpenMIC-shaped clips"
+                     + (f" ({train_clips:,} training clips after the hold-out)" if train_clips else "")
+                     + f", {doc['config'].get('epochs')} epochs for this pair.\n")
     for t in doc.get("tables", []):
         columns = doc.get("display_columns") if name == "bench_accuracy" else t["columns"]
         columns = README_COLUMNS.get((name, t["name"]), columns)
