@@ -163,14 +163,14 @@ def predict_cli(run: Path, inputs: list[Path], weights: Path | None, out_csv: Pa
 def main() -> int:
     p = C.base_parser(__doc__.split("\n\n")[0])
     p.add_argument("--clips", type=int, default=None, help="feature-level clips (default 4000; --quick 1000)")
-    p.add_argument("--audio-clips", type=int, default=None, help="10 s audio clips (default 20; --quick 4)")
+    p.add_argument("--audio-clips", type=int, default=None, help="10 s audio clips (default 100; --quick 4)")
     p.add_argument("--long-seconds", type=float, default=None, help="length of the long file (default 3600; "
                    "--quick 120)")
     p.add_argument("--long-repeats", type=int, default=None, help="repeats of the long file (default 2; --quick 1)")
     args = p.parse_args()
     repeats = C.repeats_of(args)
     n_clips = args.clips or (1000 if args.quick else 4000)
-    n_audio = args.audio_clips or (4 if args.quick else 20)
+    n_audio = args.audio_clips or (4 if args.quick else 100)
     long_s = args.long_seconds or (120.0 if args.quick else 3600.0)
     long_repeats = args.long_repeats or (1 if args.quick else 2)
     machine = C.machine_info()
