@@ -151,3 +151,16 @@ def test_write_report(tmp_path):
     text = report.write_report(tmp_path, summary, [fig2]).read_text(encoding="utf-8")
     assert "![fig2](fig2.png)" in text
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fig2.png", "figs", "report.md"]
+
+
+def test_best_per_group_picks_the_top_mean_of_each_model():
+    summary = [
+        {"model": "att", "loss": "bce", "macro_f1_mean": 0.70},
+        {"model": "bilstm-att", "loss": "bce", "macro_f1_mean": float("nan")},
+        {"model": "att", "loss": "focal", "macro_f1_mean": 0.75},
+        {"model": "bilstm-att", "loss": "focal", "macro_f1_mean": 0.60},
+        {"model": "att", "loss": "x", "macro_f1_mean": 0.75},   # a tie keeps the first
+        {"model": "rf", "loss": "focal", "macro_f1_mean": float("nan")},  # nothing better: kept
+    ]
+    assert report.best_per_group(summary) == [2, 3, 5]
+    assert report.best_per_group(summary, group_key="loss") == [0, 2, 4]

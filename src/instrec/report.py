@@ -180,7 +180,7 @@ def _save_png(fig, path: str | os.PathLike, dpi: int) -> Path:
 
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     return atomic_write_bytes(path, buf.getvalue())
 
 
@@ -225,12 +225,32 @@ def plot_macro_f1(summary: Sequence[Mapping[str, Any]], path: str | os.PathLike,
     if len(groups) > 1:
         from matplotlib.patches import Patch
 
-        ax.legend(handles=[Patch(color=colours[g], label=g) for g in groups], fontsize=8, title=group_key)
+        # Outside the axes, right of the bars, so it can never hide one.
+        ax.legend(handles=[Patch(color=colours[g], label=g) for g in groups], fontsize=8, title=group_key,
+                  loc="upper left", bbox_to_anchor=(1.005, 1.0), borderaxespad=0.0)
     return _save_png(fig, path, dpi)
 
 
+def best_per_group(summary: Sequence[Mapping[str, Any]], group_key: str = "model",
+                   metric: str = "macro_f1") -> list[int]:
+    """Indices into ``summary`` of the configuration with the highest mean ``metric`` within
+    each ``group_key`` value (first of equals), in order of first appearance; configurations
+    whose mean is NaN are chosen only when their group has nothing else."""
+    best: dict[Any, int] = {}
+    for i, row in enumerate(summary):
+        key = row.get(group_key)
+        value = float(row.get(f"{metric}_mean", float("nan")))
+        if key not in best:
+            best[key] = i
+            continue
+        current = float(summary[best[key]].get(f"{metric}_mean", float("nan")))
+        if np.isfinite(value) and (not np.isfinite(current) or value > current):
+            best[key] = i
+    return list(best.values())
+
+
 def plot_per_class_f1(per_class_by_model: Mapping[str, Mapping[str, tuple[float, float]]],
-                      path: str | os.PathLike, dpi: int = 120) -> Path:
+                      path: str | os.PathLike, dpi: int = 120, title: str = "Instrument-level F1") -> Path:
     """Paper Fig. 3: grouped bars of per-instrument F1, one bar per model in each group.
 
     ``per_class_by_model``: ``{model: {instrument: (mean, std)}}``; instruments appear in
@@ -253,7 +273,7 @@ def plot_per_class_f1(per_class_by_model: Mapping[str, Mapping[str, tuple[float,
     ax.set_xlim(-0.6, len(instruments) - 0.4)
     ax.set_ylim(0.0, 1.0)
     ax.set_ylabel("F1 (mean ± std over seeds)")
-    ax.set_title("Instrument-level F1")
+    ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, ncols=min(len(models), 4), loc="upper left", bbox_to_anchor=(0.0, -0.25))
     return _save_png(fig, path, dpi)
