@@ -152,9 +152,9 @@ def _check_features(X: np.ndarray, path: Path) -> None:
 def _features(X: np.ndarray, path: Path) -> np.ndarray:
     """(N, T, F) features on the 0-255 scale -> float32 divided by 255."""
     _check_features(X, path)
-    out = X.astype(np.float32)
-    out /= np.float32(255.0)
-    return out
+    # One pass: the inputs are cast to float32 and divided there, the same bits as
+    # astype(float32) followed by an in-place division.
+    return np.divide(X, np.float32(255.0), dtype=np.float32)
 
 
 def _keys(arr: np.ndarray, path: Path) -> np.ndarray:
