@@ -170,3 +170,22 @@ def test_experiment_engines_give_the_same_results(tiny_dataset, tmp_path):
     metrics = json.loads((tmp_path / "lockstep" / "runs" / RunSpec("att", seed=1).name / "metrics.json").read_text())
     assert metrics["train_engine"] == "lockstep" and metrics["lockstep_group_size"] == 2
     assert (tmp_path / "lockstep" / "results.csv").is_file()
+
+
+def test_interrupted_experiment_run_resumes_with_its_thread_count(tiny_dataset, tmp_path):
+    from instrec import experiment as experiment_module
+    from instrec.train import train
+
+    spec = RunSpec("att", "focal", "none", 0)
+    out = tmp_path / "exp"
+    before = torch.get_num_threads()
+    try:
+        # an interrupted run: one epoch of two, started by an experiment with 1 thread per worker
+        cfg = experiment_module._train_config(spec, str(tiny_dataset), str(out), 1, threads=1)
+        train(cfg, progress=False)
+        row = experiment_module.run_one(spec, str(tiny_dataset), str(out), 2, threads=2)  # resumed with --jobs 1
+    finally:
+        torch.set_num_threads(before)
+    config = json.loads((out / "runs" / spec.name / "config.json").read_text())
+    assert config["train"]["threads"] == 1 and config["threads"] == 1 and config["epochs_run"] == 2
+    assert row["model"] == "att"

@@ -64,12 +64,18 @@ def grid_specs(grid: str, seeds: int) -> list[RunSpec]:
 
 
 def _train_config(spec: RunSpec, data: str, out: str, epochs: int, threads: int = 1):
+    from instrec.checkpoint import CONFIG_FILE, RESUME_STATE
     from instrec.train import TrainConfig
 
+    run_dir = Path(out) / "runs" / spec.name
+    if (run_dir / RESUME_STATE).is_file() and (run_dir / CONFIG_FILE).is_file():
+        # An interrupted run continues with the thread count it started with (it can change
+        # float rounding), whatever --jobs the experiment is resumed with.
+        threads = json.loads((run_dir / CONFIG_FILE).read_text())["train"].get("threads", threads)
     mixup, concat = AUGMENTATIONS[spec.augment]
     if spec.model == "fc":
         concat = 0.0
-    return TrainConfig(data=data, out=str(Path(out) / "runs" / spec.name), model=spec.model, loss=spec.loss,
+    return TrainConfig(data=data, out=str(run_dir), model=spec.model, loss=spec.loss,
                        mixup=mixup, concat=concat, epochs=epochs, seed=spec.seed, threads=threads)
 
 
