@@ -64,14 +64,14 @@ def grid_specs(grid: str, seeds: int) -> list[RunSpec]:
 
 
 def _train_config(spec: RunSpec, data: str, out: str, epochs: int, threads: int = 1):
-    from instrec.checkpoint import CONFIG_FILE, RESUME_STATE
+    from instrec.checkpoint import CONFIG_FILE, RESUME_STATE, read_config
     from instrec.train import TrainConfig
 
     run_dir = Path(out) / "runs" / spec.name
     if (run_dir / RESUME_STATE).is_file() and (run_dir / CONFIG_FILE).is_file():
         # An interrupted run continues with the thread count it started with (it can change
         # float rounding), whatever --jobs the experiment is resumed with.
-        threads = json.loads((run_dir / CONFIG_FILE).read_text())["train"].get("threads", threads)
+        threads = read_config(run_dir)["train"].get("threads", threads)
     mixup, concat = AUGMENTATIONS[spec.augment]
     if spec.model == "fc":
         concat = 0.0
@@ -271,9 +271,10 @@ def write_outputs(out: Path, rows: list[dict[str, Any]], grid: str, data: str | 
     keep = {_config_label(summary[i]) for i in shown}
     per_class: dict[str, dict[str, list[float]]] = {}
     for r in rows:
-        if _config_label(r) in keep:
+        label = _config_label(r)
+        if label in keep:
             for inst, f1 in r["per_class_f1"].items():
-                per_class.setdefault(_config_label(r), {}).setdefault(inst, []).append(f1)
+                per_class.setdefault(label, {}).setdefault(inst, []).append(f1)
     fig3 = report.plot_per_class_f1(report.mean_std_by_instrument(per_class), out / "fig3_per_instrument_f1.png",
                                     title=title)
     atomic_write_json(out / "experiment.json", {"grid": grid, "data": str(data), "seeds": seeds, "epochs": epochs,

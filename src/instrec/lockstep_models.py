@@ -31,7 +31,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from instrec.lockstep_rng import DropoutRNG
-from instrec.models.lstm import recurrence_backward
+from instrec.models.lstm import gate_scale, recurrence_backward
 from instrec.models.output import ATT_EPS
 
 
@@ -127,8 +127,7 @@ class _StackedBiLSTMFunction(torch.autograd.Function):
         n_dir, rows, _ = x2.shape
         batch, hid = rows // n_steps, w_hh.shape[1]
         g4 = 4 * hid
-        scale = x2.new_ones(g4)
-        scale[2 * hid: 3 * hid] = 2.0  # tanh(z) = 2 sigmoid(2z) - 1 for the g gate
+        scale = gate_scale(hid, x2)
         # The solo kernel's baddbmm(bias, x2, w_ih) rounds as bmm followed by adding the bias;
         # adding it per step, just before the step's activations are computed, saves a
         # pass over the whole (2K, T*B, 4H) buffer and gives the same numbers.

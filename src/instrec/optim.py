@@ -72,7 +72,7 @@ class FusedAdam:
         group = groups[0]
         loaded = []
         for i, pid in enumerate(group["params"]):
-            slots = state_dict["state"].get(pid, state_dict["state"].get(str(pid)))
+            slots = state_dict["state"].get(pid)
             if slots is None:
                 continue
             for name, dest in (("exp_avg", self.exp_avg[i]), ("exp_avg_sq", self.exp_avg_sq[i])):

@@ -29,6 +29,14 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 
+def gate_scale(hid: int, like: torch.Tensor) -> torch.Tensor:
+    """(4H,) column scale of the gate weights: 2 for the g gate, 1 elsewhere, so that one
+    sigmoid gives tanh(z) = 2 sigmoid(2z) - 1 for g and sigmoid for i, f, o."""
+    scale = like.new_ones(4 * hid)
+    scale[2 * hid : 3 * hid] = 2.0
+    return scale
+
+
 def _dropout_mask(shape: tuple[int, ...], p: float, like: torch.Tensor) -> torch.Tensor:
     """Inverted-dropout mask of ``shape``: 0 with probability p, else 1/(1-p)."""
     return like.new_empty(shape).bernoulli_(1.0 - p).div_(1.0 - p)
@@ -54,8 +62,7 @@ class _BiLSTMFunction(torch.autograd.Function):
         n_dir, rows, _ = x2.shape
         batch, hid = rows // n_steps, w_hh.shape[1]
         g4 = 4 * hid
-        scale = x2.new_ones(g4)
-        scale[2 * hid : 3 * hid] = 2.0
+        scale = gate_scale(hid, x2)
         xg = torch.baddbmm((bias * scale).unsqueeze(1), x2, w_ih * scale)
         w_hh_s = w_hh * scale
         acts = xg.view(n_dir, n_steps, batch, g4)  # overwritten in place by the activations
