@@ -77,6 +77,11 @@ def test_load_split_order_and_subset(tmp_path):
     assert test.sample_key.tolist() == ["k5", "k4"]
     assert test.X[0, 0, 0] == pytest.approx(1.0)
     assert len(load_split(d, "train")) == 4
+    # Converting only the partition's clips gives what subsetting the whole release gives,
+    # float32 and the same bits; an already loaded release is subset as it is.
+    full = load_openmic(d)
+    assert test.X.dtype == np.float32 and np.array_equal(test.X, full.subset([5, 4]).X)
+    np.testing.assert_array_equal(load_split(d, "test", data=full).X, test.X)
     assert read_partition(d / "partitions" / "split01_train.csv") == ["k0", "k1", "k2", "k3"]
 
 
@@ -157,7 +162,9 @@ def test_non_string_keys_refused(tmp_path):
 def test_x_dtypes_on_255_scale(tmp_path, dtype, value, expected):
     arrays = _good(1)
     arrays["X"] = np.full((1, 2, 4), value, dtype=dtype)
-    assert load_openmic(_raw_dataset(tmp_path, **arrays)).X[0, 1, 3] == pytest.approx(expected)
+    d = _raw_dataset(tmp_path, **arrays)
+    assert load_openmic(d).X[0, 1, 3] == pytest.approx(expected)
+    assert load_split(d, "train").X.dtype == np.float32 and load_split(d, "train").X[0, 1, 3] == pytest.approx(expected)
 
 
 def test_x_range_errors_and_warning(tmp_path):

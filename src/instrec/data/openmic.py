@@ -18,7 +18,7 @@ import json
 import pickle
 import warnings
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -149,9 +149,9 @@ def _check_features(X: np.ndarray, path: Path) -> None:
         raise InstrecError(f"{path}: X must be integer or float, got dtype {X.dtype}")
 
 
-def _features(X: np.ndarray, path: Path) -> np.ndarray:
-    """(N, T, F) features on the 0-255 scale -> float32 divided by 255."""
-    _check_features(X, path)
+def _features(X: np.ndarray) -> np.ndarray:
+    """(N, T, F) features on the 0-255 scale (checked by :func:`_check_features`) -> float32
+    divided by 255."""
     # One pass: the inputs are cast to float32 and divided there, the same bits as
     # astype(float32) followed by an in-place division.
     return np.divide(X, np.float32(255.0), dtype=np.float32)
@@ -212,20 +212,29 @@ def read_class_map(path: str | Path, n_classes: int | None = None) -> tuple[str,
     return tuple(sorted(mapping, key=mapping.__getitem__))
 
 
-def load_openmic(data_dir: str | Path) -> OpenMICData:
-    """All clips of the OpenMIC-layout dataset in ``data_dir`` (see the module docstring)."""
-    data_dir = Path(data_dir)
+def _read_dataset(data_dir: Path) -> OpenMICData:
+    """All clips of ``data_dir``, validated, with ``X`` as stored (not yet divided by 255)."""
     path = data_dir / NPZ_NAME
     arrays = read_npz_safely(path)
     n = {name: arrays[name].shape[0] if arrays[name].ndim else None for name in ARRAYS}
     if len(set(n.values())) != 1:
         raise InstrecError(f"{path}: arrays disagree on the number of clips: "
                            + ", ".join(f"{k} {v}" for k, v in n.items()))
-    X = _features(arrays["X"], path)
+    _check_features(arrays["X"], path)
     Y_true, Y_mask = _labels(arrays["Y_true"], arrays["Y_mask"], path)
     keys = _keys(arrays["sample_key"], path)
     classes = read_class_map(data_dir / CLASS_MAP_NAME, Y_true.shape[1])
-    return OpenMICData(X, Y_true, Y_mask, keys, classes)
+    return OpenMICData(arrays["X"], Y_true, Y_mask, keys, classes)
+
+
+def _scaled(data: OpenMICData) -> OpenMICData:
+    """``data`` with its stored 0-255 features as float32 divided by 255."""
+    return replace(data, X=_features(data.X))
+
+
+def load_openmic(data_dir: str | Path) -> OpenMICData:
+    """All clips of the OpenMIC-layout dataset in ``data_dir`` (see the module docstring)."""
+    return _scaled(_read_dataset(Path(data_dir)))
 
 
 def partition_path(data_dir: str | Path, split: str, split_name: str = "split01") -> Path:
@@ -255,13 +264,15 @@ def load_split(data_dir: str | Path, split: str = "train", split_name: str = "sp
     keys = read_partition(path)
     if not keys:
         raise InstrecError(f"{path}: partition is empty")
-    data = load_openmic(data_dir) if data is None else data
-    index = {k: i for i, k in enumerate(data.sample_key.tolist())}
+    # Only the partition's clips are converted to float (not the whole release, then copied).
+    stored = _read_dataset(Path(data_dir)) if data is None else data
+    index = {k: i for i, k in enumerate(stored.sample_key.tolist())}
     missing = [k for k in keys if k not in index]
     if missing:
         raise InstrecError(f"{path}: {len(missing)} key(s) not in {Path(data_dir) / NPZ_NAME}, "
                            f"e.g. {', '.join(missing[:3])}")
-    return data.subset(np.array([index[k] for k in keys], dtype=np.int64))
+    part = stored.subset(np.array([index[k] for k in keys], dtype=np.int64))
+    return part if data is not None else _scaled(part)
 
 
 def validation_split(n: int, fraction: float = 0.15, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
