@@ -6,6 +6,13 @@ each repeat so background load hits them alike; reports the median clips/s.
 
     python benchmarks/bench_lstm_kernel.py [--batch 32] [--frames 10] [--repeats 7]
 
+The last row is not a model: it times only the matrix products one instrec training step
+must compute (input projection, recurrent products forward and backward, the two weight
+gradients, the head's linear layer forward and backward) with this machine's BLAS, one
+call each as the kernel makes them. Its clips/s is the ceiling of any implementation that
+computes the same products, reached only if every elementwise operation, the loss, Adam
+and the framework's per-call overhead cost nothing.
+
 The fused nn.LSTM is sensitive to glibc malloc settings: with the defaults its large
 per-call buffers are page-faulted in on every step. Run with e.g.
 MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=536870912 to see it without
@@ -24,6 +31,9 @@ from torch import nn
 from instrec.losses import masked_focal_loss
 from instrec.models.bilstm_att import BiLSTMAttention
 from instrec.models.output import AttentionPooling, ModelOutput
+
+
+FLOOR = "ceiling: the step's matrix products only"
 
 
 class PlainLSTMAttention(nn.Module):
@@ -83,6 +93,34 @@ def make_step(model: nn.Module, batch: int, frames: int, n_feat: int,
     return step
 
 
+def make_gemm_floor(batch: int, frames: int, n_feat: int, n_classes: int, hidden: int = 64) -> Callable[[], None]:
+    """A closure computing only the matrix products of one instrec BiLSTM-attention training step."""
+    gen = torch.Generator().manual_seed(0)
+
+    def r(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=gen)
+
+    rows, g4 = frames * batch, 4 * hidden
+    x2, w_ih, bias, xg = r(2, rows, n_feat), r(2, n_feat, g4), r(2, 1, g4), r(2, batch, g4)
+    h, w_hh, dg, w_hh_t = r(2, batch, hidden), r(2, hidden, g4), r(2, batch, g4), r(2, g4, hidden)
+    h_in, d_in = r(2, hidden, (frames - 1) * batch), r(2, (frames - 1) * batch, g4)
+    x2_t, dg_rows = r(2, n_feat, rows), r(2, rows, g4)
+    feats, w_head, d_head = r(rows, 2 * hidden), r(2 * n_classes, 2 * hidden), r(rows, 2 * n_classes)
+
+    def step() -> None:
+        torch.baddbmm(bias, x2, w_ih)                # input projection, both directions
+        for _ in range(frames - 1):
+            xg.baddbmm_(h, w_hh)                     # recurrence, forward
+            torch.bmm(dg, w_hh_t)                    # recurrence, backward
+        torch.bmm(h_in, d_in)                        # dL/dW_hh
+        torch.bmm(x2_t, dg_rows)                     # dL/dW_ih
+        torch.nn.functional.linear(feats, w_head)    # head forward
+        d_head @ w_head                              # head backward: dL/dfeatures
+        d_head.t() @ feats                           # head backward: dL/dW
+
+    return step
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=32)
@@ -100,6 +138,7 @@ def main() -> None:
         "instrec BiLSTM (dropout 0.2/0.2, paper)": BiLSTMAttention(),
     }
     steps = {k: make_step(m, args.batch, args.frames, args.features, 20) for k, m in variants.items()}
+    steps[FLOOR] = make_gemm_floor(args.batch, args.frames, args.features, 20)
     for step in steps.values():  # warm-up
         for _ in range(10):
             step()
