@@ -33,7 +33,7 @@ from instrec.models.bilstm_att import BiLSTMAttention
 from instrec.models.output import AttentionPooling, ModelOutput
 
 
-FLOOR = "ceiling: the step's matrix products only"
+CEILING = "ceiling: the step's matrix products only"
 
 
 class PlainLSTMAttention(nn.Module):
@@ -93,7 +93,7 @@ def make_step(model: nn.Module, batch: int, frames: int, n_feat: int,
     return step
 
 
-def make_gemm_floor(batch: int, frames: int, n_feat: int, n_classes: int, hidden: int = 64) -> Callable[[], None]:
+def make_matmul_ceiling(batch: int, frames: int, n_feat: int, n_classes: int, hidden: int = 64) -> Callable[[], None]:
     """A closure computing only the matrix products of one instrec BiLSTM-attention training step."""
     gen = torch.Generator().manual_seed(0)
 
@@ -138,7 +138,7 @@ def main() -> None:
         "instrec BiLSTM (dropout 0.2/0.2, paper)": BiLSTMAttention(),
     }
     steps = {k: make_step(m, args.batch, args.frames, args.features, 20) for k, m in variants.items()}
-    steps[FLOOR] = make_gemm_floor(args.batch, args.frames, args.features, 20)
+    steps[CEILING] = make_matmul_ceiling(args.batch, args.frames, args.features, 20)
     for step in steps.values():  # warm-up
         for _ in range(10):
             step()

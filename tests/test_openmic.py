@@ -164,7 +164,8 @@ def test_x_dtypes_on_255_scale(tmp_path, dtype, value, expected):
     arrays["X"] = np.full((1, 2, 4), value, dtype=dtype)
     d = _raw_dataset(tmp_path, **arrays)
     assert load_openmic(d).X[0, 1, 3] == pytest.approx(expected)
-    assert load_split(d, "train").X.dtype == np.float32 and load_split(d, "train").X[0, 1, 3] == pytest.approx(expected)
+    train = load_split(d, "train")
+    assert train.X.dtype == np.float32 and train.X[0, 1, 3] == pytest.approx(expected)
 
 
 def test_x_range_errors_and_warning(tmp_path):
