@@ -10,14 +10,12 @@ import pytest
 import torch
 from safetensors.numpy import load_file
 
-from instrec import lockstep_rng
 from instrec._io import InstrecError
 from instrec.evaluate import evaluate_run
 from instrec.experiment import RunSpec, grid_specs, plan_tasks, run_experiment
 from instrec.inference import run_model
 from instrec.lockstep import predict_members, train_lockstep
 from instrec.lockstep_models import STACKED_MODELS, StackedModel
-from instrec.lockstep_rng import DropoutRNG
 from instrec.models import build_model
 from instrec.train import TrainConfig, train
 
@@ -128,21 +126,6 @@ def test_validation_predictions_equal_run_model(model):
     assert stacked.training
     for k, solo in enumerate(solos):
         np.testing.assert_array_equal(probs[k], run_model(solo, X[k].numpy()).clip)
-
-
-@pytest.mark.parametrize("fast", [True, False])
-def test_dropout_rng_draws_the_global_rngs_masks(monkeypatch, fast):
-    monkeypatch.setattr(lockstep_rng, "_FAST", None if fast else False)
-    assert lockstep_rng.fast_masks_available() is fast  # numpy's MT19937 matches this torch build
-    torch.manual_seed(21)
-    rng = DropoutRNG(torch.get_rng_state())
-    for shape, p in [((2, 1, 32, 16), 0.2), ((2, 32, 64), 0.2), ((321, 16), 0.6), ((700,), 0.05)]:
-        want = torch.empty(shape).bernoulli_(1.0 - p).div_(1.0 - p)
-        assert torch.equal(rng.mask(shape, p), want)
-    assert torch.equal(rng.get_state(), torch.get_rng_state())
-    torch.rand(3)
-    rng.set_state(torch.get_rng_state())
-    assert torch.equal(rng.mask((50, 3), 0.5), torch.empty(50, 3).bernoulli_(0.5).div_(0.5))
 
 
 def test_plan_groups_each_architecture_for_the_workers():

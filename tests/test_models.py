@@ -9,7 +9,6 @@ import pytest
 import torch
 from torch import nn
 
-import instrec.models.lstm as lstm_mod
 from instrec.models import MODEL_NAMES, build_model
 from instrec.models.forest import RandomForestBaseline, clip_features
 from instrec.models.lstm import BiLSTM, _BiLSTMFunction
@@ -99,16 +98,16 @@ def _reference_lstm(x: torch.Tensor, lstm: BiLSTM, in_mask: torch.Tensor,
 
 def test_dropout_masks_are_per_sequence_and_shared_over_time(monkeypatch: pytest.MonkeyPatch) -> None:
     drawn: list[torch.Tensor] = []
-    original = lstm_mod._dropout_mask
+    torch.manual_seed(4)
+    lstm = BiLSTM(6, 5, dropout=0.3, recurrent_dropout=0.4).train()
+    original = lstm.rng.mask
 
-    def recording(shape, p, like):
-        mask = original(shape, p, like)
+    def recording(shape, p):
+        mask = original(shape, p)
         drawn.append(mask)
         return mask
 
-    monkeypatch.setattr(lstm_mod, "_dropout_mask", recording)
-    torch.manual_seed(4)
-    lstm = BiLSTM(6, 5, dropout=0.3, recurrent_dropout=0.4).train()
+    monkeypatch.setattr(lstm.rng, "mask", recording)
     x = torch.randn(3, 7, 6)
     out = lstm(x)
     in_mask, rec_mask = drawn

@@ -9,10 +9,9 @@ one Adam step and one backward pass serve all members.
 Every member reproduces ``train(cfg)`` run alone, bit for bit: its own validation split,
 its own seeded generator for batch order and augmentation (drawn in the same order as
 :func:`instrec.train.augment_batch`), the same initial weights (``torch.manual_seed(seed)``
-then ``build_model``), the same dropout masks (the global RNG state right after building
-the member's model is copied into a member-owned :class:`~instrec.lockstep_rng.DropoutRNG`,
-which draws the masks the solo model would draw from the global RNG) and the same
-floating-point operations. One Adam over the stacked weights, stepped on the sum of the
+then ``build_model``), the same dropout masks (drawn from the dropout stream of the
+member's own solo model, see :mod:`instrec.models.dropout`) and the same floating-point
+operations. One Adam over the stacked weights, stepped on the sum of the
 member losses, is K independent Adams (Adam is elementwise and all members take the same
 number of steps). Members whose concatenation draw makes 2T-frame batches run as a
 separate length group within the step.
@@ -71,7 +70,8 @@ class _Member:
     val_set: Any             # OpenMICData
     loss_fn: Callable
     data_rng: Any            # torch.Generator: batch order and augmentation
-    dropout_rng: Any         # DropoutRNG: stands in for the solo run's global RNG
+    dropout_rng: Any         # MaskRNG: the solo model's dropout stream
+    torch_rng: Any           # the global torch RNG state a solo run would save (not used in training)
     state: dict[str, Any]
 
 
@@ -128,8 +128,8 @@ def _train_group(cfgs: list[TrainConfig], resume: bool, progress: bool) -> list[
 
     from instrec.data.openmic import load_split, validation_split
     from instrec.lockstep_models import STACKED_MODELS
-    from instrec.lockstep_rng import DropoutRNG
     from instrec.models import build_model
+    from instrec.models.dropout import mask_rngs
     from instrec.runinfo import set_threads
 
     first = cfgs[0]
@@ -148,14 +148,14 @@ def _train_group(cfgs: list[TrainConfig], resume: bool, progress: bool) -> list[
         torch.manual_seed(cfg.seed)
         model = build_model(cfg.model, n_classes=len(data.classes), n_features=n_features, n_frames=n_frames,
                             **cfg.model_kwargs)
-        dropout_rng = DropoutRNG(torch.get_rng_state())
+        (dropout_rng,) = mask_rngs(model)  # every stacked architecture drops from one stream
         if cfg.concat > 0 and not model.variable_length:
             raise InstrecError(f"model {cfg.model!r} needs clips of exactly {n_frames} frames; "
                                "concatenation (--concat) makes longer ones")
         config["model_config"] = dict(model.config)
         solo_models.append(model)
         members.append(_Member(cfg, run_dir, config, torch.from_numpy(tr_idx), val_set, loss_function(cfg),
-                               torch.Generator().manual_seed(cfg.seed), dropout_rng,
+                               torch.Generator().manual_seed(cfg.seed), dropout_rng, torch.get_rng_state(),
                                {"epoch": 0, "best_f1": -1.0, "best_epoch": -1, "history": []}))
     stacked = STACKED_MODELS[first.model](solo_models)
     template = solo_models[0]
@@ -264,7 +264,7 @@ def _save_states(members: list[_Member], stacked, optimizer, template) -> None:
     for k, m in enumerate(members):
         template.load_state_dict(stacked.member_state(k))
         save_resume_state(m.run_dir, template.state_dict(), _member_optimizer_state(opt_state, k),
-                          m.dropout_rng.get_state(), m.data_rng.get_state(), m.state)
+                          m.torch_rng, m.data_rng.get_state(), [m.dropout_rng.get_state()], m.state)
         write_log(m.run_dir, m.state["history"])
 
 
@@ -275,7 +275,7 @@ def _resume(members: list[_Member], stacked, optimizer) -> None:
     if not all((m.run_dir / RESUME_STATE).is_file() for m in members):
         return
     saved = [read_resume_state(m.run_dir) for m in members]
-    if len({s[0]["epoch"] for s in saved}) != 1:
+    if len({s[0]["epoch"] for s in saved}) != 1 or any(len(s[3]["masks"] or ()) != 1 for s in saved):
         return
     for m in members:
         check_same_run(m.run_dir, m.config)
@@ -283,7 +283,8 @@ def _resume(members: list[_Member], stacked, optimizer) -> None:
     for k, (m, (state, model_state, opt_state, rng)) in enumerate(zip(members, saved)):
         m.state = state
         stacked.load_member(k, model_state)
-        m.dropout_rng.set_state(rng["torch"])
+        m.torch_rng = rng["torch"]
+        m.dropout_rng.set_state(rng["masks"][0])
         m.data_rng.set_state(rng["generator"])
         for pid, values in opt_state["state"].items():
             for name, value in values.items():

@@ -16,8 +16,9 @@ numbers are bit-identical to a solo run (checked by tests/test_lockstep.py):
   operations on views of the stacked weights: batched over members, sigmoid/log kernels
   would treat other elements in their scalar tails, and reductions and some matrix
   products would round differently.
-* dropout masks are drawn per member from the member's :class:`DropoutRNG`, with the same
-  shapes and in the same order as the solo model draws them from the global RNG.
+* dropout masks are drawn per member from its solo model's stream
+  (:class:`~instrec.models.dropout.MaskRNG`), with the same shapes and in the same order
+  as the solo model draws them.
 
 Because Adam is elementwise, one Adam over the stacked parameters, stepped on the sum of
 the members' losses, is K independent Adams.
@@ -30,7 +31,7 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from instrec.lockstep_rng import DropoutRNG
+from instrec.models.dropout import MaskRNG
 from instrec.models.lstm import gate_scale, recurrence_backward
 from instrec.models.output import ATT_EPS
 
@@ -78,7 +79,7 @@ class StackedModel(nn.Module):
             self.b(n)[k].copy_(state[n])
 
     def forward(self, x: torch.Tensor, members: Sequence[int],
-                rngs: Sequence[DropoutRNG] | None = None) -> list[torch.Tensor]:
+                rngs: Sequence[MaskRNG] | None = None) -> list[torch.Tensor]:
         """x (k', B, T, F): one batch per member of ``members`` -> k' clip probabilities (B, C).
 
         ``rngs``: every member's dropout RNG (indexed by member), needed in training mode.
@@ -174,7 +175,7 @@ class StackedBiLSTMAttention(StackedModel):
     """K ``BiLSTMAttention`` members (``bilstm-att``) in lockstep."""
 
     def forward(self, x: torch.Tensor, members: Sequence[int],
-                rngs: Sequence[DropoutRNG] | None = None) -> list[torch.Tensor]:
+                rngs: Sequence[MaskRNG] | None = None) -> list[torch.Tensor]:
         k, batch, n_steps, n_feat = x.shape
         hid, n = self.config["hidden"], self.n_members
         p_in, p_rec = self.config["dropout"], self.config["recurrent_dropout"]
@@ -217,7 +218,7 @@ class StackedGururaniAttention(StackedModel):
     step, one backward pass and one process for all members."""
 
     def forward(self, x: torch.Tensor, members: Sequence[int],
-                rngs: Sequence[DropoutRNG] | None = None) -> list[torch.Tensor]:
+                rngs: Sequence[MaskRNG] | None = None) -> list[torch.Tensor]:
         k, batch, n_frames, n_feat = x.shape
         n_layers, p_drop = self.config["n_layers"], self.config["dropout"]
         train = self.training

@@ -280,14 +280,17 @@ def check_same_run(run_dir: Path, config: dict[str, Any]) -> None:
 def _save_resume(run_dir: Path, model, optimizer, generator, state: dict[str, Any]) -> None:
     import torch
 
+    from instrec.models.dropout import rng_states
+
     save_resume_state(run_dir, model.state_dict(), optimizer.state_dict(), torch.get_rng_state(),
-                      generator.get_state(), state)
+                      generator.get_state(), rng_states(model), state)
 
 
 def save_resume_state(run_dir: Path, model_state: dict[str, Any], opt_state: dict[str, Any], torch_rng,
-                      generator_rng, state: dict[str, Any]) -> None:
+                      generator_rng, mask_rngs: list[dict[str, Any]], state: dict[str, Any]) -> None:
     """Write ``last.safetensors`` + ``last.json``: weights, Adam state (``optimizer.state_dict()``
-    layout), the global torch RNG state (dropout) and the run generator's state (data order)."""
+    layout), the global torch RNG state (the GRU's dropout), the run generator's state (data
+    order) and the model's dropout streams (``mask_rngs``, see :mod:`instrec.models.dropout`)."""
     import torch
 
     tensors = {f"model.{k}": v for k, v in model_state.items()}
@@ -298,12 +301,13 @@ def save_resume_state(run_dir: Path, model_state: dict[str, Any], opt_state: dic
     tensors["rng.generator"] = generator_rng
     # Weights first, then the JSON that points at them: a crash in between resumes one epoch early.
     save_tensors(run_dir / RESUME_WEIGHTS, tensors)
-    atomic_write_json(run_dir / RESUME_STATE, {**state, "param_groups": opt_state["param_groups"]})
+    atomic_write_json(run_dir / RESUME_STATE, {**state, "param_groups": opt_state["param_groups"],
+                                               "mask_rngs": mask_rngs})
 
 
 def read_resume_state(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """Inverse of :func:`save_resume_state`: (state incl. ``param_groups``, model state dict,
-    optimizer state dict, {"torch": rng state, "generator": rng state})."""
+    """Inverse of :func:`save_resume_state`: (state, model state dict, optimizer state dict,
+    {"torch": rng state, "generator": rng state, "masks": dropout stream states})."""
     state = json.loads((run_dir / RESUME_STATE).read_text())
     tensors = load_tensors(run_dir / RESUME_WEIGHTS)
     model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
@@ -313,17 +317,24 @@ def read_resume_state(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], di
             _, pid, name = key.split(".", 2)
             slots.setdefault(int(pid), {})[name] = value
     opt_state = {"state": slots, "param_groups": state.pop("param_groups")}
-    return state, model_state, opt_state, {"torch": tensors["rng.torch"], "generator": tensors["rng.generator"]}
+    rngs = {"torch": tensors["rng.torch"], "generator": tensors["rng.generator"], "masks": state.pop("mask_rngs", None)}
+    return state, model_state, opt_state, rngs
 
 
 def _load_resume(run_dir: Path, model, optimizer, generator) -> dict[str, Any]:
     import torch
+
+    from instrec.models.dropout import set_rng_states
 
     state, model_state, opt_state, rng = read_resume_state(run_dir)
     model.load_state_dict(model_state)
     optimizer.load_state_dict(opt_state)
     torch.set_rng_state(rng["torch"])
     generator.set_state(rng["generator"])
+    if rng["masks"] is None:
+        raise InstrecError(f"{run_dir / RESUME_STATE}: no dropout stream states (written by an older instrec); "
+                           "start the run again with --overwrite")
+    set_rng_states(model, rng["masks"])
     return state
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from instrec.models.dropout import Dropout
 from instrec.models.output import AttentionPooling, ModelOutput, check_input
 
 
@@ -38,7 +39,7 @@ class GururaniAttention(nn.Module):
         self.input_bn = nn.BatchNorm1d(n_features)
         self.convs = nn.ModuleList(nn.Linear(n_features, n_features, bias=False) for _ in range(n_layers))
         self.bns = nn.ModuleList(nn.BatchNorm1d(n_features) for _ in range(n_layers))
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.head = AttentionPooling(n_features, n_classes)
 
     def forward(self, x: torch.Tensor) -> ModelOutput:

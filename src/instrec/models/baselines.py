@@ -10,6 +10,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from instrec.models.dropout import Dropout
 from instrec.models.output import ModelOutput, check_input
 
 
@@ -17,7 +18,7 @@ def _mlp(n_in: int, hidden: Sequence[int], n_out: int, dropout: float) -> nn.Seq
     """Linear -> ReLU -> Dropout for each hidden size, then a final Linear (logits)."""
     layers: list[nn.Module] = []
     for width in hidden:
-        layers += [nn.Linear(n_in, width), nn.ReLU(), nn.Dropout(dropout)]
+        layers += [nn.Linear(n_in, width), nn.ReLU(), Dropout(dropout)]
         n_in = width
     layers.append(nn.Linear(n_in, n_out))
     return nn.Sequential(*layers)

@@ -28,6 +28,8 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from instrec.models.dropout import MaskRNG
+
 
 def gate_scale(hid: int, like: torch.Tensor) -> torch.Tensor:
     """(4H,) column scale of the gate weights: 2 for the g gate, 1 elsewhere, so that one
@@ -35,11 +37,6 @@ def gate_scale(hid: int, like: torch.Tensor) -> torch.Tensor:
     scale = like.new_ones(4 * hid)
     scale[2 * hid : 3 * hid] = 2.0
     return scale
-
-
-def _dropout_mask(shape: tuple[int, ...], p: float, like: torch.Tensor) -> torch.Tensor:
-    """Inverted-dropout mask of ``shape``: 0 with probability p, else 1/(1-p)."""
-    return like.new_empty(shape).bernoulli_(1.0 - p).div_(1.0 - p)
 
 
 class _BiLSTMFunction(torch.autograd.Function):
@@ -160,7 +157,8 @@ class BiLSTM(nn.Module):
 
     ``dropout`` zeroes input features and ``recurrent_dropout`` zeroes the previous
     hidden state before the recurrent matmul; each direction draws one mask per
-    sequence, shared by all time steps (Gal & Ghahramani 2016), only in training mode.
+    sequence, shared by all time steps (Gal & Ghahramani 2016), only in training mode,
+    from the module's own stream ``rng`` (:class:`~instrec.models.dropout.MaskRNG`).
 
     Parameters use the ``x @ W`` layout: ``weight_ih`` (2, F, 4H), ``weight_hh``
     (2, H, 4H), ``bias`` (2, 4H), gate order i, f, g, o; index 0 is the forward
@@ -183,6 +181,7 @@ class BiLSTM(nn.Module):
         self.weight_hh = nn.Parameter(torch.empty(2, hidden_size, 4 * hidden_size))
         self.bias = nn.Parameter(torch.empty(2, 4 * hidden_size))
         self.reset_parameters()
+        self.rng = MaskRNG()
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
@@ -213,10 +212,10 @@ class BiLSTM(nn.Module):
         x2 = torch.stack([x_tbf, x_tbf.flip(0)])  # (2, T, B, F), direction 1 time-reversed
         train = self.training
         if train and self.dropout > 0:
-            x2 = x2 * _dropout_mask((2, 1, batch, n_feat), self.dropout, x)
+            x2 = x2 * self.rng.mask((2, 1, batch, n_feat), self.dropout)
         mask = None
         if train and self.recurrent_dropout > 0:
-            mask = _dropout_mask((2, batch, hid), self.recurrent_dropout, x)
+            mask = self.rng.mask((2, batch, hid), self.recurrent_dropout)
         return _BiLSTMFunction.apply(x2.view(2, n_steps * batch, n_feat), self.weight_ih, self.bias,
                                      self.weight_hh, mask, n_steps)
 
