@@ -5,17 +5,20 @@ order), one tensor of shape (K, *solo_shape); member k's weights are ``tensor[k]
 forward pass takes one batch per member, ``x`` (k', B, T, F), for a subset ``members`` of
 k' members (all with the same B and T), and returns the k' members' clip probabilities.
 
-Every member computes exactly the floating-point operations of its solo model, so its
-numbers are bit-identical to a solo run (checked by tests/test_lockstep.py):
+A ``bilstm-att`` member computes exactly the floating-point operations of its solo model,
+so its numbers are bit-identical to a solo run (checked by tests/test_lockstep.py):
 
 * ``bilstm-att``: the recurrences of all members run as one: 2K directions, one batched
   matrix product per time step. Every elementwise operation acts on per-direction blocks
   of B x H or B x 4H values, as in the solo kernel, so even the vectorised kernels' scalar
   tails fall on the same elements.
-* the attention heads and ``att``'s layers run per member with the solo model's own
-  operations on views of the stacked weights: batched over members, sigmoid/log kernels
-  would treat other elements in their scalar tails, and reductions and some matrix
-  products would round differently.
+* its attention heads run per member with the solo model's own operations on views of
+  the stacked weights: batched over members, sigmoid/log kernels would treat other
+  elements in their scalar tails, and reductions would round differently.
+* ``att`` is the exception: its layers are small enough that running members one by one
+  is mostly per-call overhead, so they are batched over members (see
+  :class:`StackedGururaniAttention`), and an ``att`` member matches its solo run up to
+  float rounding only.
 * dropout masks are drawn per member from its solo model's stream
   (:class:`~instrec.models.dropout.MaskRNG`), with the same shapes and in the same order
   as the solo model draws them.
@@ -207,45 +210,63 @@ class StackedBiLSTMAttention(StackedModel):
 
 
 class StackedGururaniAttention(StackedModel):
-    """K ``GururaniAttention`` members (``att``) in lockstep.
+    """K ``GururaniAttention`` members (``att``) in lockstep, batched over members.
 
-    Its per-frame matrices are large enough that batching members gains little, so
-    members run one after the other, with the solo model's operations, on views of the
-    stacked weights; BatchNorm statistics are each member's own. Exactness matters here:
-    the BatchNorm after the first 1x1 convolution cancels ``input_bn.bias``, whose gradient
-    is therefore rounding noise that Adam turns into full-size steps, so any change in
-    rounding makes that weight drift apart (harmlessly, but visibly). The gain is one Adam
-    step, one backward pass and one process for all members."""
+    Layout (k', F, N), N = B*T frames per member: a member's 1x1 convolution is one matrix
+    of a ``bmm``, and the BatchNorms of all members are one ``batch_norm`` over k'*F channels
+    (statistics per channel over the member's N frames, as in the solo model). The operations
+    are the solo model's, but sums may run in another order, so a member matches its solo run
+    up to float rounding, not bit for bit. One weight shows it: the BatchNorm after the first
+    convolution cancels ``input_bn.bias``, whose gradient is therefore rounding noise that
+    Adam turns into full-size steps; it drifts apart from the solo run's without effect on
+    any output."""
 
     def forward(self, x: torch.Tensor, members: Sequence[int],
                 rngs: Sequence[MaskRNG] | None = None) -> list[torch.Tensor]:
         k, batch, n_frames, n_feat = x.shape
-        n_layers, p_drop = self.config["n_layers"], self.config["dropout"]
+        n, n_layers, p_drop = batch * n_frames, self.config["n_layers"], self.config["dropout"]
         train = self.training
         if train and p_drop > 0:
             assert rngs is not None, "training mode needs the members' dropout RNGs"
-        w = {n: self.p(n).unbind(0) for n in self.param_names}
-        bn_names = ["input_bn"] + [f"bns.{i}" for i in range(n_layers)]
-        stats = {n: (self.b(f"{n}.running_mean").unbind(0), self.b(f"{n}.running_var").unbind(0)) for n in bn_names}
+        rows = None if list(members) == list(range(self.n_members)) else torch.as_tensor(list(members))
 
-        def bn(z: torch.Tensor, name: str, m: int) -> torch.Tensor:  # BatchNorm1d.forward, member m
-            return nn.functional.batch_norm(z, stats[name][0][m], stats[name][1][m], w[f"{name}.weight"][m],
-                                            w[f"{name}.bias"][m], train, 0.1, 1e-5)
+        def pick(t: torch.Tensor) -> torch.Tensor:
+            return t if rows is None else t[rows]
 
-        bodies = []
-        for j, m in enumerate(members):
-            frames = x[j].reshape(batch * n_frames, n_feat)
-            z = bn(frames, "input_bn", m)
-            for layer in range(n_layers):
-                z = torch.relu(bn(nn.functional.linear(z, w[f"convs.{layer}.weight"][m]), f"bns.{layer}", m))
-                if train and p_drop > 0:
-                    z = z * rngs[m].mask(tuple(z.shape), p_drop)
-            bodies.append((z + frames).view(batch, n_frames, n_feat))
+        frames = x.reshape(k, n, n_feat).transpose(1, 2)  # (k', F, N)
+        z = self._batch_norm(frames.contiguous(), "input_bn", rows, train)
+        for layer in range(n_layers):
+            z = torch.bmm(pick(self.p(f"convs.{layer}.weight")), z)
+            z = torch.relu(self._batch_norm(z, f"bns.{layer}", rows, train))
+            if train and p_drop > 0:  # the solo model's (N, F) masks, member by member
+                z = z * torch.stack([rngs[m].mask((n, n_feat), p_drop) for m in members]).transpose(1, 2)
+        z = z + frames
+        proj = torch.baddbmm(pick(self.p("head.proj.bias")).unsqueeze(-1), pick(self.p("head.proj.weight")), z)
+        n_classes = proj.shape[1] // 2
+        prob = torch.sigmoid(proj.view(k, 2 * n_classes, batch, n_frames))
+        cla, att = prob[:, :n_classes], prob[:, n_classes:].clamp(ATT_EPS, 1.0 - ATT_EPS)
+        att = att / att.sum(dim=-1, keepdim=True)
+        clip = (att * cla).sum(dim=-1).clamp(0.0, 1.0)  # (k', C, B)
         if train:
             with torch.no_grad():
-                for name in bn_names:
+                for name in ["input_bn"] + [f"bns.{i}" for i in range(n_layers)]:
                     self.b(f"{name}.num_batches_tracked")[torch.as_tensor(list(members))] += 1
-        return self._head(bodies, members)
+        return list(clip.transpose(1, 2).unbind(0))
+
+    def _batch_norm(self, z: torch.Tensor, name: str, rows: torch.Tensor | None, train: bool) -> torch.Tensor:
+        """``BatchNorm1d`` ``name`` of every member on z (k', F, N), as one call over k'*F channels."""
+        k, n_feat, n = z.shape
+        mean, var = self.b(f"{name}.running_mean"), self.b(f"{name}.running_var")
+        weight, bias = self.p(f"{name}.weight"), self.p(f"{name}.bias")
+        if rows is not None:  # copies: updated statistics are written back below
+            mean, var, weight, bias = mean[rows], var[rows], weight[rows], bias[rows]
+        out = nn.functional.batch_norm(z.reshape(1, k * n_feat, n), mean.view(-1), var.view(-1),
+                                       weight.reshape(-1), bias.reshape(-1), train, 0.1, 1e-5)
+        if train and rows is not None:
+            with torch.no_grad():
+                self.b(f"{name}.running_mean")[rows] = mean
+                self.b(f"{name}.running_var")[rows] = var
+        return out.view(k, n_feat, n)
 
 
 STACKED_MODELS: dict[str, type[StackedModel]] = {
