@@ -266,9 +266,9 @@ def main() -> int:
         "instrec train uses its default threads (the usable cores, at most 2); the headline pair runs "
         f"{epochs} epochs, the other rows {other_epochs}.",
         "fc needs fixed-length clips, so its augmented run uses mixup only.",
-        "On the 2-vCPU virtual machine these numbers come from, two-thread training (instrec's and the plain "
-        "loop's) runs in a fast and a slow mode (about 1.2 s and 1.75 s per epoch here), switching between runs "
-        "and even within one, presumably with the host's scheduling of the second vCPU; hence the per-repeat ratios.",
+        "On 2-vCPU virtual machines, two-thread training (instrec's and the plain loop's) was seen to switch "
+        "between a fast and a slow mode, between runs and even within one, presumably with the host's scheduling "
+        "of the second vCPU; hence the per-repeat ratios.",
     ]
     path = C.write_results(args.out, NAME, "Training throughput", args.quick,
                            {"clips": clips, "epochs": epochs, "other_epochs": other_epochs, "repeats": repeats, "batch_size": 32, "lr": 5e-4,

@@ -194,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--jobs", type=int, default=2, help="runs trained in parallel (one per core)")
     sp.add_argument("--engine", default="solo", choices=["solo", "lockstep"],
                     help="lockstep: train runs of one architecture together with stacked weights "
-                         "(identical results; not faster on 2 CPU cores)")
+                         "(the same results up to float rounding; not faster on 2 CPU cores)")
     sp.add_argument("--out", required=True)
     sp.add_argument("--overwrite", action="store_true")
 

@@ -5,8 +5,8 @@ seeds. Work is spread over ``jobs`` worker processes (one per core); with the de
 lockstep-capable architecture (``bilstm-att``, ``att``) are split into groups (``jobs`` or
 a multiple of it, at most ``max_members`` runs each), each trained in lockstep in one
 worker (:mod:`instrec.lockstep`: the same numbers as training each run alone, bit for
-bit). On 2 CPU cores lockstep measured no faster than solo (benchmarks/bench_grid.py),
-so it is opt-in.
+bit for ``bilstm-att``, up to float rounding for ``att``). On 2 CPU cores the lockstep grid
+measured no faster than the solo one (benchmarks/bench_grid.py), so it is opt-in.
 A finished run (its ``metrics.json`` exists) is skipped, so an interrupted experiment
 continues where it stopped (an interrupted lockstep group continues from its members'
 resume state, or restarts from scratch when they disagree).
@@ -187,7 +187,7 @@ def run_experiment(data: str | Path, out: str | Path, grid: str = "paper", seeds
                    max_members: int = 8) -> list[dict[str, Any]]:
     """Run a grid and write the results table, summary, figures and report.
 
-    ``engine``: "lockstep" (default) or "solo", see the module docstring; ``max_members``:
+    ``engine``: "solo" (default) or "lockstep", see the module docstring; ``max_members``:
     the largest lockstep group. ``executor``: any ``concurrent.futures.Executor`` (e.g. a
     Dask client's) to scale out; default a spawn-based process pool of ``jobs`` workers."""
     out = Path(out)

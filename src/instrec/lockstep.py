@@ -6,12 +6,13 @@ loss and augmentation (mixup, concat). Their weights are stacked (see
 :mod:`instrec.lockstep_models`): the members' recurrences run as one batched recurrence,
 one Adam step and one backward pass serve all members.
 
-Every member reproduces ``train(cfg)`` run alone, bit for bit: its own validation split,
+Every member reproduces ``train(cfg)`` run alone (``bilstm-att`` bit for bit, ``att`` up to
+float rounding, see :mod:`instrec.lockstep_models`): its own validation split,
 its own seeded generator for batch order and augmentation (drawn in the same order as
 :func:`instrec.train.augment_batch`), the same initial weights (``torch.manual_seed(seed)``
 then ``build_model``), the same dropout masks (drawn from the dropout stream of the
-member's own solo model, see :mod:`instrec.models.dropout`) and the same floating-point
-operations. One Adam over the stacked weights, stepped on the sum of the
+member's own solo model, see :mod:`instrec.models.dropout`) and the same operations (in
+another summation order for ``att``). One Adam over the stacked weights, stepped on the sum of the
 member losses, is K independent Adams (Adam is elementwise and all members take the same
 number of steps). Members whose concatenation draw makes 2T-frame batches run as a
 separate length group within the step.
