@@ -63,6 +63,19 @@ def test_resume_reaches_the_same_weights(tiny_dataset, tmp_path):
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
     rows = list(csv.DictReader(open(tmp_path / "split" / "train_log.csv")))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
+    # The dropout stream went on where it stopped (it lives in last.json, not in the weights).
+    streams = [json.loads((tmp_path / d / "last.json").read_text())["mask_rngs"] for d in ("straight", "split")]
+    assert streams[0] == streams[1] and streams[0][0]["bit_generator"] == "PCG64"
+
+
+def test_resume_state_without_dropout_streams_is_refused(tiny_dataset, tmp_path):
+    train(_cfg(tiny_dataset, tmp_path / "old", epochs=1), progress=False)
+    path = tmp_path / "old" / "last.json"
+    state = json.loads(path.read_text())
+    del state["mask_rngs"]  # as written before dropout streams existed
+    path.write_text(json.dumps(state))
+    with pytest.raises(InstrecError, match=r"last.json: no dropout stream states \(written by an older instrec\)"):
+        train(_cfg(tiny_dataset, tmp_path / "old", epochs=2), resume=True, progress=False)
 
 
 def test_resume_with_other_settings_is_refused(tiny_dataset, tmp_path):
