@@ -228,16 +228,14 @@ class StackedGururaniAttention(StackedModel):
         train = self.training
         if train and p_drop > 0:
             assert rngs is not None, "training mode needs the members' dropout RNGs"
-        rows = None if list(members) == list(range(self.n_members)) else torch.as_tensor(list(members))
-
         def pick(t: torch.Tensor) -> torch.Tensor:
-            return t if rows is None else t[rows]
+            return _select(t, members, self.n_members)
 
         frames = x.reshape(k, n, n_feat).transpose(1, 2)  # (k', F, N)
-        z = self._batch_norm(frames.contiguous(), "input_bn", rows, train)
+        z = self._batch_norm(frames.contiguous(), "input_bn", members, train)
         for layer in range(n_layers):
             z = torch.bmm(pick(self.p(f"convs.{layer}.weight")), z)
-            z = torch.relu(self._batch_norm(z, f"bns.{layer}", rows, train))
+            z = torch.relu(self._batch_norm(z, f"bns.{layer}", members, train))
             if train and p_drop > 0:  # the solo model's (N, F) masks, member by member
                 z = z * torch.stack([rngs[m].mask((n, n_feat), p_drop) for m in members]).transpose(1, 2)
         z = z + frames
@@ -253,19 +251,18 @@ class StackedGururaniAttention(StackedModel):
                     self.b(f"{name}.num_batches_tracked")[torch.as_tensor(list(members))] += 1
         return list(clip.transpose(1, 2).unbind(0))
 
-    def _batch_norm(self, z: torch.Tensor, name: str, rows: torch.Tensor | None, train: bool) -> torch.Tensor:
-        """``BatchNorm1d`` ``name`` of every member on z (k', F, N), as one call over k'*F channels."""
+    def _batch_norm(self, z: torch.Tensor, name: str, members: Sequence[int], train: bool) -> torch.Tensor:
+        """``BatchNorm1d`` ``name`` of ``members`` on z (k', F, N), as one call over k'*F channels."""
         k, n_feat, n = z.shape
-        mean, var = self.b(f"{name}.running_mean"), self.b(f"{name}.running_var")
-        weight, bias = self.p(f"{name}.weight"), self.p(f"{name}.bias")
-        if rows is not None:  # copies: updated statistics are written back below
-            mean, var, weight, bias = mean[rows], var[rows], weight[rows], bias[rows]
+        stats = [self.b(f"{name}.running_mean"), self.b(f"{name}.running_var")]
+        mean, var, weight, bias = (_select(t, members, self.n_members)
+                                   for t in (*stats, self.p(f"{name}.weight"), self.p(f"{name}.bias")))
         out = nn.functional.batch_norm(z.reshape(1, k * n_feat, n), mean.view(-1), var.view(-1),
                                        weight.reshape(-1), bias.reshape(-1), train, 0.1, 1e-5)
-        if train and rows is not None:
+        if train and mean is not stats[0]:  # some members only: the statistics were updated in copies
+            rows = torch.as_tensor(list(members))
             with torch.no_grad():
-                self.b(f"{name}.running_mean")[rows] = mean
-                self.b(f"{name}.running_var")[rows] = var
+                stats[0][rows], stats[1][rows] = mean, var
         return out.view(k, n_feat, n)
 
 

@@ -23,6 +23,12 @@ import torch
 from torch import nn
 
 
+def check_probability(p: float, name: str = "dropout probability") -> None:
+    """Raise ValueError unless ``p`` is a dropout rate in [0, 1)."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {p}")
+
+
 class MaskRNG:
     """A stream of inverted-dropout masks.
 
@@ -35,8 +41,7 @@ class MaskRNG:
 
     def mask(self, shape: tuple[int, ...], p: float) -> torch.Tensor:
         """float32 tensor of ``shape``: 0 with probability p, else 1/(1-p)."""
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        check_probability(p)
         q = 1.0 - p
         n = math.prod(shape)
         words = self._bits.random_raw((n + 1) // 2).view(np.uint32)[:n]
@@ -60,8 +65,7 @@ class Dropout(nn.Module):
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        check_probability(p)
         self.p = p
         self.rng = MaskRNG()
 

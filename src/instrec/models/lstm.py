@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from instrec.models.dropout import MaskRNG
+from instrec.models.dropout import MaskRNG, check_probability
 
 
 def gate_scale(hid: int, like: torch.Tensor) -> torch.Tensor:
@@ -171,8 +171,7 @@ class BiLSTM(nn.Module):
                  recurrent_dropout: float = 0.0) -> None:
         super().__init__()
         for name, p in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
-            if not 0.0 <= p < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {p}")
+            check_probability(p, name)
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.dropout = dropout
