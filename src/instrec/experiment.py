@@ -63,7 +63,7 @@ def grid_specs(grid: str, seeds: int) -> list[RunSpec]:
     return [RunSpec(m, loss, aug, s) for s in range(seeds) for (m, loss, aug) in configs]
 
 
-def _train_config(spec: RunSpec, data: str, out: str, epochs: int, threads: int = 1):
+def _train_config(spec: RunSpec, data: str, out: str, epochs: int, threads: int = 1, compile: str = "auto"):
     from instrec.checkpoint import CONFIG_FILE, RESUME_STATE, read_config
     from instrec.train import TrainConfig
 
@@ -76,18 +76,20 @@ def _train_config(spec: RunSpec, data: str, out: str, epochs: int, threads: int 
     if spec.model == "fc":
         concat = 0.0
     return TrainConfig(data=data, out=str(run_dir), model=spec.model, loss=spec.loss,
-                       mixup=mixup, concat=concat, epochs=epochs, seed=spec.seed, threads=threads)
+                       mixup=mixup, concat=concat, epochs=epochs, seed=spec.seed, threads=threads,
+                       compile=compile)
 
 
-def run_one(spec: RunSpec, data: str, out: str, epochs: int, threads: int = 1) -> dict[str, Any]:
+def run_one(spec: RunSpec, data: str, out: str, epochs: int, threads: int = 1,
+            compile: str = "auto") -> dict[str, Any]:
     """Train and evaluate one configuration (in a worker process, with ``threads`` torch
-    threads); return its results row."""
+    threads; ``compile``: see :mod:`instrec.training_step`); return its results row."""
     from instrec.train import train
 
     run_dir = Path(out) / "runs" / spec.name
     if not (run_dir / "metrics.json").is_file():
         t0 = time.perf_counter()
-        train(_train_config(spec, data, out, epochs, threads), resume=True, progress=False)
+        train(_train_config(spec, data, out, epochs, threads, compile), resume=True, progress=False)
         _write_metrics(run_dir, {"train_seconds": time.perf_counter() - t0, "train_engine": "solo"})
     return _row(spec, run_dir)
 
@@ -184,11 +186,12 @@ def _number(value: Any) -> float:
 def run_experiment(data: str | Path, out: str | Path, grid: str = "paper", seeds: int = 3, epochs: int = 200,
                    jobs: int = 2, overwrite: bool = False, progress: bool = True,
                    executor: Executor | None = None, engine: str = "solo",
-                   max_members: int = 8) -> list[dict[str, Any]]:
+                   max_members: int = 8, compile: str = "auto") -> list[dict[str, Any]]:
     """Run a grid and write the results table, summary, figures and report.
 
     ``engine``: "solo" (default) or "lockstep", see the module docstring; ``max_members``:
-    the largest lockstep group. ``executor``: any ``concurrent.futures.Executor`` (e.g. a
+    the largest lockstep group; ``compile``: whether solo runs compile their training step
+    (auto, on, off; see :mod:`instrec.training_step`). ``executor``: any ``concurrent.futures.Executor`` (e.g. a
     Dask client's) to scale out; default a spawn-based process pool of ``jobs`` workers."""
     out = Path(out)
     specs = grid_specs(grid, seeds)
@@ -196,14 +199,14 @@ def run_experiment(data: str | Path, out: str | Path, grid: str = "paper", seeds
         raise InstrecError(f"{out}: holds a finished experiment (results.csv); pass --overwrite to redo the "
                            "tables and figures (finished runs are reused)")
     rows = run_specs(specs, data, out, epochs, jobs, executor, engine, max_members,
-                     desc=f"experiment {grid}" if progress else None)
+                     desc=f"experiment {grid}" if progress else None, compile=compile)
     write_outputs(out, rows, grid, data, seeds, epochs)
     return rows
 
 
 def run_specs(specs: Sequence[RunSpec], data: str | Path, out: str | Path, epochs: int, jobs: int = 2,
               executor: Executor | None = None, engine: str = "solo", max_members: int = 8,
-              desc: str | None = None) -> list[dict[str, Any]]:
+              desc: str | None = None, compile: str = "auto") -> list[dict[str, Any]]:
     """Train and evaluate ``specs`` into ``out/runs`` (see :func:`run_experiment`); return
     their results rows in the order of ``specs``. ``desc``: progress-bar title (None: no bar)."""
     tasks = plan_tasks(specs, jobs, engine, max_members)
@@ -220,7 +223,7 @@ def run_specs(specs: Sequence[RunSpec], data: str | Path, out: str | Path, epoch
             if engine == "lockstep" and task[0].model in _lockstep_names():
                 futures[executor.submit(run_group, task, str(data), str(out), epochs, threads)] = task
             else:
-                futures[executor.submit(run_one, task[0], str(data), str(out), epochs, threads)] = task
+                futures[executor.submit(run_one, task[0], str(data), str(out), epochs, threads, compile)] = task
         bar = None
         if desc is not None:
             from tqdm import tqdm

@@ -189,6 +189,8 @@ def _train_group(cfgs: list[TrainConfig], resume: bool, progress: bool) -> list[
         _save_states(members, stacked, optimizer, template)
         if hasattr(bar, "set_postfix"):
             bar.set_postfix(best_val_f1=f"{max(m.state['best_f1'] for m in members):.3f}")
+    for m in members:
+        m.config["training_engine"] = {"engine": "lockstep", "reason": None}
     return [finish_run(m.run_dir, m.config, m.state, m.val_set) for m in members]
 
 

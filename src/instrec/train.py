@@ -47,17 +47,21 @@ class TrainConfig:
     seed: int = 0
     split: str = "split01"
     threads: int = 0               # torch intra-op threads; 0 = auto (cores, at most 2)
+    compile: str = "auto"          # torch.compile the training step: auto, on, off (instrec.training_step)
     rf_trees: int = 100
     rf_max_depth: int = 8
     model_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
         from instrec.models import MODEL_NAMES
+        from instrec.training_step import COMPILE_MODES
 
         if self.model not in (*MODEL_NAMES, "rf"):
             raise InstrecError(f"unknown model {self.model!r}; choose one of {', '.join((*MODEL_NAMES, 'rf'))}")
         if self.loss not in ("focal", "bce"):
             raise InstrecError(f"unknown loss {self.loss!r}; choose 'focal' or 'bce'")
+        if self.compile not in COMPILE_MODES:
+            raise InstrecError(f"unknown compile mode {self.compile!r}; choose one of {', '.join(COMPILE_MODES)}")
         checks = [(self.epochs >= 1, "epochs must be >= 1"), (self.batch_size >= 1, "batch size must be >= 1"),
                   (self.lr > 0, "learning rate must be > 0"), (self.mixup >= 0, "mixup Beta parameter must be >= 0"),
                   (0 <= self.concat <= 1, "concat probability must be in [0, 1]"),
@@ -107,6 +111,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
 
     from instrec.data.openmic import load_split, validation_split
     from instrec.models import build_model
+    from instrec.training_step import TrainingStep
 
     cfg.validate()
     run_dir = Path(cfg.out)
@@ -143,6 +148,8 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
     Y = torch.from_numpy(train_set.targets)
     M = torch.from_numpy(train_set.Y_mask)
     loss_fn = loss_function(cfg)
+    step = TrainingStep(model, loss_fn, cfg.compile, cfg.batch_size,
+                        total_steps=cfg.epochs * -(-len(X) // cfg.batch_size))
     epochs = range(state["epoch"], cfg.epochs)
     bar = _progress(epochs, progress, cfg)
     for epoch in bar:
@@ -153,7 +160,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
         for start in range(0, len(X), cfg.batch_size):
             idx = order[start:start + cfg.batch_size]
             x, y, m = augment_batch(X[idx], Y[idx], M[idx], cfg, generator)
-            loss = loss_fn(model(x).clip, y, m)
+            loss = step(x, y, m)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -170,6 +177,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
         write_log(run_dir, state["history"])
         if hasattr(bar, "set_postfix"):
             bar.set_postfix(loss=f"{row['train_loss']:.4f}", val_f1=f"{val['val_macro_f1']:.3f}")
+    config["training_engine"] = {"engine": step.engine, "reason": step.reason}
     return finish_run(run_dir, config, state, val_set)
 
 
@@ -270,7 +278,7 @@ def check_same_run(run_dir: Path, config: dict[str, Any]) -> None:
 
     old = dict(read_config(run_dir)["train"])
     new = dict(config["train"])
-    for key in ("epochs", "out"):
+    for key in ("epochs", "out", "compile"):
         old.pop(key, None), new.pop(key, None)
     changed = sorted(k for k in new if old.get(k) != new[k])
     if changed:

@@ -42,12 +42,21 @@ class GururaniAttention(nn.Module):
         self.dropout = Dropout(dropout)
         self.head = AttentionPooling(n_features, n_classes)
 
-    def forward(self, x: torch.Tensor) -> ModelOutput:
+    def draw_masks(self, batch: int, n_frames: int) -> tuple[torch.Tensor | None, ...]:
+        """The dropout masks, one (B*T, F) per block, a training forward pass of ``batch``
+        clips of ``n_frames`` frames draws, in the order it draws them."""
+        shape = (batch * n_frames, self.config["n_features"])
+        return tuple(self.dropout.draw(shape) for _ in self.convs)
+
+    def forward(self, x: torch.Tensor, masks: tuple[torch.Tensor | None, ...] | None = None) -> ModelOutput:
+        """``masks``: from :meth:`draw_masks`, or None to draw them here."""
         check_input(x, self.config["n_features"], "att")
         batch, n_frames, n_feat = x.shape
+        if masks is None:
+            masks = self.draw_masks(batch, n_frames)
         frames = x.reshape(batch * n_frames, n_feat)
         z = self.input_bn(frames)
-        for conv, bn in zip(self.convs, self.bns):
-            z = self.dropout(torch.relu(bn(conv(z))))
+        for conv, bn, mask in zip(self.convs, self.bns, masks):
+            z = self.dropout(torch.relu(bn(conv(z))), mask)
         z = z + frames
         return self.head(z.view(batch, n_frames, n_feat))

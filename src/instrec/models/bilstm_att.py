@@ -26,6 +26,12 @@ class BiLSTMAttention(nn.Module):
         self.lstm = BiLSTM(n_features, hidden, dropout=dropout, recurrent_dropout=recurrent_dropout)
         self.head = AttentionPooling(2 * hidden, n_classes)
 
-    def forward(self, x: torch.Tensor) -> ModelOutput:
+    def draw_masks(self, batch: int, n_frames: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The dropout masks a training forward pass of ``batch`` clips draws (see
+        BiLSTM.draw_masks; they do not depend on ``n_frames``)."""
+        return self.lstm.draw_masks(batch)
+
+    def forward(self, x: torch.Tensor, masks: tuple[torch.Tensor | None, ...] | None = None) -> ModelOutput:
+        """``masks``: from :meth:`draw_masks`, or None to draw them here."""
         check_input(x, self.config["n_features"], "bilstm-att")
-        return self.head(self.lstm(x))
+        return self.head(self.lstm(x, masks))

@@ -69,10 +69,19 @@ class Dropout(nn.Module):
         self.p = p
         self.rng = MaskRNG()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def draw(self, shape: tuple[int, ...]) -> torch.Tensor | None:
+        """The next mask for an input of ``shape`` (scaled by 1/(1-p)), or None when the
+        module is in eval mode or p is 0. ``forward(x)`` draws exactly this mask."""
         if not self.training or self.p == 0:
-            return x
-        return x * self.rng.mask(tuple(x.shape), self.p)
+            return None
+        return self.rng.mask(tuple(shape), self.p)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``mask``: one drawn earlier by :meth:`draw`; None draws it here (no mask is drawn,
+        and ``x`` is returned, in eval mode or when p is 0)."""
+        if mask is None:
+            mask = self.draw(tuple(x.shape))
+        return x if mask is None else x * mask
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
