@@ -244,7 +244,7 @@ def main() -> int:
         cmd_s = C.median([r["wall_s"] for r in ref])
         loop_s = C.median([r["loop_s"] for r in ref])
         per_rep = [pl["loop_s"] / ir["wall_s"] for pl, ir in zip(plain[best], ref)]
-        headline = {"baseline": best, "outside_loop_s": cmd_s - loop_s, "plain_loop_s": plain_s, "instrec_command_s": cmd_s,
+        headline = {"baseline": best, "instrec_engine": ref[0]["engine"], "outside_loop_s": cmd_s - loop_s, "plain_loop_s": plain_s, "instrec_command_s": cmd_s,
                     "speedup_command_vs_plain": plain_s / cmd_s, "speedup_loop_vs_plain": plain_s / loop_s,
                     "speedup_per_repeat": per_rep,
                     "plain_process_s": C.median([r["wall_s"] for r in plain[best]]),

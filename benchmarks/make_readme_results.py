@@ -89,8 +89,14 @@ def section(doc: dict[str, Any], readme_dir: Path, results_dir: Path) -> str:
         per_rep = ", ".join(f"{x:.2f}x" for x in head.get("speedup_per_repeat", []))
         train_clips = next((r.get("train_clips") for t in doc.get("tables", []) for r in t["rows"]
                             if r.get("train_clips")), None)
+        engine = head.get("instrec_engine") or next(
+            (r["implementation"].split("(")[-1].rstrip(")") for t in doc.get("tables", []) for r in t["rows"]
+             if r.get("model") == "bilstm-att" and r.get("augmentation") == "off"
+             and str(r.get("implementation", "")).startswith("instrec train (")), None)
+        how = {"compiled": ", training step compiled with torch.compile (the default on a run this long)",
+               "eager": ", eager PyTorch"}.get(engine, "")
         parts.append(f"The whole `instrec train --model bilstm-att` command (start-up, validation every epoch and "
-                     f"recurrent dropout included) took {head['instrec_command_s']:.1f} s against "
+                     f"recurrent dropout included{how}) took {head['instrec_command_s']:.1f} s against "
                      f"{head['plain_loop_s']:.1f} s for the loop alone of the plain PyTorch implementation "
                      f"({head['baseline']}): **{head['speedup_command_vs_plain']:.2f}x** (per repeat: {per_rep}); "
                      f"the epoch loops alone: {head['speedup_loop_vs_plain']:.2f}x. Data: "

@@ -126,3 +126,27 @@ def test_compiled_training_run_is_recorded_reproducible_and_close_to_eager(tiny_
     assert written["training_engine"] == {"engine": "compiled", "reason": None}
     assert written["train"]["compile"] == "on"
     assert eager["training_engine"] == {"engine": "eager", "reason": "compile mode off"}
+
+
+def test_traceable_recurrence_matches_the_hand_written_kernel():
+    """The autograd formulation the compiler traces computes what the custom Function does
+    (checked eagerly, so it is covered on machines without a compiler too)."""
+    from instrec.models.lstm import _BiLSTMFunction
+
+    torch.manual_seed(1)
+    lstm = build_model("bilstm-att", n_features=16).lstm.train()
+    in_mask, rec_mask = lstm.draw_masks(5)
+    x2 = (torch.randn(2, 7 * 5, 16) * in_mask.expand(2, 7, 5, 16).reshape(2, 35, 16)).requires_grad_()
+    outs, grads = [], []
+    for fn in (lambda: lstm._traceable_recurrence(x2, rec_mask, 7),
+               lambda: _BiLSTMFunction.apply(x2, lstm.weight_ih, lstm.bias, lstm.weight_hh, rec_mask, 7)):
+        lstm.zero_grad()
+        x2.grad = None
+        out = fn()
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        outs.append(out.detach())
+        grads.append([x2.grad.clone()] + [p.grad.clone() for p in lstm.parameters()])
+    assert outs[0].shape == (5, 7, 2 * 64)
+    assert torch.allclose(outs[0], outs[1], atol=1e-6)
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-4)
