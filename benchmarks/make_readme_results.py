@@ -93,7 +93,7 @@ def section(doc: dict[str, Any], readme_dir: Path, results_dir: Path) -> str:
             (r["implementation"].split("(")[-1].rstrip(")") for t in doc.get("tables", []) for r in t["rows"]
              if r.get("model") == "bilstm-att" and r.get("augmentation") == "off"
              and str(r.get("implementation", "")).startswith("instrec train (")), None)
-        how = {"compiled": ", training step compiled with torch.compile (the default on a run this long)",
+        how = {"compiled": "; training step compiled with torch.compile, the default on a run this long",
                "eager": ", eager PyTorch"}.get(engine, "")
         parts.append(f"The whole `instrec train --model bilstm-att` command (start-up, validation every epoch and "
                      f"recurrent dropout included{how}) took {head['instrec_command_s']:.1f} s against "
