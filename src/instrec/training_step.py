@@ -2,9 +2,9 @@
 
 In eager PyTorch a training step of the paper's small models (batch 32, 10 frames, 64-unit
 LSTM) is dominated by per-operation overhead, not arithmetic: the matrix products are
-about a quarter of it. ``torch.compile`` (Inductor, which writes and builds C++ kernels
+about a fifth of it (benchmarks/bench_lstm_kernel.py). ``torch.compile`` (Inductor, which writes and builds C++ kernels
 with the machine's C++ compiler) fuses the elementwise work of forward and backward into
-a few kernels; on 2 cores it trains ``bilstm-att`` and ``att`` about 1.5x faster (see
+a few kernels; on 2 cores it trains ``bilstm-att`` and ``att`` about 1.3-1.5x faster (see
 benchmarks/bench_train.py), after a one-off compilation of 10-40 s that Inductor caches
 on disk for later runs.
 
@@ -42,13 +42,10 @@ LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def find_cxx() -> str | None:
-    """Path of the C++ compiler Inductor would use (``$CXX``, else g++, c++ or clang++), or None."""
-    names = [os.environ["CXX"]] if os.environ.get("CXX") else ["g++", "c++", "clang++"]
-    for name in names:
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
+    """Path of the C++ compiler Inductor will call (``$CXX``, else g++, or clang++ on macOS,
+    as in ``torch._inductor.config.cpp.cxx``), or None when it is not installed."""
+    default = "clang++" if sys.platform == "darwin" else "g++"
+    return shutil.which(os.environ.get("CXX") or default)
 
 
 class TrainingStep:
@@ -84,7 +81,7 @@ class TrainingStep:
         if not hasattr(self.model, "draw_masks"):
             problem = f"model {name} does not support compilation"
         elif find_cxx() is None:
-            problem = "no C++ compiler found (set CXX or install g++)"
+            problem = "no C++ compiler found (install g++ or set CXX)"
         elif self.mode == "auto" and total_steps is not None and total_steps < AUTO_MIN_STEPS:
             return f"run too short to repay compilation ({total_steps} < {AUTO_MIN_STEPS} steps)"
         else:
