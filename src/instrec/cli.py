@@ -10,9 +10,12 @@ from typing import Callable, Sequence
 from instrec._io import InstrecError
 
 
-COMPILE_HELP = ("torch.compile the training step of bilstm-att and att (needs a C++ compiler; about 1.5x faster "
-                "after a one-off 10-40 s compilation): auto = when the run has >= 20,000 steps and g++ is found "
-                "(default), on = always or fail, off = never")
+#: --compile of train and experiment (instrec.training_step, not imported here: it imports torch).
+COMPILE_CHOICES = ["auto", "on", "off"]
+COMPILE_HELP = ("torch.compile the training step of bilstm-att and att (needs a C++ compiler; about 1.3-1.5x "
+                "faster after a one-off 10-40 s compilation): auto = when the run has >= 20,000 steps and g++ "
+                "(or $CXX) is found (default), on = always or fail, off = never")
+
 
 def _download(args: argparse.Namespace) -> int:
     if args.what == "openmic":
@@ -171,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--threads", type=int, default=0,
                     help="torch intra-op threads; 0 = auto: the usable cores, at most 2 (default)")
-    sp.add_argument("--compile", default="auto", choices=["auto", "on", "off"], help=COMPILE_HELP)
+    sp.add_argument("--compile", default="auto", choices=COMPILE_CHOICES, help=COMPILE_HELP)
     sp.add_argument("--out", required=True, help="run directory")
     sp.add_argument("--resume", action="store_true", help="continue an interrupted run")
     sp.add_argument("--overwrite", action="store_true")
@@ -202,8 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--engine", default="solo", choices=["solo", "lockstep"],
                     help="lockstep: train runs of one architecture together with stacked weights "
                          "(the same results up to float rounding; not faster on 2 CPU cores)")
-    sp.add_argument("--compile", default="auto", choices=["auto", "on", "off"],
-                    help="solo engine: " + COMPILE_HELP)
+    sp.add_argument("--compile", default="auto", choices=COMPILE_CHOICES, help="solo engine: " + COMPILE_HELP)
     sp.add_argument("--out", required=True)
     sp.add_argument("--overwrite", action="store_true")
 

@@ -54,14 +54,13 @@ class TrainConfig:
 
     def validate(self) -> None:
         from instrec.models import MODEL_NAMES
-        from instrec.training_step import COMPILE_MODES
+        from instrec.training_step import check_compile_mode
 
         if self.model not in (*MODEL_NAMES, "rf"):
             raise InstrecError(f"unknown model {self.model!r}; choose one of {', '.join((*MODEL_NAMES, 'rf'))}")
         if self.loss not in ("focal", "bce"):
             raise InstrecError(f"unknown loss {self.loss!r}; choose 'focal' or 'bce'")
-        if self.compile not in COMPILE_MODES:
-            raise InstrecError(f"unknown compile mode {self.compile!r}; choose one of {', '.join(COMPILE_MODES)}")
+        check_compile_mode(self.compile)
         checks = [(self.epochs >= 1, "epochs must be >= 1"), (self.batch_size >= 1, "batch size must be >= 1"),
                   (self.lr > 0, "learning rate must be > 0"), (self.mixup >= 0, "mixup Beta parameter must be >= 0"),
                   (0 <= self.concat <= 1, "concat probability must be in [0, 1]"),

@@ -41,6 +41,12 @@ AUTO_MIN_STEPS = 20_000
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+def check_compile_mode(mode: str) -> None:
+    """Raise InstrecError unless ``mode`` is one of COMPILE_MODES."""
+    if mode not in COMPILE_MODES:
+        raise InstrecError(f"unknown compile mode {mode!r}; choose one of {', '.join(COMPILE_MODES)}")
+
+
 def find_cxx() -> str | None:
     """Path of the C++ compiler Inductor will call (``$CXX``, else g++, or clang++ on macOS,
     as in ``torch._inductor.config.cpp.cxx``), or None when it is not installed."""
@@ -57,8 +63,7 @@ class TrainingStep:
 
     def __init__(self, model: torch.nn.Module, loss_fn: LossFn, mode: str = "auto", batch_size: int = 32,
                  total_steps: int | None = None) -> None:
-        if mode not in COMPILE_MODES:
-            raise InstrecError(f"unknown compile mode {mode!r}; choose one of {', '.join(COMPILE_MODES)}")
+        check_compile_mode(mode)
         self.model, self.loss_fn, self.mode = model, loss_fn, mode
         self.batch_size = batch_size
         self.reason = self._why_not(total_steps)
@@ -96,7 +101,7 @@ class TrainingStep:
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         if self._compiled is None or len(x) != self.batch_size:
-            return self.loss_fn(self.model(x).clip, y, m)
+            return self.loss_fn(self.model(x).clip, y, m)  # any model; it draws its own masks
         masks = self.model.draw_masks(*x.shape[:2])
         try:
             return self._compiled(x, masks, y, m)
