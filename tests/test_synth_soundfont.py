@@ -136,3 +136,40 @@ def test_render_midi_file_writes_a_10_second_mono_wav_and_names_bad_midi(tmp_pat
     with pytest.raises(InstrecError, match="MIDI file not found"):
         render_midi_file(tmp_path / "none.mid", tmp_path / "c.wav")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mid", "a.wav", "bad.mid"]
+
+
+def _wav(pcm: np.ndarray, sr: int, bits: int = 16, extra: bytes = b"") -> bytes:
+    """A RIFF/WAVE file written by hand: ``extra`` chunks go between 'fmt ' and 'data'."""
+    channels = pcm.shape[1]
+    fmt = struct.pack("<HHIIHH", 1, channels, sr, sr * channels * bits // 8, channels * bits // 8, bits)
+    body = b"WAVE" + _chunk(b"fmt ", fmt) + extra + _chunk(b"data", pcm.astype("<i2").tobytes())
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_pcm16_wav_decoding_equals_libsndfile_bit_for_bit(channels):
+    import io
+
+    import soundfile
+
+    from instrec.data.synth.render import pcm16_wav_to_mono
+
+    pcm = np.random.default_rng(channels).integers(-32768, 32768, (4001, channels))
+    pcm[:3] = [[-32768] * channels, [32767] * channels, [1] * channels]  # the extremes and the smallest step
+    wav = _wav(pcm, 22050, extra=_chunk(b"LIST", b"INFOodd"))  # an odd-sized chunk is padded
+    audio, sr = pcm16_wav_to_mono(wav)
+    reference = soundfile.read(io.BytesIO(wav), dtype="float32", always_2d=True)[0].mean(axis=1, dtype=np.float32)
+    assert sr == 22050 and audio.dtype == np.float32 and np.array_equal(audio, reference)
+    assert audio[0] == -1.0 and audio[1] == pytest.approx(32767 / 32768, abs=0)
+
+
+def test_other_wav_layouts_are_left_to_libsndfile():
+    from instrec.data.synth.render import pcm16_wav_to_mono
+
+    pcm = np.zeros((10, 2), dtype=np.int16)
+    assert pcm16_wav_to_mono(b"RIFX" + _wav(pcm, 8000)[4:]) is None  # big-endian RIFF
+    assert pcm16_wav_to_mono(_wav(np.zeros((10, 3)), 8000)) is None  # three channels
+    float_wav = bytearray(_wav(pcm, 8000))
+    float_wav[20:22] = struct.pack("<H", 3)  # IEEE-float format tag
+    assert pcm16_wav_to_mono(bytes(float_wav)) is None
+    assert pcm16_wav_to_mono(_wav(pcm, 8000)[:36]) is None  # cut before the data chunk
