@@ -16,7 +16,7 @@ from safetensors.torch import save_file as save_torch
 
 from instrec._io import InstrecError
 from instrec.features import logmel as lm
-from instrec.features.audio import AudioWarning, load_audio
+from instrec.features.audio import AudioWarning, load_audio, stream_audio
 from instrec.features.frontends import (FRONTEND_NAMES, GROUP_PATCHES, LogMelFrontEnd, describe_mismatch,
                                         get_frontend)
 from instrec.features.vggish import PARAM_SHAPES, pca_quantise
@@ -179,18 +179,64 @@ def test_vggish_features_compose_model_and_pca(vggish):
 
 
 # ---------------------------------------------------------------- streaming == in memory
-@pytest.mark.parametrize("cache_seconds", [0.0, 600.0])  # two-pass streaming / single decode
-def test_logmel_streaming_three_minutes(tmp_path, cache_seconds):
+@pytest.mark.parametrize("cache_seconds, spill, decodes", [
+    (600.0, True, 1),  # pass 1's blocks kept in memory
+    (0.0, True, 1),    # kept in a temporary file
+    (0.0, False, 2),   # not kept: decoded twice
+])
+def test_logmel_streaming_three_minutes(tmp_path, monkeypatch, cache_seconds, spill, decodes):
+    from instrec.features import frontends
+
     sr = 22050
     x = np.tile(_music_like(9.0, sr=sr, seed=2), 21)[: int(180.5 * sr)]
     path = tmp_path / "long.flac"
     sf.write(str(path), np.stack([x, -0.5 * x], 1), sr, subtype="PCM_24")
     fe = LogMelFrontEnd()
-    fe.cache_seconds = cache_seconds
+    fe.cache_seconds, fe.spill = cache_seconds, spill
     whole = fe.features(load_audio(path, 16000), 16000)
+    calls = []
+    monkeypatch.setattr(frontends, "stream_audio", lambda *a: calls.append(a) or stream_audio(*a))
     streamed = fe.features_from_file(path, block_seconds=1.37)  # blocks straddle patch and group bounds
     assert whole.shape == (int(180.5 / 0.96), 128)
     np.testing.assert_array_equal(streamed, whole)
+    assert len(calls) == decodes
+
+
+def test_a_temporary_file_that_cannot_be_written_means_decoding_again(tmp_path, monkeypatch):
+    from instrec.features import frontends
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    x = _music_like(20.0, sr=16000, seed=3)
+    path = tmp_path / "a.wav"
+    sf.write(str(path), x, 16000, subtype="FLOAT")
+    fe = LogMelFrontEnd()
+    fe.cache_seconds = 5.0
+    kept = frontends.DecodedBlocks(16000 * 5)
+    monkeypatch.setattr(frontends.tempfile, "TemporaryFile", full_disk)
+    for block in stream_audio(path, 16000, 2.0):
+        kept.add(block)
+    assert kept.replay(32000) is None and kept.file is None
+    calls = []
+    monkeypatch.setattr(frontends, "stream_audio", lambda *a: calls.append(a) or stream_audio(*a))
+    np.testing.assert_array_equal(fe.features_from_file(path, block_seconds=2.0), fe.features(x, 16000))
+    assert len(calls) == 2
+
+
+def test_spilled_blocks_read_back_equal_and_the_file_is_closed():
+    from instrec.features.frontends import DecodedBlocks
+
+    rng = np.random.default_rng(0)
+    blocks = [rng.standard_normal(n).astype(np.float32) for n in (700, 300, 1234, 5)]
+    with DecodedBlocks(limit=1000) as kept:  # the first two fit in memory, the third does not
+        for b in blocks:
+            kept.add(b)
+        spill = kept.file
+        assert spill is not None and kept.blocks == []
+        read = list(kept.replay(1000))
+    assert [len(b) for b in read] == [1000, 1000, 239] and spill.closed and kept.file is None
+    np.testing.assert_array_equal(np.concatenate(read), np.concatenate(blocks))
 
 
 def test_vggish_streaming_matches_in_memory(tmp_path, vggish):

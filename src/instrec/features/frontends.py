@@ -18,15 +18,18 @@ zero-padded, with an :class:`AudioWarning`).
   than VGGish (no learned representation, no temporal structure inside a patch);
   it exists so that everything runs without downloads and for quick experiments.
 
-``features_from_file`` streams: pass 1 finds the peak and the length (blocks are
-kept in memory for files up to ``cache_seconds``); pass 2, only for longer files,
-decodes again. Patches are computed in groups of ``GROUP_PATCHES`` at fixed
+``features_from_file`` streams: pass 1 decodes the file and finds the peak and the
+length; pass 2 computes the features from pass 1's 16 kHz blocks, which are kept in
+memory for files up to ``cache_seconds`` and, for longer ones, in an unnamed temporary
+file (230 MB per hour of audio; reading it back costs a hundredth of decoding again). Only
+if that file cannot be written does pass 2 decode the file again. Patches are computed in groups of ``GROUP_PATCHES`` at fixed
 positions from the start of the signal, so the in-memory and the streamed paths
 perform the same arithmetic on the same samples and agree bit for bit.
 """
 from __future__ import annotations
 
 import os
+import tempfile
 import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -44,13 +47,74 @@ GROUP_PATCHES = 32  # patches computed per batch (about 30 s of audio)
 _TINY = float(np.finfo(np.float32).tiny)
 
 
+class DecodedBlocks:
+    """Pass 1's decoded blocks, kept for pass 2 (a context manager that removes what it kept).
+
+    Up to ``limit`` samples stay in memory; beyond that, when ``spill`` is true, all of them
+    go to an unnamed temporary file in the system's temporary folder, so memory stays at one
+    block whatever the file length. If the file cannot be written (a full disk), nothing is
+    kept and :meth:`replay` returns None: the caller decodes again.
+    """
+
+    def __init__(self, limit: int, spill: bool = True) -> None:
+        self.limit, self.spill = limit, spill
+        self.blocks: list[np.ndarray] | None = []
+        self.n = 0
+        self.file: Any = None
+
+    def add(self, block: np.ndarray) -> None:
+        """Keep (n,) float32 ``block``."""
+        if self.blocks is None:
+            return
+        if self.file is None and self.n + len(block) <= self.limit:
+            self.blocks.append(block)
+            self.n += len(block)
+            return
+        try:
+            if self.file is None:
+                if not self.spill:
+                    raise OSError("spilling switched off")
+                self.file = tempfile.TemporaryFile(prefix="instrec-audio-")
+                for kept in self.blocks:
+                    kept.tofile(self.file)
+                self.blocks = []
+            np.ascontiguousarray(block, dtype=np.float32).tofile(self.file)
+        except OSError:
+            self.close()
+            self.blocks = None
+
+    def replay(self, block_samples: int) -> Iterable[np.ndarray] | None:
+        """The kept samples as blocks (of ``block_samples`` when read back from the file),
+        or None when they could not be kept."""
+        if self.blocks is None or self.file is None:
+            return self.blocks
+        return self._read(block_samples)
+
+    def _read(self, block_samples: int) -> Iterable[np.ndarray]:
+        self.file.seek(0)
+        while (block := np.fromfile(self.file, dtype=np.float32, count=block_samples)).size:
+            yield block
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+    def __enter__(self) -> "DecodedBlocks":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class FrontEnd(ABC):
     """Turns audio into (T, 128) uint8 features, one row per 0.96 s patch."""
 
     name: str = ""
     sample_rate: int = lm.SAMPLE_RATE
     patch_seconds: float = lm.PATCH_SECONDS
-    cache_seconds: float = 600.0  # files up to this long are decoded once
+    cache_seconds: float = 600.0  # pass 1 keeps files up to this long in memory
+    spill: bool = True  # longer files go to a temporary file (False: decode them twice)
 
     @abstractmethod
     def _patch_features(self, signal: np.ndarray, count: int) -> np.ndarray:
@@ -73,20 +137,18 @@ class FrontEnd(ABC):
         """Features of an audio file, decoded in blocks; equal to
         ``features(load_audio(path, self.sample_rate), self.sample_rate)``."""
         source = os.fspath(path)
-        peak, total, kept, kept_len = 0.0, 0, [], 0
-        cache_limit = int(self.cache_seconds * self.sample_rate)
-        for block in stream_audio(path, self.sample_rate, block_seconds):
-            peak = max(peak, float(np.max(np.abs(block))))
-            total += len(block)
-            if kept is not None and kept_len + len(block) <= cache_limit:
-                kept.append(block)
-                kept_len += len(block)
-            else:
-                kept = None
-        if total == 0:
-            raise InstrecError(f"{source}: audio too short to resample to {self.sample_rate} Hz")
-        blocks: Iterable[np.ndarray] = kept if kept is not None else stream_audio(path, self.sample_rate, block_seconds)
-        return self._run(blocks, total, peak, source)
+        peak, total = 0.0, 0
+        with DecodedBlocks(int(self.cache_seconds * self.sample_rate), self.spill) as decoded:
+            for block in stream_audio(path, self.sample_rate, block_seconds):
+                peak = max(peak, float(np.max(np.abs(block))))
+                total += len(block)
+                decoded.add(block)
+            if total == 0:
+                raise InstrecError(f"{source}: audio too short to resample to {self.sample_rate} Hz")
+            blocks = decoded.replay(max(1, int(block_seconds * self.sample_rate)))
+            if blocks is None:
+                blocks = stream_audio(path, self.sample_rate, block_seconds)
+            return self._run(blocks, total, peak, source)
 
     def _run(self, blocks: Iterable[np.ndarray], total: int, peak: float, source: str) -> np.ndarray:
         count = lm.n_patches(total)
