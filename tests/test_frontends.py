@@ -203,7 +203,7 @@ def test_logmel_streaming_three_minutes(tmp_path, monkeypatch, cache_seconds, sp
 
 
 def test_a_temporary_file_that_cannot_be_written_means_decoding_again(tmp_path, monkeypatch):
-    from instrec.features import frontends
+    from instrec.features import audio, frontends
 
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
@@ -213,8 +213,8 @@ def test_a_temporary_file_that_cannot_be_written_means_decoding_again(tmp_path, 
     sf.write(str(path), x, 16000, subtype="FLOAT")
     fe = LogMelFrontEnd()
     fe.cache_seconds = 5.0
-    kept = frontends.DecodedBlocks(16000 * 5)
-    monkeypatch.setattr(frontends.tempfile, "TemporaryFile", full_disk)
+    kept = audio.DecodedBlocks(16000 * 5)
+    monkeypatch.setattr(audio.tempfile, "TemporaryFile", full_disk)
     for block in stream_audio(path, 16000, 2.0):
         kept.add(block)
     assert kept.replay(32000) is None and kept.file is None
@@ -225,7 +225,7 @@ def test_a_temporary_file_that_cannot_be_written_means_decoding_again(tmp_path, 
 
 
 def test_spilled_blocks_read_back_equal_and_the_file_is_closed():
-    from instrec.features.frontends import DecodedBlocks
+    from instrec.features.audio import DecodedBlocks
 
     rng = np.random.default_rng(0)
     blocks = [rng.standard_normal(n).astype(np.float32) for n in (700, 300, 1234, 5)]

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import IO, Iterable, Iterator, NamedTuple
 
 import numpy as np
 
@@ -199,3 +200,64 @@ def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     import soxr
 
     return np.ascontiguousarray(soxr.resample(audio, sr_in, sr_out, quality="HQ"), dtype=np.float32)
+
+
+class DecodedBlocks:
+    """Pass 1's decoded blocks, kept for pass 2 (a context manager that removes what it kept).
+
+    Up to ``limit`` samples stay in memory; beyond that, when ``spill`` is true, all of them
+    go to an unnamed temporary file in ``$TMPDIR`` (230 MB per hour at 16 kHz; reading it
+    back costs about a hundredth of decoding again), so memory stays at one block whatever
+    the file length. If the file cannot be written (a full disk), nothing is kept and
+    :meth:`replay` returns None: the caller decodes again.
+    """
+
+    def __init__(self, limit: int, spill: bool = True) -> None:
+        self.limit, self.spill = limit, spill
+        self.blocks: list[np.ndarray] | None = []
+        self.n = 0
+        self.file: IO[bytes] | None = None
+
+    def add(self, block: np.ndarray) -> None:
+        """Keep (n,) float32 ``block``."""
+        if self.blocks is None:
+            return
+        if self.file is None and self.n + len(block) <= self.limit:
+            self.blocks.append(block)
+            self.n += len(block)
+            return
+        try:
+            if self.file is None:
+                if not self.spill:
+                    raise OSError("spilling switched off")
+                self.file = tempfile.TemporaryFile(prefix="instrec-audio-")
+                for kept in self.blocks:
+                    kept.tofile(self.file)
+                self.blocks = []
+            np.ascontiguousarray(block, dtype=np.float32).tofile(self.file)
+        except OSError:
+            self.close()
+            self.blocks = None
+
+    def replay(self, block_samples: int) -> Iterable[np.ndarray] | None:
+        """The kept samples as blocks (of ``block_samples`` when read back from the file),
+        or None when they could not be kept."""
+        if self.blocks is None or self.file is None:
+            return self.blocks
+        return self._read(block_samples)
+
+    def _read(self, block_samples: int) -> Iterable[np.ndarray]:
+        self.file.seek(0)
+        while (block := np.fromfile(self.file, dtype=np.float32, count=block_samples)).size:
+            yield block
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+    def __enter__(self) -> "DecodedBlocks":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

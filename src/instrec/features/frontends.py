@@ -19,17 +19,16 @@ zero-padded, with an :class:`AudioWarning`).
   it exists so that everything runs without downloads and for quick experiments.
 
 ``features_from_file`` streams: pass 1 decodes the file and finds the peak and the
-length; pass 2 computes the features from pass 1's 16 kHz blocks, which are kept in
-memory for files up to ``cache_seconds`` and, for longer ones, in an unnamed temporary
-file (230 MB per hour of audio; reading it back costs a hundredth of decoding again). Only
-if that file cannot be written does pass 2 decode the file again. Patches are computed in groups of ``GROUP_PATCHES`` at fixed
+length; pass 2 computes the features from pass 1's 16 kHz blocks, kept by
+:class:`~instrec.features.audio.DecodedBlocks` (in memory for files up to
+``cache_seconds``, beyond that in a temporary file; only if that cannot be written does
+pass 2 decode again). Patches are computed in groups of ``GROUP_PATCHES`` at fixed
 positions from the start of the signal, so the in-memory and the streamed paths
 perform the same arithmetic on the same samples and agree bit for bit.
 """
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -39,72 +38,12 @@ import numpy as np
 
 from instrec._io import InstrecError
 from instrec.features import logmel as lm
-from instrec.features.audio import AudioWarning, resample, stream_audio, to_mono
+from instrec.features.audio import AudioWarning, DecodedBlocks, resample, stream_audio, to_mono
 
 FRONTEND_NAMES: tuple[str, ...] = ("logmel", "vggish")
 FEATURE_DIM = 128
 GROUP_PATCHES = 32  # patches computed per batch (about 30 s of audio)
 _TINY = float(np.finfo(np.float32).tiny)
-
-
-class DecodedBlocks:
-    """Pass 1's decoded blocks, kept for pass 2 (a context manager that removes what it kept).
-
-    Up to ``limit`` samples stay in memory; beyond that, when ``spill`` is true, all of them
-    go to an unnamed temporary file in the system's temporary folder, so memory stays at one
-    block whatever the file length. If the file cannot be written (a full disk), nothing is
-    kept and :meth:`replay` returns None: the caller decodes again.
-    """
-
-    def __init__(self, limit: int, spill: bool = True) -> None:
-        self.limit, self.spill = limit, spill
-        self.blocks: list[np.ndarray] | None = []
-        self.n = 0
-        self.file: Any = None
-
-    def add(self, block: np.ndarray) -> None:
-        """Keep (n,) float32 ``block``."""
-        if self.blocks is None:
-            return
-        if self.file is None and self.n + len(block) <= self.limit:
-            self.blocks.append(block)
-            self.n += len(block)
-            return
-        try:
-            if self.file is None:
-                if not self.spill:
-                    raise OSError("spilling switched off")
-                self.file = tempfile.TemporaryFile(prefix="instrec-audio-")
-                for kept in self.blocks:
-                    kept.tofile(self.file)
-                self.blocks = []
-            np.ascontiguousarray(block, dtype=np.float32).tofile(self.file)
-        except OSError:
-            self.close()
-            self.blocks = None
-
-    def replay(self, block_samples: int) -> Iterable[np.ndarray] | None:
-        """The kept samples as blocks (of ``block_samples`` when read back from the file),
-        or None when they could not be kept."""
-        if self.blocks is None or self.file is None:
-            return self.blocks
-        return self._read(block_samples)
-
-    def _read(self, block_samples: int) -> Iterable[np.ndarray]:
-        self.file.seek(0)
-        while (block := np.fromfile(self.file, dtype=np.float32, count=block_samples)).size:
-            yield block
-
-    def close(self) -> None:
-        if self.file is not None:
-            self.file.close()
-            self.file = None
-
-    def __enter__(self) -> "DecodedBlocks":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class FrontEnd(ABC):
