@@ -202,11 +202,12 @@ def test_logmel_streaming_three_minutes(tmp_path, monkeypatch, cache_seconds, sp
     assert len(calls) == decodes
 
 
+def _full_disk(*args, **kwargs):
+    raise OSError(28, "No space left on device")
+
+
 def test_a_temporary_file_that_cannot_be_written_means_decoding_again(tmp_path, monkeypatch):
     from instrec.features import audio, frontends
-
-    def full_disk(*args, **kwargs):
-        raise OSError(28, "No space left on device")
 
     x = _music_like(20.0, sr=16000, seed=3)
     path = tmp_path / "a.wav"
@@ -214,7 +215,7 @@ def test_a_temporary_file_that_cannot_be_written_means_decoding_again(tmp_path, 
     fe = LogMelFrontEnd()
     fe.cache_seconds = 5.0
     kept = audio.DecodedBlocks(16000 * 5)
-    monkeypatch.setattr(audio.tempfile, "TemporaryFile", full_disk)
+    monkeypatch.setattr(audio.tempfile, "TemporaryFile", _full_disk)
     for block in stream_audio(path, 16000, 2.0):
         kept.add(block)
     assert kept.replay(32000) is None and kept.file is None

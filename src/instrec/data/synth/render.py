@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from instrec._io import InstrecError, atomic_write_bytes
-from instrec.data.synth.soundfont import SoundFont, load_soundfont
+from instrec.data.synth.soundfont import SoundFont, load_soundfont, riff_chunks
 
 #: Peak level of rendered clips (-1 dBFS).
 PEAK = 10 ** (-1 / 20)
@@ -63,24 +63,21 @@ def pcm16_wav_to_mono(wav: bytes) -> tuple[np.ndarray, int] | None:
     """
     if len(wav) < 12 or wav[:4] != b"RIFF" or wav[8:12] != b"WAVE":
         return None
-    fmt, pos = None, 12
-    while pos + 8 <= len(wav):
-        cid, size = wav[pos:pos + 4], struct.unpack_from("<I", wav, pos + 4)[0]
-        body = pos + 8
-        if cid == b"fmt " and size >= 16:
-            fmt = struct.unpack_from("<HHIIHH", wav, body)
-        elif cid == b"data" and fmt is not None:
-            tag, channels, sr, _, _, bits = fmt
-            if tag != 1 or bits != 16 or channels not in (1, 2):
-                return None
-            n = min(size, len(wav) - body) // (2 * channels)
-            frames = np.frombuffer(wav, dtype="<i2", count=n * channels, offset=body).reshape(n, channels)
-            total = frames[:, 0].astype(np.int32)
-            if channels == 2:
-                total += frames[:, 1]
-            return total.astype(np.float32) * np.float32(1.0 / (32768 * channels)), int(sr)
-        pos = body + size + (size & 1)
-    return None
+    chunks: dict[bytes, tuple[int, int]] = {}
+    for cid, start, end in riff_chunks(wav, 12, len(wav), "<wav>", truncated_ok=True):
+        chunks.setdefault(cid, (start, end))
+    fmt, data = chunks.get(b"fmt "), chunks.get(b"data")
+    if fmt is None or data is None or fmt[1] - fmt[0] < 16:
+        return None
+    tag, channels, sr, _, _, bits = struct.unpack_from("<HHIIHH", wav, fmt[0])
+    if tag != 1 or bits != 16 or channels not in (1, 2):
+        return None
+    n = (data[1] - data[0]) // (2 * channels)
+    frames = np.frombuffer(wav, dtype="<i2", count=n * channels, offset=data[0]).reshape(n, channels)
+    total = frames[:, 0].astype(np.int32)
+    if channels == 2:
+        total += frames[:, 1]
+    return total.astype(np.float32) * np.float32(1.0 / (32768 * channels)), int(sr)
 
 
 def wav_bytes(audio: np.ndarray, sr: int) -> bytes:

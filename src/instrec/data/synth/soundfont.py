@@ -62,8 +62,13 @@ def default_soundfont_path() -> Path:
     return Path(os.path.dirname(pretty_midi.__file__)) / "TimGM6mb.sf2"
 
 
-def _chunks(buf: bytes, start: int, end: int, path: Path) -> list[tuple[bytes, int, int]]:
-    """Split ``buf[start:end]`` into RIFF sub-chunks: ``(id, data_start, data_end)`` triples."""
+def riff_chunks(buf: bytes, start: int, end: int, path: Path | str,
+                truncated_ok: bool = False) -> list[tuple[bytes, int, int]]:
+    """Split ``buf[start:end]`` into RIFF sub-chunks: ``(id, data_start, data_end)`` triples.
+
+    A chunk running past ``end`` is an InstrecError naming ``path``, or, with
+    ``truncated_ok``, is cut at ``end`` (some writers give a data chunk a few bytes more
+    than they write)."""
     out: list[tuple[bytes, int, int]] = []
     pos = start
     while pos + 8 <= end:
@@ -71,7 +76,9 @@ def _chunks(buf: bytes, start: int, end: int, path: Path) -> list[tuple[bytes, i
         (size,) = struct.unpack_from("<I", buf, pos + 4)
         data_start, data_end = pos + 8, pos + 8 + size
         if data_end > end:
-            raise InstrecError(f"{path}: corrupt SoundFont: chunk {cid!r} runs past the end of its parent")
+            if not truncated_ok:
+                raise InstrecError(f"{path}: corrupt SoundFont: chunk {cid!r} runs past the end of its parent")
+            data_end = end
         out.append((cid, data_start, data_end))
         pos = data_end + (size & 1)  # chunks are padded to even sizes
     return out
@@ -84,12 +91,12 @@ def parse_presets(buf: bytes, path: Path) -> tuple[Preset, ...]:
     (riff_size,) = struct.unpack_from("<I", buf, 4)
     end = min(len(buf), 8 + riff_size)
     pdta = None
-    for cid, s, e in _chunks(buf, 12, end, path):
+    for cid, s, e in riff_chunks(buf, 12, end, path):
         if cid == b"LIST" and buf[s:s + 4] == b"pdta":
             pdta = (s + 4, e)
     if pdta is None:
         raise InstrecError(f"{path}: corrupt SoundFont: no 'pdta' list")
-    phdr = next(((s, e) for cid, s, e in _chunks(buf, *pdta, path) if cid == b"phdr"), None)
+    phdr = next(((s, e) for cid, s, e in riff_chunks(buf, *pdta, path) if cid == b"phdr"), None)
     if phdr is None:
         raise InstrecError(f"{path}: corrupt SoundFont: no 'phdr' preset headers")
     s, e = phdr
