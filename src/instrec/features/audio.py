@@ -226,10 +226,11 @@ class DecodedBlocks:
             self.blocks.append(block)
             self.n += len(block)
             return
+        if self.file is None and not self.spill:
+            self.blocks = None
+            return
         try:
             if self.file is None:
-                if not self.spill:
-                    raise OSError("spilling switched off")
                 self.file = tempfile.TemporaryFile(prefix="instrec-audio-")
                 for kept in self.blocks:
                     kept.tofile(self.file)
