@@ -67,6 +67,11 @@ class Piece:
             pm.instruments.append(inst)
         return pm
 
+    @property
+    def presets(self) -> frozenset[tuple[int, int]]:
+        """The ``(bank, program)`` SoundFont presets the piece plays (kits: bank 128)."""
+        return frozenset((p.voice.bank, p.voice.program) for p in self.parts)
+
     def midi_bytes(self) -> bytes:
         """Standard MIDI file bytes: bank select (CC 0) before each non-zero-bank program
         change, and every track ending at ``duration`` so renderings last exactly that."""

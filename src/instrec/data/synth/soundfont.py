@@ -13,8 +13,12 @@ import struct
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from instrec._io import InstrecError
+
+if TYPE_CHECKING:
+    from instrec.data.synth.soundfont_subset import SoundFontTables
 
 #: Size in bytes of one ``phdr`` record (20-byte name + 3 x u16 + 3 x u32).
 _PHDR_SIZE = 38
@@ -53,6 +57,13 @@ class SoundFont:
     def has_preset(self, bank: int, program: int) -> bool:
         """True when the exact ``(bank, program)`` preset exists (no bank-0 fallback)."""
         return (bank, program) in self.preset_keys
+
+    @cached_property
+    def tables(self) -> SoundFontTables:
+        """The parsed preset, instrument and sample tables (to cut subsets from)."""
+        from instrec.data.synth.soundfont_subset import SoundFontTables
+
+        return SoundFontTables(self.data, self.path)
 
 
 def default_soundfont_path() -> Path:

@@ -143,7 +143,7 @@ def make_clip(task: ClipTask) -> ClipResult:
     piece, strong = compose_clip(task.seed, task.index, sf.preset_keys, task.duration)
     midi = piece.midi_bytes()
     t1 = time.perf_counter()
-    audio, sr = render_midi(sf, midi, task.duration, source=f"{key}.mid")
+    audio, sr = render_midi(sf, midi, task.duration, source=f"{key}.mid", presets=piece.presets)
     t2 = time.perf_counter()
     features = worker_frontend(task.frontend).features(audio, sr, source=f"{key}.wav")
     t3 = time.perf_counter()
