@@ -60,7 +60,7 @@ def build_sf2(presets, instruments, samples, sm24: bool = True) -> bytes:
     pdta = b"pdta" + b"".join(_chunk(c, d) for c, d in [(b"phdr", phdr), (b"pbag", pbag), (b"pmod", pmod),
                                                         (b"pgen", pgen), (b"inst", inst), (b"ibag", ibag),
                                                         (b"imod", imod), (b"igen", igen), (b"shdr", shdr)])
-    info = b"INFO" + _chunk(b"ifil", b"\2\0\4\0") + _chunk(b"INAM", b"handmade\0")
+    info = b"INFO" + _chunk(b"ifil", b"\2\0\4\0") + _chunk(b"INAM", b"handmade\0\0")
     return _chunk(b"RIFF", b"sfbk" + _chunk(b"LIST", info) + _chunk(b"LIST", sdta) + _chunk(b"LIST", pdta))
 
 
@@ -99,7 +99,7 @@ def test_handmade_subset_keeps_one_preset_with_its_instruments_samples_and_stere
     cut = SoundFontTables(handmade, "hand.sf2").subset({(0, 5)})
     assert [(p.name, p.bank, p.program) for p in parse_presets(cut, Path("cut.sf2"))] == [("Pad", 0, 5)]
     chunks = read_sf2(cut)
-    assert chunks[b"INAM"] == b"handmade\0"
+    assert chunks[b"INAM"] == b"handmade\0\0"
     # preset: its three zones, in order, the instruments renumbered (2 -> 1, 0 -> 0)
     assert records(chunks[b"pbag"], "<HH") == [(0, 0), (1, 1), (2, 2), (3, 3)]
     assert records(chunks[b"pgen"], "<HH") == [(GEN_PAN, 7), (GEN_INSTRUMENT, 1), (GEN_INSTRUMENT, 0), (0, 0)]
@@ -178,3 +178,25 @@ def test_render_midi_cuts_the_font_only_when_told_the_presets_and_falls_back_on_
     # a preset the font lacks cannot be cut: the whole font renders (bank-0 fallback inside)
     fallback, _ = render_midi(sf, piece.midi_bytes(), 4.0, presets=piece.presets | {(8, 24)})
     assert np.array_equal(fallback, whole)
+
+
+def test_a_repeated_preset_keeps_every_copy_so_the_synthesiser_picks_the_same_one():
+    import midirenderer
+
+    from instrec.data.synth.smf import write_smf
+
+    rng = np.random.default_rng(1)
+    samples = [(f"s{k}", rng.integers(-8000, 8000, 400), 10, 390, 0, 1) for k in range(3)]
+    instruments = [(f"Inst {k}", [[(GEN_SAMPLE, k)]]) for k in range(3)]
+    presets = [("Other", 0, 1, [[(GEN_INSTRUMENT, 0)]]), ("Pad A", 0, 5, [[(GEN_INSTRUMENT, 1)]]),
+               ("Pad B", 0, 5, [[(GEN_INSTRUMENT, 2)]])]
+    font = build_sf2(presets, instruments, samples, sm24=False)
+    cut = SoundFontTables(font, "dup.sf2").subset({(0, 5)})
+    assert [p.name for p in parse_presets(cut, Path("cut.sf2"))] == ["Pad A", "Pad B"]
+    midi = write_smf(120, 4, 480, 960, [("pad", 0, 5, False, [(60, 0, 480, 100), (67, 240, 900, 90)])])
+    whole = midirenderer.render_wave_from(font, midi)
+    assert midirenderer.render_wave_from(cut, midi) == whole
+    # the copies sound different, so keeping only one of them could have changed the audio
+    only_a, only_b = (midirenderer.render_wave_from(build_sf2([presets[0], p], instruments, samples, sm24=False), midi)
+                      for p in presets[1:])
+    assert only_a != only_b and whole in (only_a, only_b)

@@ -96,12 +96,13 @@ class SoundFontTables:
             raise InstrecError(f"{self.path}: corrupt SoundFont: no {', '.join(missing)} table")
 
     @cached_property
-    def preset_index(self) -> dict[tuple[int, int], int]:
-        """``(bank, program)`` -> row in ``phdr`` (the first one, as the synthesiser picks)."""
-        index: dict[tuple[int, int], int] = {}
+    def preset_index(self) -> dict[tuple[int, int], list[int]]:
+        """``(bank, program)`` -> its rows in ``phdr``. A font may repeat a preset; all copies
+        are kept, in order, so the synthesiser picks the same one as from the whole font."""
+        index: dict[tuple[int, int], list[int]] = {}
         phdr = self.tables[b"phdr"]
         for i in range(len(phdr) - 1):
-            index.setdefault((int(phdr["bank"][i]), int(phdr["preset"][i])), i)
+            index.setdefault((int(phdr["bank"][i]), int(phdr["preset"][i])), []).append(i)
         return index
 
     def _zones(self, head: np.ndarray, rows: np.ndarray, bag: np.ndarray, gen: np.ndarray, mod: np.ndarray,
@@ -148,7 +149,7 @@ class SoundFontTables:
         if absent:
             raise InstrecError(f"{self.path}: no preset (bank, program) {absent[0]} to keep")
         t = self.tables
-        presets = np.array(sorted(self.preset_index[k] for k in keys), dtype=np.int64)
+        presets = np.array(sorted(i for k in keys for i in self.preset_index[k]), dtype=np.int64)
         p_bags, p_gens, p_mods, insts = self._zones(t[b"phdr"], presets, t[b"pbag"], t[b"pgen"], t[b"pmod"],
                                                    _INSTRUMENT)
         insts = np.unique(insts)
