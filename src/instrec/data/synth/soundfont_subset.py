@@ -44,6 +44,8 @@ _INSTRUMENT, _SAMPLE_ID = 41, 53
 _GUARD = 46
 #: Sample types that name a stereo partner in ``link`` (right, left, linked).
 _LINKED_TYPES = (2, 4, 8)
+#: Sample-type flag of Ogg Vorbis samples (SF3), whose offsets count bytes, not points.
+_COMPRESSED = 0x10
 
 
 def _chunk(cid: bytes, *parts: bytes | memoryview) -> list[bytes | memoryview]:
@@ -94,6 +96,8 @@ class SoundFontTables:
         missing = [k.decode() for k in _DTYPES if k not in self.tables]
         if missing:
             raise InstrecError(f"{self.path}: corrupt SoundFont: no {', '.join(missing)} table")
+        if (self.tables[b"shdr"]["type"][:-1] & _COMPRESSED).any():
+            raise InstrecError(f"{self.path}: compressed (SF3) samples cannot be cut")
 
     @cached_property
     def preset_index(self) -> dict[tuple[int, int], list[int]]:
