@@ -154,18 +154,23 @@ def child(job: dict) -> dict:
     if kind == "solo":
         from instrec.train import train
 
-        cfg = _member_cfgs(data, root, job["arch"], 4, job["epochs"])[3]  # focal, mixup + concat
-        cfg.compile = job["compile"]
+        cfg = _member_cfgs(data, root, job["arch"], 8, job["epochs"])[7]  # focal, mixup + concat
+        assert cfg.loss == "focal" and (cfg.mixup, cfg.concat) == AUGS["both"]
+        cfg.compile, cfg.threads = job["compile"], 1  # one thread, as each grid worker has
         train(cfg, overwrite=True, progress=False)
-        return {"epoch_s": _epoch_seconds(Path(cfg.out)), "n_train": _n_train(Path(cfg.out))}
+        return {"epoch_s": _epoch_seconds(Path(cfg.out)), "n_train": _n_train(Path(cfg.out)),
+                "threads": _threads(Path(cfg.out))}
     if kind == "lockstep":
         from instrec.experiment import tune_malloc
         from instrec.lockstep import train_lockstep
 
         tune_malloc()
         cfgs = _member_cfgs(data, root, job["arch"], job["members"], job["epochs"])
+        for cfg in cfgs:
+            cfg.threads = 1  # one thread, as each grid worker has
         train_lockstep(cfgs, overwrite=True, progress=False)
-        return {"epoch_s": _epoch_seconds(Path(cfgs[0].out)), "n_train": _n_train(Path(cfgs[0].out))}
+        return {"epoch_s": _epoch_seconds(Path(cfgs[0].out)), "n_train": _n_train(Path(cfgs[0].out)),
+                "threads": _threads(Path(cfgs[0].out))}
     if kind == "grid":
         from instrec.experiment import grid_specs, run_specs
 
@@ -180,6 +185,11 @@ def child(job: dict) -> dict:
 
 def _n_train(run_dir: Path) -> int:
     return int(json.loads((run_dir / "config.json").read_text())["n_train"])
+
+
+def _threads(run_dir: Path) -> int:
+    """The torch threads the run recorded it trained with."""
+    return int(json.loads((run_dir / "config.json").read_text())["threads"])
 
 
 def run_job(job: dict, env: dict | None = None) -> dict:
@@ -272,10 +282,11 @@ def main() -> int:
                      "runs": 1, "clips_per_s": rate})
         plain_rate[(arch, aug)] = max(rate, plain_rate.get((arch, aug), 0.0))
     for arch in ARCHS:
-        rows.append({"implementation": "instrec train (solo)", "model": arch, "augmentation": "both", "threads": 1,
-                     "runs": 1, "clips_per_s": steady_rate(solo[arch], n_train)})
-        rows.append({"implementation": "lockstep", "model": arch, "augmentation": "grid mix", "threads": 1,
-                     "runs": args.members, "clips_per_s": steady_rate(lock[arch], args.members * n_train)})
+        rows.append({"implementation": "instrec train (solo)", "model": arch, "augmentation": "both",
+                     "threads": solo[arch][0]["threads"], "runs": 1, "clips_per_s": steady_rate(solo[arch], n_train)})
+        rows.append({"implementation": "lockstep", "model": arch, "augmentation": "grid mix",
+                     "threads": lock[arch][0]["threads"], "runs": args.members,
+                     "clips_per_s": steady_rate(lock[arch], args.members * n_train)})
 
     n_runs = grid[(engines[0], e1)][0]["runs"]
     scale = OPENMIC_TRAIN / n_train
