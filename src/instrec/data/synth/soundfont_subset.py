@@ -1,7 +1,8 @@
 """Cut a SoundFont down to the presets one piece plays.
 
 The renderer parses the whole SoundFont on every call: for FluidR3_GM (148 MB, the font that
-has all 20 classes) that is about 190 ms of a clip's 280 ms. A clip plays at most a handful
+has all 20 classes) that was half or more of a clip's synthesis time (benchmarks/bench_synth.py
+measures it). A clip plays at most a handful
 of presets, so the corpus renders each clip with a SoundFont holding only those presets,
 their instruments and their samples. Nothing the synthesiser reads for those presets
 changes (generators, modulators, sample data and loop points are copied, only the indices
