@@ -2,12 +2,12 @@
 
 The renderer parses the whole SoundFont on every call: for FluidR3_GM (148 MB, the font that
 has all 20 classes) that was half or more of a clip's synthesis time (benchmarks/bench_synth.py
-measures it). A clip plays at most a handful
-of presets, so the corpus renders each clip with a SoundFont holding only those presets,
-their instruments and their samples. Nothing the synthesiser reads for those presets
-changes (generators, modulators, sample data and loop points are copied, only the indices
-between the tables are renumbered), so the audio is the same, sample for sample, as with
-the whole font; the tests check that on rendered clips.
+measures it). A clip plays at most a handful of presets, so the corpus renders each clip
+with a SoundFont holding only those presets, their instruments and their samples. Nothing
+the synthesiser reads for those presets changes (generators, modulators, sample data and
+loop points are copied, only the indices between the tables are renumbered), so the audio
+is the same, sample for sample, as with the whole font; the tests check that on rendered
+clips.
 
 Layout (SoundFont 2.04, section 7): ``phdr -> pbag -> pgen/pmod``; a preset generator 41
 names an instrument, ``inst -> ibag -> igen/imod``; an instrument generator 53 names a
