@@ -142,6 +142,10 @@ def test_missing_presets_and_broken_references_are_named(handmade):
     broken = handmade[:pgen] + struct.pack("<HH", GEN_INSTRUMENT, 9) + handmade[pgen + 4:]
     with pytest.raises(InstrecError, match=r"^bad\.sf2: corrupt SoundFont: a zone names a missing instrument \(9\)$"):
         SoundFontTables(broken, "bad.sf2").subset({(0, 5)})
+    pbag = handmade.index(b"pbag") + 8
+    past = handmade[:pbag + 4] + struct.pack("<HH", 999, 1) + handmade[pbag + 8:]  # zone 1 starts at gen 999
+    with pytest.raises(InstrecError, match=r"^bad\.sf2: corrupt SoundFont: its tables point outside each other"):
+        SoundFontTables(past, "bad.sf2").subset({(0, 5)})
     sf3 = build_sf2([("P", 0, 0, [[(GEN_INSTRUMENT, 0)]])], [("I", [[(GEN_SAMPLE, 0)]])],
                     [("ogg", np.zeros(8), 0, 8, 0, 0x11)], sm24=False)
     with pytest.raises(InstrecError, match=r"^x\.sf3: compressed \(SF3\) samples cannot be cut$"):

@@ -153,8 +153,16 @@ class SoundFontTables:
         absent = sorted(k for k in keys if k not in self.preset_index)
         if absent:
             raise InstrecError(f"{self.path}: no preset (bank, program) {absent[0]} to keep")
-        t = self.tables
         presets = np.array(sorted(i for k in keys for i in self.preset_index[k]), dtype=np.int64)
+        try:
+            return self._cut(presets)
+        except (IndexError, ValueError) as exc:  # indices out of range or running backwards
+            raise InstrecError(f"{self.path}: corrupt SoundFont: its tables point outside each other "
+                               f"({str(exc).splitlines()[0]})") from None
+
+    def _cut(self, presets: np.ndarray) -> bytes:
+        """:meth:`subset` of the ``phdr`` rows ``presets`` (sorted)."""
+        t = self.tables
         p_bags, p_gens, p_mods, insts = self._zones(t[b"phdr"], presets, t[b"pbag"], t[b"pgen"], t[b"pmod"],
                                                    _INSTRUMENT)
         insts = np.unique(insts)
