@@ -158,8 +158,7 @@ def child(job: dict) -> dict:
         assert cfg.loss == "focal" and (cfg.mixup, cfg.concat) == AUGS["both"]
         cfg.compile, cfg.threads = job["compile"], 1  # one thread, as each grid worker has
         train(cfg, overwrite=True, progress=False)
-        return {"epoch_s": _epoch_seconds(Path(cfg.out)), "n_train": _n_train(Path(cfg.out)),
-                "threads": _threads(Path(cfg.out))}
+        return _run_timing(Path(cfg.out))
     if kind == "lockstep":
         from instrec.experiment import tune_malloc
         from instrec.lockstep import train_lockstep
@@ -169,8 +168,7 @@ def child(job: dict) -> dict:
         for cfg in cfgs:
             cfg.threads = 1  # one thread, as each grid worker has
         train_lockstep(cfgs, overwrite=True, progress=False)
-        return {"epoch_s": _epoch_seconds(Path(cfgs[0].out)), "n_train": _n_train(Path(cfgs[0].out)),
-                "threads": _threads(Path(cfgs[0].out))}
+        return _run_timing(Path(cfgs[0].out))
     if kind == "grid":
         from instrec.experiment import grid_specs, run_specs
 
@@ -187,9 +185,10 @@ def _n_train(run_dir: Path) -> int:
     return int(json.loads((run_dir / "config.json").read_text())["n_train"])
 
 
-def _threads(run_dir: Path) -> int:
-    """The torch threads the run recorded it trained with."""
-    return int(json.loads((run_dir / "config.json").read_text())["threads"])
+def _run_timing(run_dir: Path) -> dict:
+    """Epoch seconds, training clips and torch threads a finished run recorded."""
+    config = json.loads((run_dir / "config.json").read_text())
+    return {"epoch_s": _epoch_seconds(run_dir), "n_train": int(config["n_train"]), "threads": int(config["threads"])}
 
 
 def run_job(job: dict, env: dict | None = None) -> dict:

@@ -7,6 +7,7 @@ float32, trimmed or zero-padded to exactly ``duration`` seconds and peak-normali
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import struct
@@ -36,12 +37,10 @@ def render_midi(sf: SoundFont, midi: bytes, duration: float | None = 10.0,
     import midirenderer
     import soundfile
 
-    font = sf.data
+    font = sf.data  # also when the cutter cannot follow the font: the synthesiser gets all of it
     if presets:
-        try:
+        with contextlib.suppress(InstrecError):
             font = sf.tables.subset(frozenset(presets))
-        except InstrecError:  # a font the cutter cannot follow: the synthesiser gets all of it
-            font = sf.data
     try:
         wav = midirenderer.render_wave_from(font, midi)
     except (RuntimeError, ValueError) as exc:

@@ -41,6 +41,9 @@ _DTYPES = {
                        ("link", _U16), ("type", _U16)]),
 }
 _INSTRUMENT, _SAMPLE_ID = 41, 53
+#: The two levels of zones, by the generator that names the level below: preset zones name
+#: instruments (41), instrument zones name samples (53). Tables: header, bag, generator, modulator.
+_LEVELS = {_INSTRUMENT: (b"phdr", b"pbag", b"pgen", b"pmod"), _SAMPLE_ID: (b"inst", b"ibag", b"igen", b"imod")}
 #: Zero sample points the specification requires after every sample (copied from the source).
 _GUARD = 46
 #: Sample types that name a stereo partner in ``link`` (right, left, linked).
@@ -66,6 +69,13 @@ def _ranges(first: np.ndarray, stop: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     offsets = np.repeat(first.astype(np.int64) - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
     return offsets + np.arange(lengths.sum())
+
+
+def _renumber(size: int, kept: np.ndarray) -> np.ndarray:
+    """(size,) uint16 map of old index -> new index for the sorted ``kept`` indices."""
+    new = np.zeros(size, dtype=np.uint16)
+    new[kept] = np.arange(len(kept))
+    return new
 
 
 def _starts(counts: np.ndarray) -> np.ndarray:
@@ -110,10 +120,10 @@ class SoundFontTables:
             index.setdefault((int(phdr["bank"][i]), int(phdr["preset"][i])), []).append(i)
         return index
 
-    def _zones(self, head: np.ndarray, rows: np.ndarray, bag: np.ndarray, gen: np.ndarray, mod: np.ndarray,
-               target: int) -> tuple[np.ndarray, ...]:
-        """Bags, generators and modulators of ``rows`` of a header table, and the
-        generator amounts of kind ``target`` they name."""
+    def _zones(self, target: int, rows: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Bags, generators and modulators of ``rows`` of the header table of the level whose
+        generators of kind ``target`` name the next level, and the indices they name."""
+        head, bag, gen, _ = (self.tables[cid] for cid in _LEVELS[target])
         bags = _ranges(head["bag"][rows], head["bag"][rows + 1])
         gens = _ranges(bag["gen"][bags], bag["gen"][bags + 1])
         mods = _ranges(bag["mod"][bags], bag["mod"][bags + 1])
@@ -125,12 +135,11 @@ class SoundFontTables:
                                f"{'instrument' if target == _INSTRUMENT else 'sample'} ({int(named[bad][0])})")
         return bags, gens, mods, named
 
-    @staticmethod
-    def _rebuild(head: np.ndarray, rows: np.ndarray, bag: np.ndarray, gen: np.ndarray, mod: np.ndarray,
-                 bags: np.ndarray, gens: np.ndarray, mods: np.ndarray, target: int,
-                 remap: np.ndarray) -> tuple[np.ndarray, ...]:
-        """The header, bag, generator and modulator tables of ``rows``, with their terminal
-        records, renumbered; generator amounts of kind ``target`` go through ``remap``."""
+    def _rebuild(self, target: int, rows: np.ndarray, bags: np.ndarray, gens: np.ndarray, mods: np.ndarray,
+                 remap: np.ndarray) -> dict[bytes, np.ndarray]:
+        """The header, bag, generator and modulator tables of ``rows`` (see :meth:`_zones`),
+        with their terminal records, renumbered; amounts of kind ``target`` go through ``remap``."""
+        head, bag, gen, mod = (self.tables[cid] for cid in _LEVELS[target])
         new_head = np.concatenate((head[rows], head[-1:]))
         new_head["bag"] = _starts(head["bag"][rows + 1] - head["bag"][rows])
         new_bag = np.concatenate((bag[bags], bag[-1:]))
@@ -139,7 +148,7 @@ class SoundFontTables:
         new_gen = np.concatenate((gen[gens], gen[-1:]))
         hit = new_gen["oper"][:-1] == target
         new_gen["amount"][:-1][hit] = remap[new_gen["amount"][:-1][hit]]
-        return new_head, new_bag, new_gen, np.concatenate((mod[mods], mod[-1:]))
+        return dict(zip(_LEVELS[target], (new_head, new_bag, new_gen, np.concatenate((mod[mods], mod[-1:])))))
 
     def subset(self, keys: set[tuple[int, int]] | frozenset[tuple[int, int]]) -> bytes:
         """A SoundFont file (bytes) holding only the presets ``keys`` = ``(bank, program)``.
@@ -162,25 +171,16 @@ class SoundFontTables:
 
     def _cut(self, presets: np.ndarray) -> bytes:
         """:meth:`subset` of the ``phdr`` rows ``presets`` (sorted)."""
-        t = self.tables
-        p_bags, p_gens, p_mods, insts = self._zones(t[b"phdr"], presets, t[b"pbag"], t[b"pgen"], t[b"pmod"],
-                                                   _INSTRUMENT)
+        *preset_zones, insts = self._zones(_INSTRUMENT, presets)
         insts = np.unique(insts)
-        i_bags, i_gens, i_mods, samples = self._zones(t[b"inst"], insts, t[b"ibag"], t[b"igen"], t[b"imod"],
-                                                     _SAMPLE_ID)
-        shdr = t[b"shdr"]
+        *inst_zones, samples = self._zones(_SAMPLE_ID, insts)
+        shdr = self.tables[b"shdr"]
         samples = np.unique(samples)
         partners = shdr["link"][samples][np.isin(shdr["type"][samples], _LINKED_TYPES)].astype(np.int64)
         samples = np.union1d(samples, partners[partners < len(shdr) - 1])
-
-        inst_map = np.zeros(len(t[b"inst"]), dtype=np.uint16)
-        inst_map[insts] = np.arange(len(insts))
-        sample_map = np.zeros(len(shdr), dtype=np.uint16)
-        sample_map[samples] = np.arange(len(samples))
-        out = dict(zip((b"phdr", b"pbag", b"pgen", b"pmod"), self._rebuild(
-            t[b"phdr"], presets, t[b"pbag"], t[b"pgen"], t[b"pmod"], p_bags, p_gens, p_mods, _INSTRUMENT, inst_map)))
-        out.update(zip((b"inst", b"ibag", b"igen", b"imod"), self._rebuild(
-            t[b"inst"], insts, t[b"ibag"], t[b"igen"], t[b"imod"], i_bags, i_gens, i_mods, _SAMPLE_ID, sample_map)))
+        sample_map = _renumber(len(shdr), samples)
+        out = {**self._rebuild(_INSTRUMENT, presets, *preset_zones, _renumber(len(self.tables[b"inst"]), insts)),
+               **self._rebuild(_SAMPLE_ID, insts, *inst_zones, sample_map)}
         out[b"shdr"], sdta = self._samples(samples, sample_map)
         pdta = [_chunk(cid, out[cid].tobytes()) for cid in _DTYPES]
         lists = _list(b"INFO", self.info) + _list(b"sdta", sdta) + _list(b"pdta", pdta)
