@@ -14,6 +14,15 @@ import torch
 
 torch.set_num_threads(1)
 
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tests run with one torch thread; a test whose training picks its own thread count
+    (``threads=0`` means the usable cores) must not change the next test's float rounding."""
+    yield
+    torch.set_num_threads(1)
+
+
 TINY_CLASSES = ["alpha", "beta", "gamma", "delta"]
 
 

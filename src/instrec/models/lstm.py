@@ -16,8 +16,10 @@
 On one CPU thread, a training step of the attention BiLSTM (batch 32, 10 frames)
 runs about 1.3x faster than with the fused ``nn.LSTM`` (which has no recurrent
 dropout); see benchmarks/bench_lstm_kernel.py.
-Under ``torch.compile`` (:mod:`instrec.training_step`) the same recurrence is written with
-plain autograd ops instead, which the compiler fuses into a few C++ kernels.
+Under ``torch.compile`` (:mod:`instrec.training_step`) the same Function runs a functional
+forward (no in-place ops, which the compiler cannot trace); the compiler fuses each time
+step's elementwise work, forward and backward, into one C++ kernel, and the weight
+gradients still come from one ``bmm`` each after the loop.
 
 Internal layout is direction-major, time-major: (2, T, B, ...). Gate order in the
 weights is i, f, g, o as in PyTorch.
@@ -41,6 +43,81 @@ def gate_scale(hid: int, like: torch.Tensor) -> torch.Tensor:
     return scale
 
 
+Saved = tuple[torch.Tensor | None, ...]
+
+
+def _inplace_recurrence(x2: torch.Tensor, w_ih: torch.Tensor, bias: torch.Tensor, w_hh: torch.Tensor,
+                        mask: torch.Tensor | None, n_steps: int) -> tuple[torch.Tensor, Saved]:
+    """The eager forward of :class:`_BiLSTMFunction`: no autograd graph, preallocated buffers
+    written through views made before the loop. Returns hs (2, T, B, H) and the tensors the
+    backward needs: (x2, w_ih, w_hh, mask, acts, cs, sc, hm), where acts (2, T, B, 4H) holds
+    the gate activations (tanh for g), cs (2, T+1, B, H) the cell states after each step
+    (cs[:, 0] = 0, the initial state), sc (2, T, B, H) sigmoid(2c) and hm the hidden states
+    as fed to the next step (h times the recurrent dropout mask)."""
+    n_dir, rows, _ = x2.shape
+    batch, hid = rows // n_steps, w_hh.shape[1]
+    g4 = 4 * hid
+    scale = gate_scale(hid, x2)
+    xg = torch.baddbmm((bias * scale).unsqueeze(1), x2, w_ih * scale)
+    w_hh_s = w_hh * scale
+    acts = xg.view(n_dir, n_steps, batch, g4)  # overwritten in place by the activations
+    cs = x2.new_zeros(n_dir, n_steps + 1, batch, hid)
+    sc = x2.new_empty(n_dir, n_steps, batch, hid)
+    hs = torch.empty_like(sc)
+    hm = hs if mask is None else torch.empty_like(sc)
+    # Per-step views made up front: unbind is much cheaper than indexing in the loop.
+    a_t, c_t, sc_t, h_t, hm_t = (v.unbind(1) for v in (acts, cs, sc, hs, hm))
+    i_t, f_t, g_t, o_t = (v.unbind(1) for v in acts.split(hid, dim=-1))
+    # 0-dim tensors instead of Python floats: a float operand costs a conversion per call.
+    two, one = x2.new_tensor(2.0), x2.new_tensor(1.0)
+    for t in range(n_steps):
+        a = a_t[t]
+        if t > 0:
+            a.baddbmm_(hm_t[t - 1], w_hh_s)
+        a.sigmoid_()
+        g = g_t[t]
+        g.mul_(two).sub_(one)  # tanh of the g pre-activation
+        c = c_t[t + 1]
+        torch.mul(i_t[t], g, out=c)
+        if t > 0:
+            c.addcmul_(f_t[t], c_t[t])
+        s = sc_t[t]
+        torch.mul(c, two, out=s).sigmoid_()
+        h = h_t[t]
+        torch.mul(o_t[t], s, out=h).mul_(two).sub_(o_t[t])  # o * tanh(c)
+        if mask is not None:
+            torch.mul(h, mask, out=hm_t[t])
+    return hs, (x2, w_ih, w_hh, mask, acts, cs, sc, hm)
+
+
+def functional_recurrence(x2: torch.Tensor, w_ih: torch.Tensor, bias: torch.Tensor, w_hh: torch.Tensor,
+                          mask: torch.Tensor | None, n_steps: int) -> tuple[torch.Tensor, Saved]:
+    """What :func:`_inplace_recurrence` computes, op for op, written without in-place ops or
+    ``out=`` so that torch.compile can trace it and fuse each step's elementwise work into one
+    kernel. Any number of "directions" (2K for K stacked BiLSTMs)."""
+    n_dir, rows, _ = x2.shape
+    batch, hid = rows // n_steps, w_hh.shape[1]
+    scale = gate_scale(hid, x2)
+    xg = torch.baddbmm((bias * scale).unsqueeze(1), x2, w_ih * scale).view(n_dir, n_steps, batch, 4 * hid)
+    w_hh_s = w_hh * scale
+    c = x2.new_zeros(n_dir, batch, hid)
+    acts, cs, sc, hs, hm = [], [c], [], [], []
+    for t in range(n_steps):
+        a = xg[:, t] if t == 0 else torch.baddbmm(xg[:, t], hm[-1], w_hh_s)
+        i, f, g, o = a.sigmoid().split(hid, dim=-1)
+        g = g * 2.0 - 1.0
+        c = i * g if t == 0 else torch.addcmul(i * g, f, c)
+        s = (c * 2.0).sigmoid()
+        h = o * s * 2.0 - o
+        acts.append(torch.cat([i, f, g, o], dim=-1))
+        cs.append(c)
+        sc.append(s)
+        hs.append(h)
+        hm.append(h if mask is None else h * mask)
+    stacked = [torch.stack(v, 1) for v in (hs, acts, cs, sc, hm)]
+    return stacked[0], (x2, w_ih, w_hh, mask, *stacked[1:])
+
+
 class _BiLSTMFunction(torch.autograd.Function):
     """Both LSTM directions, input projection included, with a hand-written backward.
 
@@ -58,41 +135,9 @@ class _BiLSTMFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x2: torch.Tensor, w_ih: torch.Tensor, bias: torch.Tensor,
                 w_hh: torch.Tensor, mask: torch.Tensor | None, n_steps: int) -> torch.Tensor:
-        n_dir, rows, _ = x2.shape
-        batch, hid = rows // n_steps, w_hh.shape[1]
-        g4 = 4 * hid
-        scale = gate_scale(hid, x2)
-        xg = torch.baddbmm((bias * scale).unsqueeze(1), x2, w_ih * scale)
-        w_hh_s = w_hh * scale
-        acts = xg.view(n_dir, n_steps, batch, g4)  # overwritten in place by the activations
-        # cs[:, t + 1] is the cell state after step t; cs[:, 0] = 0 is the initial state.
-        cs = x2.new_zeros(n_dir, n_steps + 1, batch, hid)
-        sc = x2.new_empty(n_dir, n_steps, batch, hid)
-        hs = torch.empty_like(sc)
-        hm = hs if mask is None else torch.empty_like(sc)  # h as fed to the next step
-        # Per-step views made up front: unbind is much cheaper than indexing in the loop.
-        a_t, c_t, sc_t, h_t, hm_t = (v.unbind(1) for v in (acts, cs, sc, hs, hm))
-        i_t, f_t, g_t, o_t = (v.unbind(1) for v in acts.split(hid, dim=-1))
-        # 0-dim tensors instead of Python floats: a float operand costs a conversion per call.
-        two, one = x2.new_tensor(2.0), x2.new_tensor(1.0)
-        for t in range(n_steps):
-            a = a_t[t]
-            if t > 0:
-                a.baddbmm_(hm_t[t - 1], w_hh_s)
-            a.sigmoid_()
-            g = g_t[t]
-            g.mul_(two).sub_(one)  # tanh of the g pre-activation
-            c = c_t[t + 1]
-            torch.mul(i_t[t], g, out=c)
-            if t > 0:
-                c.addcmul_(f_t[t], c_t[t])
-            s = sc_t[t]
-            torch.mul(c, two, out=s).sigmoid_()
-            h = h_t[t]
-            torch.mul(o_t[t], s, out=h).mul_(two).sub_(o_t[t])  # o * tanh(c)
-            if mask is not None:
-                torch.mul(h, mask, out=hm_t[t])
-        ctx.save_for_backward(x2, w_ih, w_hh, mask, acts, cs, sc, hm)
+        recurrence = functional_recurrence if torch.compiler.is_compiling() else _inplace_recurrence
+        hs, saved = recurrence(x2, w_ih, bias, w_hh, mask, n_steps)
+        ctx.save_for_backward(*saved)
         return torch.cat([hs[0], hs[1].flip(0)], dim=-1).transpose(0, 1)
 
     @staticmethod
@@ -103,6 +148,30 @@ class _BiLSTMFunction(torch.autograd.Function):
         dhs = torch.stack([d_tb[..., :hid], d_tb[..., hid:].flip(0)])
         dx2, dw_ih, dbias, dw_hh = recurrence_backward(ctx.saved_tensors, dhs, ctx.needs_input_grad[0])
         return dx2, dw_ih, dbias, dw_hh, None, None
+
+
+def _gate_coefficients(acts: torch.Tensor, cs: torch.Tensor, tc: torch.Tensor) -> torch.Tensor:
+    """(n_dir, T, B, 4H) factors with dL/d(pre-activation) = coef * dc for the gates i, f, g
+    and coef * dh for o (the derivative of the gate's activation times its chain-rule factor:
+    s - s^2 times g, c_{t-1} and tanh(c) for the sigmoids i, f, o; 1 - g^2 times i for g).
+    They do not depend on the recurrence, so they are computed for all T at once.
+
+    Two formulations of the same operations: eager PyTorch is fast on in-place updates of
+    column slices and slow on concatenating them along the last dimension; torch.compile
+    cannot trace in-place updates cheaply and fuses the concatenation into one kernel."""
+    hid = acts.shape[-1] // 4
+    i, f, g, o = acts.split(hid, dim=-1)
+    if torch.compiler.is_compiling():
+        derivative = torch.addcmul(torch.cat([i, f, torch.ones_like(g), o], dim=-1), acts, acts, value=-1.0)
+        return derivative * torch.cat([g, cs[:, :-1], i, tc], dim=-1)
+    coef = torch.addcmul(acts, acts, acts, value=-1.0)  # sigmoid' = s - s^2
+    ci, cf, cg, co = coef.split(hid, dim=-1)
+    torch.addcmul(torch.ones_like(g), g, g, value=-1.0, out=cg)  # tanh' = 1 - g^2
+    ci.mul_(g)
+    cf.mul_(cs[:, :-1])
+    cg.mul_(i)
+    co.mul_(tc)
+    return coef
 
 
 def recurrence_backward(saved: tuple[torch.Tensor, ...], dhs: torch.Tensor,
@@ -117,31 +186,26 @@ def recurrence_backward(saved: tuple[torch.Tensor, ...], dhs: torch.Tensor,
     hid = g4 // 4
     i, f, g, o = acts.split(hid, dim=-1)
     tc = sc * 2.0 - 1.0  # tanh(c)
-    # dL/d(pre-activation) = coef * dc for gates i, f, g and coef * dh for o. The
-    # coefficients do not depend on the recurrence: compute them for all T at once.
-    coef = torch.addcmul(acts, acts, acts, value=-1.0)  # sigmoid' = s - s^2
-    ci, cf, cg, co = coef.split(hid, dim=-1)
-    torch.addcmul(torch.ones_like(g), g, g, value=-1.0, out=cg)  # tanh' = 1 - g^2
-    ci.mul_(g)
-    cf.mul_(cs[:, :-1])
-    cg.mul_(i)
-    co.mul_(tc)
+    coef = _gate_coefficients(acts, cs, tc)
     dh_to_dc = o - o * tc * tc  # dh/dc = o * tanh'(c)
     w_hh_t = w_hh.transpose(1, 2)
 
-    dgates = torch.empty_like(coef)
-    dhs_t, k_t, coef_t, dg_t, f_t = (v.unbind(1) for v in (dhs, dh_to_dc, coef, dgates, f))
+    # Written without out= or in-place updates of saved tensors, so that torch.compile can
+    # trace it (the compiled training step fuses each step's elementwise work).
+    coef_t, dhs_t, k_t, f_t = (v.unbind(1) for v in (coef, dhs, dh_to_dc, f))
+    dg_t: list[torch.Tensor] = []
     dh_rec = None
     dc = None
     for t in range(n_steps - 1, -1, -1):
         dh = dhs_t[t] if dh_rec is None else dhs_t[t] + dh_rec
         dc = dh * k_t[t] if dc is None else torch.addcmul(dc, dh, k_t[t])
-        torch.mul(coef_t[t], torch.cat([dc, dc, dc, dh], dim=-1), out=dg_t[t])
+        dg_t.append(coef_t[t] * torch.cat([dc, dc, dc, dh], dim=-1))
         if t > 0:
             dc = dc * f_t[t]
-            dh_rec = torch.bmm(dg_t[t], w_hh_t)
+            dh_rec = torch.bmm(dg_t[-1], w_hh_t)
             if mask is not None:
-                dh_rec.mul_(mask)
+                dh_rec = dh_rec * mask
+    dgates = torch.stack(dg_t[::-1], 1)
     if n_steps > 1:
         h_in = hm[:, :-1].reshape(n_dir, (n_steps - 1) * batch, hid)
         d_in = dgates[:, 1:].reshape(n_dir, (n_steps - 1) * batch, g4)
@@ -220,8 +284,7 @@ class BiLSTM(nn.Module):
                 masks: tuple[torch.Tensor | None, torch.Tensor | None] | None = None) -> torch.Tensor:
         """x: (B, T, F) -> (B, T, 2H); [..., :H] forward and [..., H:] backward direction.
 
-        ``masks``: from :meth:`draw_masks`, or None to draw them here. Under ``torch.compile``
-        the recurrence is written with plain autograd ops, which the compiler fuses itself."""
+        ``masks``: from :meth:`draw_masks`, or None to draw them here."""
         batch, n_steps, n_feat = x.shape
         in_mask, rec_mask = self.draw_masks(batch) if masks is None else masks
         x_tbf = x.transpose(0, 1)
@@ -229,25 +292,7 @@ class BiLSTM(nn.Module):
         if in_mask is not None:
             x2 = x2 * in_mask
         x2 = x2.view(2, n_steps * batch, n_feat)
-        if torch.compiler.is_compiling():
-            return self._traceable_recurrence(x2, rec_mask, n_steps)
         return _BiLSTMFunction.apply(x2, self.weight_ih, self.bias, self.weight_hh, rec_mask, n_steps)
-
-    def _traceable_recurrence(self, x2: torch.Tensor, rec_mask: torch.Tensor | None, n_steps: int) -> torch.Tensor:
-        """What :class:`_BiLSTMFunction` computes, differentiated by autograd (for the compiler)."""
-        batch = x2.shape[1] // n_steps
-        xg = torch.baddbmm(self.bias.unsqueeze(1), x2, self.weight_ih).view(2, n_steps, batch, -1)
-        h = x2.new_zeros(2, batch, self.hidden_size)
-        c = torch.zeros_like(h)
-        hs = []
-        for t in range(n_steps):
-            h_in = h if rec_mask is None else h * rec_mask
-            i, f, g, o = torch.baddbmm(xg[:, t], h_in, self.weight_hh).chunk(4, dim=-1)
-            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-            h = torch.sigmoid(o) * torch.tanh(c)
-            hs.append(h)
-        out = torch.stack(hs, dim=1)  # (2, T, B, H)
-        return torch.cat([out[0], out[1].flip(0)], dim=-1).transpose(0, 1)
 
     def extra_repr(self) -> str:
         return (f"{self.input_size}, {self.hidden_size}, dropout={self.dropout}, "
