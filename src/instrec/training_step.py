@@ -1,12 +1,12 @@
 """The loss of one training batch, eager or compiled with ``torch.compile``.
 
 In eager PyTorch a training step of the paper's small models (batch 32, 10 frames, 64-unit
-LSTM) is dominated by per-operation overhead, not arithmetic: the matrix products are
-about a fifth of it (benchmarks/bench_lstm_kernel.py). ``torch.compile`` (Inductor, which writes and builds C++ kernels
-with the machine's C++ compiler) fuses the elementwise work of forward and backward into
-a few kernels; on 2 cores it trains ``bilstm-att`` and ``att`` about 1.3-1.5x faster (see
-benchmarks/bench_train.py), after a one-off compilation of 10-40 s that Inductor caches
-on disk for later runs.
+LSTM) is dominated by per-operation overhead, not arithmetic: the matrix products are a
+quarter to a third of it (benchmarks/bench_lstm_kernel.py). ``torch.compile`` (Inductor,
+which writes and builds C++ kernels with the machine's C++ compiler) fuses the elementwise
+work of forward and backward into a few kernels; on 2 cores it trains ``bilstm-att`` and
+``att`` about 1.3-1.5x faster (see benchmarks/bench_train.py), after a one-off compilation
+of 10-40 s that Inductor caches on disk for later runs.
 
 Dropout masks come from each model's numpy stream (:mod:`instrec.models.dropout`), so they
 are drawn eagerly, in the same order as an eager step draws them, and passed into the

@@ -13,9 +13,10 @@
   from one ``bmm`` each after the loop;
 * tanh is computed through sigmoid, which is several times faster on CPU.
 
-On one CPU thread, a training step of the attention BiLSTM (batch 32, 10 frames)
-runs about 1.3x faster than with the fused ``nn.LSTM`` (which has no recurrent
-dropout); see benchmarks/bench_lstm_kernel.py.
+On one CPU thread, an eager training step of the attention BiLSTM (batch 32, 10 frames,
+the paper's dropout) runs 1.0-1.25x as fast as one with the fused ``nn.LSTM`` (which has no
+recurrent dropout), and a compiled one 1.2-1.5x, depending on the machine; see
+benchmarks/bench_lstm_kernel.py.
 Under ``torch.compile`` (:mod:`instrec.training_step`) the same Function runs a functional
 forward (no in-place ops, which the compiler cannot trace); the compiler fuses each time
 step's elementwise work, forward and backward, into one C++ kernel, and the weight
