@@ -133,7 +133,7 @@ def test_functional_recurrence_matches_the_in_place_one(with_mask):
     """The forward the compiler traces computes what the eager forward does, op for op: the
     same outputs and the same saved tensors, bit for bit (checked eagerly, so it is covered
     on machines without a compiler too)."""
-    from instrec.models.lstm import _inplace_recurrence, functional_recurrence
+    from instrec.models.lstm import inplace_recurrence, functional_recurrence
 
     torch.manual_seed(1)
     lstm = build_model("bilstm-att", n_features=16).lstm.train()
@@ -141,7 +141,7 @@ def test_functional_recurrence_matches_the_in_place_one(with_mask):
     x2 = torch.randn(2, 7 * 5, 16) * in_mask.expand(2, 7, 5, 16).reshape(2, 35, 16)
     args = (x2, lstm.weight_ih.detach(), lstm.bias.detach(), lstm.weight_hh.detach(),
             rec_mask if with_mask else None, 7)
-    hs_a, saved_a = _inplace_recurrence(*args)
+    hs_a, saved_a = inplace_recurrence(*args)
     hs_b, saved_b = functional_recurrence(*args)
     assert hs_a.shape == (2, 7, 5, 64)
     assert torch.equal(hs_a, hs_b)

@@ -35,7 +35,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from instrec.models.dropout import MaskRNG
-from instrec.models.lstm import gate_scale, recurrence_backward
+from instrec.models.lstm import inplace_recurrence, recurrence_backward
 from instrec.models.output import ATT_EPS
 
 
@@ -130,37 +130,8 @@ class _StackedBiLSTMFunction(torch.autograd.Function):
                 w_hh: torch.Tensor, mask: torch.Tensor | None, n_steps: int) -> torch.Tensor:
         n_dir, rows, _ = x2.shape
         batch, hid = rows // n_steps, w_hh.shape[1]
-        g4 = 4 * hid
-        scale = gate_scale(hid, x2)
-        # The solo kernel's baddbmm(bias, x2, w_ih) rounds as bmm followed by adding the bias;
-        # adding it per step, just before the step's activations are computed, saves a
-        # pass over the whole (2K, T*B, 4H) buffer and gives the same numbers.
-        acts = torch.bmm(x2, w_ih * scale).view(n_dir, n_steps, batch, g4)
-        bias_s = (bias * scale).unsqueeze(1)
-        w_hh_s = w_hh * scale
-        cs = x2.new_zeros(n_dir, n_steps + 1, batch, hid)
-        sc = x2.new_empty(n_dir, n_steps, batch, hid)
-        hs = torch.empty_like(sc)
-        hm = hs if mask is None else torch.empty_like(sc)
-        a_t, c_t, sc_t, h_t, hm_t = (v.unbind(1) for v in (acts, cs, sc, hs, hm))
-        i_t, f_t, g_t, o_t = (v.unbind(1) for v in acts.split(hid, dim=-1))
-        # 0-dim tensors instead of Python floats: a float operand costs a conversion per call.
-        two, one = x2.new_tensor(2.0), x2.new_tensor(1.0)
-        for t in range(n_steps):
-            a = a_t[t].add_(bias_s)
-            if t > 0:
-                a.baddbmm_(hm_t[t - 1], w_hh_s)
-            a.sigmoid_()
-            g_t[t].mul_(two).sub_(one)
-            c = c_t[t + 1]
-            torch.mul(i_t[t], g_t[t], out=c)
-            if t > 0:
-                c.addcmul_(f_t[t], c_t[t])
-            torch.mul(c, two, out=sc_t[t]).sigmoid_()
-            torch.mul(o_t[t], sc_t[t], out=h_t[t]).mul_(two).sub_(o_t[t])
-            if mask is not None:
-                torch.mul(h_t[t], mask, out=hm_t[t])
-        ctx.save_for_backward(x2, w_ih, w_hh, mask, acts, cs, sc, hm)
+        hs, saved = inplace_recurrence(x2, w_ih, bias, w_hh, mask, n_steps, bias_per_step=True)
+        ctx.save_for_backward(*saved)
         hs5 = hs.view(n_dir // 2, 2, n_steps, batch, hid)
         return torch.cat([hs5[:, 0], hs5[:, 1].flip(1)], dim=-1)
 
