@@ -44,6 +44,13 @@ def gate_scale(hid: int, like: torch.Tensor) -> torch.Tensor:
     return scale
 
 
+def scaled_weights(w_ih: torch.Tensor, bias: torch.Tensor,
+                   w_hh: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """w_ih, bias (as (n_dir, 1, 4H)) and w_hh with the g-gate columns doubled (see gate_scale)."""
+    scale = gate_scale(w_hh.shape[1], w_hh)
+    return w_ih * scale, (bias * scale).unsqueeze(1), w_hh * scale
+
+
 Saved = tuple[torch.Tensor | None, ...]
 
 
@@ -64,10 +71,8 @@ def inplace_recurrence(x2: torch.Tensor, w_ih: torch.Tensor, bias: torch.Tensor,
     n_dir, rows, _ = x2.shape
     batch, hid = rows // n_steps, w_hh.shape[1]
     g4 = 4 * hid
-    scale = gate_scale(hid, x2)
-    bias_s = (bias * scale).unsqueeze(1)
-    xg = torch.bmm(x2, w_ih * scale) if bias_per_step else torch.baddbmm(bias_s, x2, w_ih * scale)
-    w_hh_s = w_hh * scale
+    w_ih_s, bias_s, w_hh_s = scaled_weights(w_ih, bias, w_hh)
+    xg = torch.bmm(x2, w_ih_s) if bias_per_step else torch.baddbmm(bias_s, x2, w_ih_s)
     acts = xg.view(n_dir, n_steps, batch, g4)  # overwritten in place by the activations
     cs = x2.new_zeros(n_dir, n_steps + 1, batch, hid)
     sc = x2.new_empty(n_dir, n_steps, batch, hid)
@@ -105,9 +110,8 @@ def functional_recurrence(x2: torch.Tensor, w_ih: torch.Tensor, bias: torch.Tens
     kernel. Any number of "directions" (2K for K stacked BiLSTMs)."""
     n_dir, rows, _ = x2.shape
     batch, hid = rows // n_steps, w_hh.shape[1]
-    scale = gate_scale(hid, x2)
-    xg = torch.baddbmm((bias * scale).unsqueeze(1), x2, w_ih * scale).view(n_dir, n_steps, batch, 4 * hid)
-    w_hh_s = w_hh * scale
+    w_ih_s, bias_s, w_hh_s = scaled_weights(w_ih, bias, w_hh)
+    xg = torch.baddbmm(bias_s, x2, w_ih_s).view(n_dir, n_steps, batch, 4 * hid)
     c = x2.new_zeros(n_dir, batch, hid)
     acts, cs, sc, hs, hm = [], [c], [], [], []
     for t in range(n_steps):
@@ -192,7 +196,7 @@ def recurrence_backward(saved: tuple[torch.Tensor, ...], dhs: torch.Tensor,
     x2, w_ih, w_hh, mask, acts, cs, sc, hm = saved
     n_dir, n_steps, batch, g4 = acts.shape
     hid = g4 // 4
-    i, f, g, o = acts.split(hid, dim=-1)
+    _, f, _, o = acts.split(hid, dim=-1)
     tc = sc * 2.0 - 1.0  # tanh(c)
     coef = _gate_coefficients(acts, cs, tc)
     dh_to_dc = o - o * tc * tc  # dh/dc = o * tanh'(c)
