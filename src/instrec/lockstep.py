@@ -208,7 +208,7 @@ def _train_epoch(stacked, optimizer, members: list[_Member], X, Y, M, batch_size
         batches = []
         for m, order in zip(members, orders):
             rows = m.train_rows[order[start:start + batch_size]]
-            batches.append(augment_batch(X[rows], Y[rows], M[rows], m.cfg, m.data_rng))
+            batches.append(augment_batch(*(t.index_select(0, rows) for t in (X, Y, M)), m.cfg, m.data_rng))
         by_length: dict[int, list[int]] = {}
         for k, (x, _, _) in enumerate(batches):
             by_length.setdefault(x.shape[1], []).append(k)

@@ -158,7 +158,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
         order = torch.randperm(len(X), generator=generator)
         for start in range(0, len(X), cfg.batch_size):
             idx = order[start:start + cfg.batch_size]
-            x, y, m = augment_batch(X[idx], Y[idx], M[idx], cfg, generator)
+            x, y, m = augment_batch(*(t.index_select(0, idx) for t in (X, Y, M)), cfg, generator)
             loss = step(x, y, m)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -51,11 +51,12 @@ def mixup(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, lam: torch.Tenso
         raise ValueError(f"lam and perm must be scalar/(B,) and (B,) with B = {x.shape[0]}, "
                          f"got {tuple(lam.shape)} and {tuple(perm.shape)}")
     mask = mask.bool()
-    mask_mix = mask & mask[perm]
+    # index_select rather than x[perm]: the same copy, several times faster on CPU.
+    mask_mix = mask & mask.index_select(0, perm)
     lx = lam.view(-1, 1, 1)
-    x_mix = lx * x + (1 - lx) * x[perm]
+    x_mix = lx * x + (1 - lx) * x.index_select(0, perm)
     ly = lam.view(-1, 1).to(y.dtype)
-    y_mix = ly * y + (1 - ly) * y[perm]
+    y_mix = ly * y + (1 - ly) * y.index_select(0, perm)
     y_mix = torch.where(mask_mix, y_mix, torch.zeros_like(y_mix))
     return x_mix, y_mix, mask_mix
 
@@ -71,14 +72,13 @@ def concat(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor,
     positive from 0.5); negative only if ALL sources are known negatives; otherwise
     unknown. Returns x_cat (B, k*T, F), y_cat (B, C) in {0, 1}, mask_cat (B, C) bool.
     """
-    idx = [torch.arange(x.shape[0], device=x.device)] + [p.to(x.device) for p in perms]
+    partners = [p.to(x.device) for p in perms]
     mask = mask.bool()
     known_pos = mask & (y >= 0.5)
     known_neg = mask & (y < 0.5)
-    any_pos = torch.zeros_like(mask)
-    all_neg = torch.ones_like(mask)
-    for i in idx:
-        any_pos = any_pos | known_pos[i]
-        all_neg = all_neg & known_neg[i]
-    x_cat = torch.cat([x[i] for i in idx], dim=1)
+    any_pos, all_neg = known_pos, known_neg
+    for p in partners:
+        any_pos = any_pos | known_pos.index_select(0, p)
+        all_neg = all_neg & known_neg.index_select(0, p)
+    x_cat = torch.cat([x] + [x.index_select(0, p) for p in partners], dim=1)
     return x_cat, any_pos.to(y.dtype), any_pos | all_neg
