@@ -34,6 +34,9 @@ import _common as C  # noqa: E402
 
 import torch  # noqa: E402
 
+# Attention pooling over dim 1, (K, T, B, 2C) -> (K, B, C), as the lockstep engine pools.
+from instrec.lockstep_models import _pool  # noqa: E402
+
 NAME = "bench_stacked_step"
 BATCH, N_FEAT, N_CLASSES, HIDDEN = 32, 128, 20, 64
 MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
@@ -43,13 +46,6 @@ def _losses(k: int) -> list[Callable]:
     from instrec.losses import masked_bce, masked_focal_loss
 
     return [masked_bce if j % 2 == 0 else masked_focal_loss for j in range(k)]
-
-
-def _pool(proj: torch.Tensor, n_classes: int) -> torch.Tensor:
-    """Attention pooling over dim 1 of proj (K, T, B, 2C) -> clip probabilities (K, B, C)."""
-    cla, att = torch.sigmoid(proj).split(n_classes, dim=-1)
-    att = att.clamp(1e-7, 1.0 - 1e-7)
-    return ((att / att.sum(dim=1, keepdim=True)) * cla).sum(dim=1).clamp(0.0, 1.0)
 
 
 def _traced_bilstm_function():
@@ -80,7 +76,7 @@ def stacked_bilstm_loss(losses: list[Callable]) -> Callable:
         h = fn.apply(x2.reshape(2 * k, t * b, f), w_ih.reshape(2 * k, f, -1), bias.reshape(2 * k, -1),
                      w_hh.reshape(2 * k, w_hh.shape[-2], -1), rec_mask, t)  # (K, T, B, 2H)
         proj = torch.baddbmm(head_b.unsqueeze(1), h.reshape(k, t * b, -1), head_w.transpose(1, 2))
-        clip = _pool(proj.view(k, t, b, -1), head_w.shape[1] // 2)
+        clip = _pool(proj.view(k, t, b, -1))  # (K, B, C)
         return torch.stack([losses[j](clip[j], y[j], m[j]) for j in range(k)])
 
     return loss
@@ -112,7 +108,7 @@ def stacked_att_loss(losses: list[Callable], n_layers: int) -> Callable:
         for i in range(n_layers):
             z = torch.relu(bn(torch.bmm(z, p[f"convs__{i}__weight"].transpose(1, 2)), f"bns__{i}")) * masks[i]
         proj = torch.baddbmm(p["head__proj__bias"].unsqueeze(1), z + frames, p["head__proj__weight"].transpose(1, 2))
-        clip = _pool(proj.view(k, b, t, -1).transpose(1, 2), p["head__proj__weight"].shape[1] // 2)
+        clip = _pool(proj.view(k, b, t, -1).transpose(1, 2))  # (K, B, C)
         return torch.stack([losses[j](clip[j], y[j], m[j]) for j in range(k)])
 
     return loss
