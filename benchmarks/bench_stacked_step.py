@@ -34,8 +34,9 @@ import _common as C  # noqa: E402
 
 import torch  # noqa: E402
 
-# Attention pooling over dim 1, (K, T, B, 2C) -> (K, B, C), as the lockstep engine pools.
-from instrec.lockstep_models import _pool  # noqa: E402
+# The lockstep engine's recurrence of K BiLSTMs (traceable under torch.compile) and its
+# attention pooling over dim 1, (K, T, B, 2C) -> (K, B, C).
+from instrec.lockstep_models import _pool, _StackedBiLSTMFunction  # noqa: E402
 
 NAME = "bench_stacked_step"
 BATCH, N_FEAT, N_CLASSES, HIDDEN = 32, 128, 20, 64
@@ -48,33 +49,16 @@ def _losses(k: int) -> list[Callable]:
     return [masked_bce if j % 2 == 0 else masked_focal_loss for j in range(k)]
 
 
-def _traced_bilstm_function():
-    """The lockstep engine's stacked BiLSTM Function with the traceable forward under compile."""
-    from instrec.lockstep_models import _StackedBiLSTMFunction
-    from instrec.models.lstm import functional_recurrence
-
-    class Traced(_StackedBiLSTMFunction):
-        @staticmethod
-        def forward(ctx: Any, x2, w_ih, bias, w_hh, mask, n_steps):  # type: ignore[override]
-            n_dir, rows, _ = x2.shape
-            hs, saved = functional_recurrence(x2, w_ih, bias, w_hh, mask, n_steps)
-            ctx.save_for_backward(*saved)
-            hs5 = hs.view(n_dir // 2, 2, n_steps, rows // n_steps, w_hh.shape[1])
-            return torch.cat([hs5[:, 0], hs5[:, 1].flip(1)], dim=-1)
-
-    return Traced
-
-
 def stacked_bilstm_loss(losses: list[Callable]) -> Callable:
     """(x (K,B,T,F), in_mask (K,2,1,B,F), rec_mask (2K,B,H), y, m, weights) -> (K,) losses."""
-    fn = _traced_bilstm_function()
 
     def loss(x, in_mask, rec_mask, y, m, w_ih, bias, w_hh, head_w, head_b):
         k, b, t, f = x.shape
         x_tbf = x.transpose(1, 2)
         x2 = torch.stack([x_tbf, x_tbf.flip(1)], 1) * in_mask
-        h = fn.apply(x2.reshape(2 * k, t * b, f), w_ih.reshape(2 * k, f, -1), bias.reshape(2 * k, -1),
-                     w_hh.reshape(2 * k, w_hh.shape[-2], -1), rec_mask, t)  # (K, T, B, 2H)
+        h = _StackedBiLSTMFunction.apply(x2.reshape(2 * k, t * b, f), w_ih.reshape(2 * k, f, -1),
+                                         bias.reshape(2 * k, -1), w_hh.reshape(2 * k, w_hh.shape[-2], -1),
+                                         rec_mask, t)  # (K, T, B, 2H)
         proj = torch.baddbmm(head_b.unsqueeze(1), h.reshape(k, t * b, -1), head_w.transpose(1, 2))
         clip = _pool(proj.view(k, t, b, -1))  # (K, B, C)
         return torch.stack([losses[j](clip[j], y[j], m[j]) for j in range(k)])

@@ -38,7 +38,7 @@ import numpy as np
 from instrec._io import InstrecError, atomic_write_text
 from instrec.checkpoint import CONFIG_FILE, RESUME_STATE, read_config, save_model, write_config
 from instrec.train import (VALIDATION_KEYS, TrainConfig, augment_batch, check_run_dir, check_same_run, finish_run,
-                           labelled_positive, loss_function, make_optimizer, read_resume_state, run_config,
+                           gather_rows, labelled_positive, loss_function, make_optimizer, read_resume_state, run_config,
                            save_resume_state, train, validation_scores, write_log)
 
 #: Settings every member of a lockstep group must share.
@@ -208,7 +208,7 @@ def _train_epoch(stacked, optimizer, members: list[_Member], X, Y, M, batch_size
         batches = []
         for m, order in zip(members, orders):
             rows = m.train_rows[order[start:start + batch_size]]
-            batches.append(augment_batch(*(t.index_select(0, rows) for t in (X, Y, M)), m.cfg, m.data_rng))
+            batches.append(augment_batch(*gather_rows(rows, X, Y, M), m.cfg, m.data_rng))
         by_length: dict[int, list[int]] = {}
         for k, (x, _, _) in enumerate(batches):
             by_length.setdefault(x.shape[1], []).append(k)

@@ -35,7 +35,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from instrec.models.dropout import MaskRNG
-from instrec.models.lstm import inplace_recurrence, recurrence_backward
+from instrec.models.lstm import functional_recurrence, inplace_recurrence, recurrence_backward
 from instrec.models.output import ATT_EPS
 
 
@@ -130,7 +130,10 @@ class _StackedBiLSTMFunction(torch.autograd.Function):
                 w_hh: torch.Tensor, mask: torch.Tensor | None, n_steps: int) -> torch.Tensor:
         n_dir, rows, _ = x2.shape
         batch, hid = rows // n_steps, w_hh.shape[1]
-        hs, saved = inplace_recurrence(x2, w_ih, bias, w_hh, mask, n_steps, bias_per_step=True)
+        if torch.compiler.is_compiling():  # traceable form, as in lstm._BiLSTMFunction
+            hs, saved = functional_recurrence(x2, w_ih, bias, w_hh, mask, n_steps)
+        else:
+            hs, saved = inplace_recurrence(x2, w_ih, bias, w_hh, mask, n_steps, bias_per_step=True)
         ctx.save_for_backward(*saved)
         hs5 = hs.view(n_dir // 2, 2, n_steps, batch, hid)
         return torch.cat([hs5[:, 0], hs5[:, 1].flip(1)], dim=-1)

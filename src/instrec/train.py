@@ -158,7 +158,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
         order = torch.randperm(len(X), generator=generator)
         for start in range(0, len(X), cfg.batch_size):
             idx = order[start:start + cfg.batch_size]
-            x, y, m = augment_batch(*(t.index_select(0, idx) for t in (X, Y, M)), cfg, generator)
+            x, y, m = augment_batch(*gather_rows(idx, X, Y, M), cfg, generator)
             loss = step(x, y, m)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -187,6 +187,13 @@ def make_optimizer(params, lr: float):
     from instrec.optim import FusedAdam
 
     return FusedAdam(params, lr=lr)
+
+
+def gather_rows(rows, *tensors):
+    """Rows ``rows`` (1-D int64 tensor) of each tensor, e.g. a batch of (X, Y, M).
+
+    ``index_select`` makes the same copy as ``t[rows]``, several times faster on CPU."""
+    return tuple(t.index_select(0, rows) for t in tensors)
 
 
 def augment_batch(x, y, m, cfg: TrainConfig, generator):
