@@ -35,7 +35,7 @@ FIGURES = ("fig2_macro_f1.png", "fig3_per_instrument_f1.png")
 
 
 def summary_rows(results_csv: Path) -> list[dict]:
-    from instrec import report
+    from instrec.evaluation import report
 
     rows = [{k: v for k, v in r.items() if k != "per_class_f1"} for r in report.read_results_csv(results_csv)]
     out = []

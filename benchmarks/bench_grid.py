@@ -13,7 +13,7 @@ measurement repeated and the median reported:
 (b) ``instrec train`` of one run (solo), 1 thread;
 (c) ``train_lockstep`` of K runs of one architecture (the grid's mix of losses and
     augmentations), 1 thread: model-clips/s = K x training clips / epoch seconds;
-(d) the whole 48-run grid with ``instrec.experiment.run_specs`` (2 worker processes, 1
+(d) the whole 48-run grid with ``instrec.pipelines.experiment.run_specs`` (2 worker processes, 1
     thread each), with the solo engine (one run per task; the default) and, with
     ``--engines solo,lockstep``, the lockstep engine too, each at two epoch counts; the
     difference gives the cost of one epoch of the grid, the rest is fixed cost (start-up,
@@ -52,7 +52,7 @@ PLAIN_LOOP_SOURCE = '''
 def plain_loop(arch, X, Y, M, epochs, mixup=0.0, concat=0.0, batch_size=32, lr=5e-4, on_epoch=None):
     """X (N, T, 128) float32, Y (N, 20) 0/1 targets, M (N, 20) bool labelled mask."""
     from instrec.data import augment
-    from instrec.losses import masked_focal_loss
+    from instrec.training.losses import masked_focal_loss
 
     class Head(nn.Module):  # Kong et al. attention over time
         def __init__(self, d, c=20):
@@ -115,7 +115,7 @@ def plain_loop(arch, X, Y, M, epochs, mixup=0.0, concat=0.0, batch_size=32, lr=5
 # --------------------------------------------------------------------------- child processes
 def _member_cfgs(data: str, root: Path, arch: str, k: int, epochs: int) -> list:
     """k runs with the grid's mix: member i has loss bce/focal alternating, augmentation cycling."""
-    from instrec.train import TrainConfig
+    from instrec.training.loop import TrainConfig
 
     augs = list(AUGS.values())
     return [TrainConfig(data=data, out=str(root / f"m{i}"), model=arch, epochs=epochs, seed=i,
@@ -152,7 +152,7 @@ def child(job: dict) -> dict:
         return {"epoch_s": [b - a for a, b in zip(marks, marks[1:])], "n_train": len(X),
                 "threads": torch.get_num_threads()}
     if kind == "solo":
-        from instrec.train import train
+        from instrec.training.loop import train
 
         cfg = _member_cfgs(data, root, job["arch"], 8, job["epochs"])[7]  # focal, mixup + concat
         assert cfg.loss == "focal" and (cfg.mixup, cfg.concat) == AUGS["both"]
@@ -160,8 +160,8 @@ def child(job: dict) -> dict:
         train(cfg, overwrite=True, progress=False)
         return _run_timing(Path(cfg.out))
     if kind == "lockstep":
-        from instrec.experiment import tune_malloc
-        from instrec.lockstep import train_lockstep
+        from instrec.pipelines.experiment import tune_malloc
+        from instrec.training.lockstep import train_lockstep
 
         tune_malloc()
         cfgs = _member_cfgs(data, root, job["arch"], job["members"], job["epochs"])
@@ -170,7 +170,7 @@ def child(job: dict) -> dict:
         train_lockstep(cfgs, overwrite=True, progress=False)
         return _run_timing(Path(cfgs[0].out))
     if kind == "grid":
-        from instrec.experiment import grid_specs, run_specs
+        from instrec.pipelines.experiment import grid_specs, run_specs
 
         specs = [s for s in grid_specs("paper", 3) if s.model in ARCHS]
         t0 = time.perf_counter()
@@ -339,7 +339,7 @@ def main() -> int:
         "Plain loops are timed on their epoch loop only (no validation, no checkpoints); instrec solo, lockstep "
         "and the grid validate every epoch and write checkpoints. Rates use the epochs after the first.",
         f"Grid: {n_runs} runs ({', '.join(ARCHS)} x bce/focal x {'/'.join(AUGS)} x 3 seeds) through "
-        "instrec.experiment.run_specs with jobs=2 (one process per core, 1 thread each; engine lockstep: groups "
+        "instrec.pipelines.experiment.run_specs with jobs=2 (one process per core, 1 thread each; engine lockstep: groups "
         "of up to --max-members runs, engine solo: one run per task), evaluation of every run on the test split "
         "included.",
         f"Extrapolation to 200 epochs: grid = (200 x seconds per grid epoch + fixed seconds) x 12,678 / training "

@@ -1,6 +1,6 @@
 """Inference speed: feature-level prediction per model, and end-to-end audio tagging per front end.
 
-1. Feature level: clips/s of ``instrec.inference.run_model`` for every model (bilstm-att,
+1. Feature level: clips/s of ``instrec.models.inference.run_model`` for every model (bilstm-att,
    att, fc, fc-t, rnn with random weights, rf fitted on synthetic data) on (N, 10, 128)
    float32 features, in this process, with 1 torch thread and with torch's default count.
 2. End to end: seconds of audio tagged per wall-clock second (x real time) for the
@@ -100,7 +100,7 @@ def random_vggish_weights(folder: Path) -> Path:
 
 def tiny_run(work: Path, frontend: str) -> Path:
     """A bilstm-att run trained 1 epoch on synthetic features that claim to come from ``frontend``."""
-    from instrec.train import TrainConfig, train
+    from instrec.training.loop import TrainConfig, train
 
     data = C.synthetic_openmic(work / f"data-{frontend}", 300, frontend=frontend)
     run = work / f"run-{frontend}"
@@ -114,7 +114,7 @@ def feature_level(n_clips: int, repeats: int, work: Path) -> list[dict]:
     import torch
 
     from instrec.data.openmic import load_split
-    from instrec.inference import run_model
+    from instrec.models.inference import run_model
     from instrec.models import build_model
     from instrec.models.forest import RandomForestBaseline
 
@@ -196,7 +196,7 @@ def main() -> int:
         clip_audio = sum(audio_seconds(c) for c in clips)
         long_audio = audio_seconds(long_file)
 
-        from instrec.predict import Tagger
+        from instrec.tagging.predict import Tagger
 
         cli_clips: dict[str, list[C.ChildResult]] = {fe: [] for fe in FRONTENDS}
         steady: dict[str, list[float]] = {fe: [] for fe in FRONTENDS}

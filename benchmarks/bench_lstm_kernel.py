@@ -7,7 +7,7 @@ each repeat so background load hits them alike; reports the median clips/s.
     python benchmarks/bench_lstm_kernel.py [--batch 32] [--frames 10] [--repeats 7]
 
 The torch.compile row runs the paper's model through instrec's compiled training step
-(:mod:`instrec.training_step`; compiled during the warm-up, so not timed). The last row is
+(:mod:`instrec.training.step`; compiled during the warm-up, so not timed). The last row is
 not a model: it times only the matrix products one instrec training step
 must compute (input projection, recurrent products forward and backward, the two weight
 gradients, the head's linear layer forward and backward) with this machine's BLAS, one
@@ -30,7 +30,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from instrec.losses import masked_focal_loss
+from instrec.training.losses import masked_focal_loss
 from instrec.models.bilstm_att import BiLSTMAttention
 from instrec.models.output import AttentionPooling, ModelOutput
 
@@ -80,7 +80,7 @@ class AutogradBaddbmmAttention(nn.Module):
 def make_step(model: nn.Module, batch: int, frames: int, n_feat: int,
               n_classes: int, compiled: bool = False) -> Callable[[], None]:
     """A closure running one training step on fixed random data (``compiled``: the loss through
-    instrec's torch.compile'd training step, :class:`instrec.training_step.TrainingStep`)."""
+    instrec's torch.compile'd training step, :class:`instrec.training.step.TrainingStep`)."""
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch, frames, n_feat, generator=gen)
     y = (torch.rand(batch, n_classes, generator=gen) < 0.3).float()
@@ -89,7 +89,7 @@ def make_step(model: nn.Module, batch: int, frames: int, n_feat: int,
     model.train()
     loss_of = None
     if compiled:
-        from instrec.training_step import TrainingStep
+        from instrec.training.step import TrainingStep
 
         loss_of = TrainingStep(model, masked_focal_loss, "on", batch_size=batch)
 

@@ -4,14 +4,14 @@ The experiment grid spends its time in the compiled training step of one model a
 (see bench_grid). A step of these small models is partly per-step overhead (Python,
 dispatch, autograd, many small kernels), so the obvious remedy is to train K models of
 one architecture in one compiled step: weights stacked along a member axis (as in
-:mod:`instrec.lockstep_models`), batched matrix products, one backward, one Adam. This
+:mod:`instrec.models.stacked`), batched matrix products, one backward, one Adam. This
 script measures that remedy on one thread before anyone builds it into the lockstep
 engine:
 
-* solo: instrec's compiled training step (:class:`instrec.training_step.TrainingStep`) of
+* solo: instrec's compiled training step (:class:`instrec.training.step.TrainingStep`) of
   one model, as every solo grid run trains;
 * stacked: one compiled step of K models, written here for the measurement only: the
-  stacked weights of :mod:`instrec.lockstep_models`, dropout masks drawn per member as solo
+  stacked weights of :mod:`instrec.models.stacked`, dropout masks drawn per member as solo
   runs draw them, the grid's mix of losses (cross-entropy and focal alternating), fused Adam.
 
 Both at 10 frames and at 20 (concatenated clips), timed in interleaved blocks so that
@@ -36,7 +36,7 @@ import torch  # noqa: E402
 
 # The lockstep engine's recurrence of K BiLSTMs (traceable under torch.compile) and its
 # attention pooling over dim 1, (K, T, B, 2C) -> (K, B, C).
-from instrec.lockstep_models import _pool, _StackedBiLSTMFunction  # noqa: E402
+from instrec.models.stacked import _pool, _StackedBiLSTMFunction  # noqa: E402
 
 NAME = "bench_stacked_step"
 BATCH, N_FEAT, N_CLASSES, HIDDEN = 32, 128, 20, 64
@@ -44,7 +44,7 @@ MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
 
 
 def _losses(k: int) -> list[Callable]:
-    from instrec.losses import masked_bce, masked_focal_loss
+    from instrec.training.losses import masked_bce, masked_focal_loss
 
     return [masked_bce if j % 2 == 0 else masked_focal_loss for j in range(k)]
 
@@ -100,12 +100,12 @@ def stacked_att_loss(losses: list[Callable], n_layers: int) -> Callable:
 
 def make_steps(arch: str, k: int, frames: int) -> tuple[Callable[[], None], Callable[[], None]]:
     """(solo step, stacked step of k models) on fixed random data; both compile on first call."""
-    from instrec.lockstep_models import STACKED_MODELS
-    from instrec.losses import masked_focal_loss
+    from instrec.models.stacked import STACKED_MODELS
+    from instrec.training.losses import masked_focal_loss
     from instrec.models import build_model
     from instrec.models.dropout import mask_rngs
-    from instrec.train import make_optimizer
-    from instrec.training_step import TrainingStep
+    from instrec.training.loop import make_optimizer
+    from instrec.training.step import TrainingStep
 
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(k, BATCH, frames, N_FEAT, generator=gen)
@@ -222,9 +222,9 @@ def main() -> None:
     C.print_table(title, rows, columns, headers)
     notes = [f"Each model and clip length measured in a fresh process, 1 thread. Median of {repeats} interleaved blocks ({steps} stacked steps, {k * steps} solo steps each); "
              "random data; forward, loss, backward and Adam; dropout masks drawn per model in both.",
-             "Stacked: weights of instrec.lockstep_models, one torch.compile'd forward for all models "
+             "Stacked: weights of instrec.models.stacked, one torch.compile'd forward for all models "
              "(written in this script for the measurement, not part of instrec); solo: "
-             "instrec.training_step.TrainingStep, as every solo grid run trains.",
+             "instrec.training.step.TrainingStep, as every solo grid run trains.",
              "Matmul share: self CPU time of mm/addmm/bmm/baddbmm over all operators' self time "
              "(torch.profiler, a few steps); the compiled kernels count as non-matmul time."]
     C.write_results(args.out, NAME, "Stacked models per compiled step", args.quick,

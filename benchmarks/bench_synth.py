@@ -36,8 +36,8 @@ def renderer_rows(fonts: list[str | None], clips: int, seed: int) -> list[dict]:
     """Milliseconds per clip of the synthesiser call with the whole font and the cut one."""
     import midirenderer
 
-    from instrec.data.synth.soundfont import load_soundfont
-    from instrec.data.synth.worker import compose_clip
+    from instrec.synth.soundfont import load_soundfont
+    from instrec.synth.worker import compose_clip
 
     rows = []
     for font in fonts:

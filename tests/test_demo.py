@@ -6,7 +6,7 @@ import json
 
 import matplotlib.image as mpimg
 
-from instrec.demo import run_demo
+from instrec.pipelines.demo import run_demo
 
 
 def test_demo_pipeline_end_to_end(tmp_path, capsys):

@@ -12,8 +12,8 @@ import soundfile as sf
 from conftest import TINY_CLASSES, make_tiny_dataset
 from instrec._io import InstrecError
 from instrec.cli import main
-from instrec.metrics import evaluate
-from instrec.train import TrainConfig, train
+from instrec.evaluation.metrics import evaluate
+from instrec.training.loop import TrainConfig, train
 
 SR = 22050
 
@@ -34,7 +34,7 @@ def _tone(path, seconds, freq=440.0, sr=SR):
 
 
 def test_evaluate_writes_consistent_outputs(run128):
-    from instrec.evaluate import evaluate_run
+    from instrec.evaluation.evaluate import evaluate_run
     from instrec.data.openmic import load_split
 
     m = evaluate_run(run128)
@@ -55,14 +55,14 @@ def test_evaluate_writes_consistent_outputs(run128):
 
 
 def test_evaluate_validation_split_uses_the_runs_keys(run128):
-    from instrec.evaluate import evaluate_run
+    from instrec.evaluation.evaluate import evaluate_run
 
     m = evaluate_run(run128, split="validation", out=run128 / "val")
     assert m["n_clips"] == len((run128 / "validation-keys.csv").read_text().split())
 
 
 def test_predict_tags_files_and_reports_bad_ones(run128, tmp_path):
-    from instrec.predict import predict
+    from instrec.tagging.predict import predict
 
     good = _tone(tmp_path / "a.wav", 10.0)
     long = _tone(tmp_path / "long.flac", 25.0, 220.0)
@@ -77,9 +77,9 @@ def test_predict_tags_files_and_reports_bad_ones(run128, tmp_path):
     assert b.frame_probabilities.shape == (26, 4) and not np.isnan(b.frame_probabilities).any()
     assert res.probabilities.shape == (2, 4)
     # the file-level probability is the max over the windows' clip-level probabilities
-    from instrec.checkpoint import load_model
+    from instrec.run import load_model
     from instrec.features.frontends import get_frontend
-    from instrec.inference import run_model
+    from instrec.models.inference import run_model
 
     model, _ = load_model(run128)
     x = get_frontend("logmel").features_from_file(long).astype(np.float32) / 255
@@ -108,7 +108,7 @@ def test_predict_cli_outputs_and_no_silent_overwrite(run128, tmp_path, capsys):
 
 
 def test_predict_refuses_a_mismatched_front_end(run128, tmp_path):
-    from instrec.predict import predict
+    from instrec.tagging.predict import predict
 
     with pytest.raises(InstrecError, match="trained on 'logmel' features; predicting with front end 'vggish'"):
         predict(run128, [_tone(tmp_path / "a.wav", 2.0)], frontend="vggish")
@@ -116,7 +116,7 @@ def test_predict_refuses_a_mismatched_front_end(run128, tmp_path):
 
 def test_featurize_builds_a_loadable_dataset(tmp_path):
     from instrec.data.openmic import load_openmic
-    from instrec.featurize import featurize
+    from instrec.data.featurize import featurize
 
     audio = tmp_path / "audio"
     audio.mkdir()
@@ -139,7 +139,7 @@ def test_featurize_builds_a_loadable_dataset(tmp_path):
 
 
 def test_instruments_never_labelled_positive_are_never_tagged(tmp_path):
-    from instrec.predict import predict
+    from instrec.tagging.predict import predict
 
     data = make_tiny_dataset(tmp_path / "data", n_features=128, n=80)
     with np.load(data / "openmic-2018.npz") as z:

@@ -1,4 +1,4 @@
-"""Tests for instrec.localization: segment rolls and Mesaros et al. (2016) segment metrics."""
+"""Tests for instrec.evaluation.localization: segment rolls and Mesaros et al. (2016) segment metrics."""
 from __future__ import annotations
 
 import math
@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from instrec import localization as loc
+from instrec.evaluation import localization as loc
 
 CLASSES = ["piano", "voice", "drums"]
 

@@ -11,13 +11,13 @@ import torch
 from safetensors.numpy import load_file
 
 from instrec._io import InstrecError
-from instrec.evaluate import evaluate_run
-from instrec.experiment import RunSpec, grid_specs, plan_tasks, run_experiment
-from instrec.inference import run_model
-from instrec.lockstep import predict_members, train_lockstep
-from instrec.lockstep_models import STACKED_MODELS, StackedModel
+from instrec.evaluation.evaluate import evaluate_run
+from instrec.pipelines.experiment import RunSpec, grid_specs, plan_tasks, run_experiment
+from instrec.models.inference import run_model
+from instrec.training.lockstep import predict_members, train_lockstep
+from instrec.models.stacked import STACKED_MODELS, StackedModel
 from instrec.models import build_model
-from instrec.train import TrainConfig, train
+from instrec.training.loop import TrainConfig, train
 
 # Different seeds, both losses, mixup and concatenation: members' batches differ in length.
 MEMBERS = [dict(seed=3, loss="focal", mixup=0.2, concat=0.5), dict(seed=4, loss="bce"),
@@ -166,8 +166,8 @@ def test_experiment_engines_give_the_same_results(tiny_dataset, tmp_path):
 
 
 def test_interrupted_experiment_run_resumes_with_its_thread_count(tiny_dataset, tmp_path):
-    from instrec import experiment as experiment_module
-    from instrec.train import train
+    from instrec.pipelines import experiment as experiment_module
+    from instrec.training.loop import train
 
     spec = RunSpec("att", "focal", "none", 0)
     out = tmp_path / "exp"

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from instrec.losses import masked_bce, masked_focal_loss
+from instrec.training.losses import masked_bce, masked_focal_loss
 
 
 def test_focal_loss_hand_computed_2x2() -> None:

@@ -1,4 +1,4 @@
-"""Tests for instrec.metrics: a hand-computed fixture, then scikit-learn as the reference."""
+"""Tests for instrec.evaluation.metrics: a hand-computed fixture, then scikit-learn as the reference."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, f1_score, precision_recall_fscore_support
 
-from instrec import metrics
+from instrec.evaluation import metrics
 
 NAN = float("nan")
 

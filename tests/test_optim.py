@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from instrec.optim import FusedAdam
+from instrec.training.optim import FusedAdam
 
 
 def _params(seed: int) -> list[torch.nn.Parameter]:

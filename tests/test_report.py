@@ -1,4 +1,4 @@
-"""Tests for instrec.report: summary statistics, CSV/markdown tables, PNG figures, report.md."""
+"""Tests for instrec.evaluation.report: summary statistics, CSV/markdown tables, PNG figures, report.md."""
 from __future__ import annotations
 
 import csv
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from instrec import report
+from instrec.evaluation import report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -9,11 +9,11 @@ import numpy as np
 import pretty_midi
 import pytest
 
-from instrec.data.synth import gm
-from instrec.data.synth.harmony import make_harmony
-from instrec.data.synth.labels import sounding_seconds
-from instrec.data.synth.soundfont import load_soundfont
-from instrec.data.synth.worker import compose_clip
+from instrec.synth import gm
+from instrec.synth.harmony import make_harmony
+from instrec.synth.labels import sounding_seconds
+from instrec.synth.soundfont import load_soundfont
+from instrec.synth.worker import compose_clip
 
 N_PIECES = 150
 

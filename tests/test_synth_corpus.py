@@ -15,10 +15,10 @@ import soundfile
 from instrec._io import InstrecError
 from instrec.classes import OPENMIC_CLASSES
 from instrec.data.openmic import load_openmic, load_split
-from instrec.data.synth import build_corpus
-from instrec.data.synth import corpus as corpus_mod
-from instrec.data.synth.labels import notes_by_class, strong_labels, weak_truth
-from instrec.data.synth.soundfont import default_soundfont_path
+from instrec.synth import build_corpus
+from instrec.synth import corpus as corpus_mod
+from instrec.synth.labels import notes_by_class, strong_labels, weak_truth
+from instrec.synth.soundfont import default_soundfont_path
 
 N = 8
 

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from instrec.data.synth.parallel import ordered_map
+from instrec.parallel import ordered_map
 
 
 def _slow_square(x: int) -> int:

@@ -9,8 +9,8 @@ import pytest
 
 from instrec._io import InstrecError
 from instrec.classes import OPENMIC_CLASSES
-from instrec.data.synth import gm
-from instrec.data.synth.soundfont import default_soundfont_path, load_soundfont, parse_presets
+from instrec.synth import gm
+from instrec.synth.soundfont import default_soundfont_path, load_soundfont, parse_presets
 
 FLUID = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 
@@ -87,10 +87,10 @@ def test_missing_soundfont(tmp_path):
 
 
 def _render_note(sf, bank: int, program: int) -> np.ndarray:
-    from instrec.data.synth.compose import Part, Piece
-    from instrec.data.synth.harmony import Chord, Harmony
-    from instrec.data.synth.parts import NoteEvent
-    from instrec.data.synth.render import render_midi
+    from instrec.synth.compose import Part, Piece
+    from instrec.synth.harmony import Chord, Harmony
+    from instrec.synth.parts import NoteEvent
+    from instrec.synth.render import render_midi
 
     h = Harmony(0, "major", 120.0, 4, 0.0, (Chord(0.0, 1.0, 0, (0, 4, 7)),))
     part = Part("guitar", "melody", gm.Voice("x", bank, program, 40, 80), False, (0.0, 1.0),
@@ -117,8 +117,8 @@ def test_fluidr3_has_mandolin_and_ukulele_and_bank_select_is_honoured():
 def test_render_midi_file_writes_a_10_second_mono_wav_and_names_bad_midi(tmp_path):
     import soundfile
 
-    from instrec.data.synth.render import render_midi_file
-    from instrec.data.synth.worker import compose_clip
+    from instrec.synth.render import render_midi_file
+    from instrec.synth.worker import compose_clip
 
     piece, _ = compose_clip(0, 0, load_soundfont(None).preset_keys)
     midi = tmp_path / "a.mid"
@@ -152,7 +152,7 @@ def test_pcm16_wav_decoding_equals_libsndfile_bit_for_bit(channels):
 
     import soundfile
 
-    from instrec.data.synth.render import pcm16_wav_to_mono
+    from instrec.synth.render import pcm16_wav_to_mono
 
     pcm = np.random.default_rng(channels).integers(-32768, 32768, (4001, channels))
     pcm[:3] = [[-32768] * channels, [32767] * channels, [1] * channels]  # the extremes and the smallest step
@@ -164,7 +164,7 @@ def test_pcm16_wav_decoding_equals_libsndfile_bit_for_bit(channels):
 
 
 def test_other_wav_layouts_are_left_to_libsndfile():
-    from instrec.data.synth.render import pcm16_wav_to_mono
+    from instrec.synth.render import pcm16_wav_to_mono
 
     pcm = np.zeros((10, 2), dtype=np.int16)
     assert pcm16_wav_to_mono(b"RIFX" + _wav(pcm, 8000)[4:]) is None  # big-endian RIFF

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from instrec._io import InstrecError
-from instrec.data.synth.render import render_midi
-from instrec.data.synth.soundfont import load_soundfont, parse_presets, riff_chunks
-from instrec.data.synth.soundfont_subset import SoundFontTables
-from instrec.data.synth.worker import compose_clip
+from instrec.synth.render import render_midi
+from instrec.synth.soundfont import load_soundfont, parse_presets, riff_chunks
+from instrec.synth.soundfont_subset import SoundFontTables
+from instrec.synth.worker import compose_clip
 
 FLUID = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 GEN_INSTRUMENT, GEN_SAMPLE, GEN_PAN = 41, 53, 17
@@ -191,7 +191,7 @@ def test_render_midi_cuts_the_font_only_when_told_the_presets_and_falls_back_on_
 def test_a_repeated_preset_keeps_every_copy_so_the_synthesiser_picks_the_same_one():
     import midirenderer
 
-    from instrec.data.synth.smf import write_smf
+    from instrec.synth.smf import write_smf
 
     rng = np.random.default_rng(1)
     samples = [(f"s{k}", rng.integers(-8000, 8000, 400), 10, 390, 0, 1) for k in range(3)]

@@ -9,7 +9,7 @@ import pytest
 from safetensors.numpy import load_file
 
 from instrec._io import InstrecError
-from instrec.train import TrainConfig, train
+from instrec.training.loop import TrainConfig, train
 
 
 def _cfg(data, out, **kw) -> TrainConfig:

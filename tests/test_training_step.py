@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from instrec._io import InstrecError
-from instrec.losses import masked_focal_loss
+from instrec.training.losses import masked_focal_loss
 from instrec.models import build_model
 from instrec.models.dropout import rng_states
-from instrec.train import TrainConfig, train
-from instrec.training_step import AUTO_MIN_STEPS, TrainingStep, find_cxx
+from instrec.training.loop import TrainConfig, train
+from instrec.training.step import AUTO_MIN_STEPS, TrainingStep, find_cxx
 
 needs_cxx = pytest.mark.skipif(find_cxx() is None, reason="torch.compile needs a C++ compiler")
 
@@ -80,7 +80,7 @@ def test_a_failing_compiler_falls_back_to_eager_with_the_same_masks(monkeypatch,
         return run
 
     monkeypatch.setattr(torch, "compile", broken_compile)
-    monkeypatch.setattr("instrec.training_step.find_cxx", lambda: "/usr/bin/g++")
+    monkeypatch.setattr("instrec.training.step.find_cxx", lambda: "/usr/bin/g++")
     with_fallback, eager_model = _twins("bilstm-att")
     step = TrainingStep(with_fallback, masked_focal_loss, "auto", batch_size=32)
     assert step.engine == "compiled"
@@ -99,7 +99,7 @@ def test_a_compiler_refusing_at_construction(monkeypatch, capsys):
         raise RuntimeError("torch.compile is not supported on this Python")
 
     monkeypatch.setattr(torch, "compile", unsupported)
-    monkeypatch.setattr("instrec.training_step.find_cxx", lambda: "/usr/bin/g++")
+    monkeypatch.setattr("instrec.training.step.find_cxx", lambda: "/usr/bin/g++")
     model = build_model("att", n_features=16)
     step = TrainingStep(model, masked_focal_loss, "auto")
     assert step.engine == "eager" and "not supported on this Python" in step.reason

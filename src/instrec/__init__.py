@@ -12,7 +12,7 @@ __all__ = ["__version__", "predict"]
 
 def __getattr__(name: str):
     if name == "predict":
-        from instrec.predict import predict
+        from instrec.tagging.predict import predict
 
         return predict
     raise AttributeError(f"module 'instrec' has no attribute {name!r}")

@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 from instrec._io import InstrecError
 
 
-#: --compile of train and experiment (instrec.training_step, not imported here: it imports torch).
+#: --compile of train and experiment (instrec.training.step, not imported here: it imports torch).
 COMPILE_CHOICES = ["auto", "on", "off"]
 COMPILE_HELP = ("torch.compile the training step of bilstm-att and att (needs a C++ compiler; about 1.3-1.5x "
                 "faster after a one-off 10-40 s compilation): auto = when the run has >= 20,000 steps and g++ "
@@ -33,7 +33,7 @@ def _download(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from instrec.data.synth import build_corpus
+    from instrec.synth import build_corpus
 
     build_corpus(args.out, args.clips, args.seed, soundfont=args.soundfont, frontend=args.frontend,
                  jobs=args.jobs, keep_audio=args.keep_audio, overwrite=args.overwrite,
@@ -43,7 +43,7 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _featurize(args: argparse.Namespace) -> int:
-    from instrec.featurize import featurize
+    from instrec.data.featurize import featurize
 
     report = featurize(args.inputs, args.out, frontend=args.frontend, labels=args.labels,
                        weights_dir=args.weights, test_fraction=args.test_fraction, seed=args.seed,
@@ -52,7 +52,7 @@ def _featurize(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from instrec.train import TrainConfig, train
+    from instrec.training.loop import TrainConfig, train
 
     cfg = TrainConfig(data=args.data, out=args.out, model=args.model, loss=args.loss, mixup=args.mixup,
                       concat=args.concat, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
@@ -65,7 +65,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from instrec.evaluate import evaluate_run
+    from instrec.evaluation.evaluate import evaluate_run
 
     m = evaluate_run(args.run_dir, data=args.data, split=args.split, out=args.out, localization=args.localization)
     print(f"{args.run_dir} on {m['split']} ({m['n_clips']} clips): macro F1 {m['macro_f1']:.4f}, "
@@ -79,7 +79,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from instrec._io import atomic_write_text
-    from instrec.predict import format_results, predict
+    from instrec.tagging.predict import format_results, predict
 
     out = Path(args.out) if args.out else None
     if out is not None and out.exists() and not args.overwrite:
@@ -96,7 +96,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _experiment(args: argparse.Namespace) -> int:
-    from instrec.experiment import run_experiment
+    from instrec.pipelines.experiment import run_experiment
 
     run_experiment(args.data, args.out, grid=args.grid, seeds=args.seeds, epochs=args.epochs, jobs=args.jobs,
                    overwrite=args.overwrite, progress=not args.quiet, engine=args.engine,
@@ -105,7 +105,7 @@ def _experiment(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from instrec.demo import run_demo
+    from instrec.pipelines.demo import run_demo
 
     run_demo(args.out, clips=args.clips, epochs=args.epochs, jobs=args.jobs, overwrite=args.overwrite)
     return 0

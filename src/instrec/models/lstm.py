@@ -17,7 +17,7 @@ On one CPU thread, an eager training step of the attention BiLSTM (batch 32, 10 
 the paper's dropout) runs 1.0-1.25x as fast as one with the fused ``nn.LSTM`` (which has no
 recurrent dropout), and a compiled one 1.2-1.5x, depending on the machine; see
 benchmarks/bench_lstm_kernel.py.
-Under ``torch.compile`` (:mod:`instrec.training_step`) the same Function runs a functional
+Under ``torch.compile`` (:mod:`instrec.training.step`) the same Function runs a functional
 forward (no in-place ops, which the compiler cannot trace); the compiler fuses each time
 step's elementwise work, forward and backward, into one C++ kernel, and the weight
 gradients still come from one ``bmm`` each after the loop.

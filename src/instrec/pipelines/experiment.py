@@ -4,7 +4,7 @@ seeds. Work is spread over ``jobs`` worker processes (one per core); with the de
 ``engine="solo"`` every run is its own task. With ``engine="lockstep"`` the runs of each
 lockstep-capable architecture (``bilstm-att``, ``att``) are split into groups (``jobs`` or
 a multiple of it, at most ``max_members`` runs each), each trained in lockstep in one
-worker (:mod:`instrec.lockstep`: the same numbers as training each run alone, bit for
+worker (:mod:`instrec.training.lockstep`: the same numbers as training each run alone, bit for
 bit for ``bilstm-att``, up to float rounding for ``att``). On 2 CPU cores the lockstep grid
 measured no faster than the solo one (benchmarks/bench_grid.py), so it is opt-in.
 A finished run (its ``metrics.json`` exists) is skipped, so an interrupted experiment
@@ -64,8 +64,8 @@ def grid_specs(grid: str, seeds: int) -> list[RunSpec]:
 
 
 def _train_config(spec: RunSpec, data: str, out: str, epochs: int, threads: int = 1, compile: str = "auto"):
-    from instrec.checkpoint import CONFIG_FILE, RESUME_STATE, read_config
-    from instrec.train import TrainConfig
+    from instrec.run import CONFIG_FILE, RESUME_STATE, read_config
+    from instrec.training.loop import TrainConfig
 
     run_dir = Path(out) / "runs" / spec.name
     if (run_dir / RESUME_STATE).is_file() and (run_dir / CONFIG_FILE).is_file():
@@ -83,8 +83,8 @@ def _train_config(spec: RunSpec, data: str, out: str, epochs: int, threads: int 
 def run_one(spec: RunSpec, data: str, out: str, epochs: int, threads: int = 1,
             compile: str = "auto") -> dict[str, Any]:
     """Train and evaluate one configuration (in a worker process, with ``threads`` torch
-    threads; ``compile``: see :mod:`instrec.training_step`); return its results row."""
-    from instrec.train import train
+    threads; ``compile``: see :mod:`instrec.training.step`); return its results row."""
+    from instrec.training.loop import train
 
     run_dir = Path(out) / "runs" / spec.name
     if not (run_dir / "metrics.json").is_file():
@@ -98,7 +98,7 @@ def run_group(specs: Sequence[RunSpec], data: str, out: str, epochs: int, thread
     """Train the configurations ``specs`` (one architecture) in lockstep in this process,
     evaluate each, and return their results rows. ``train_seconds`` of a lockstep run is
     its share of the group's wall time (group time / group size)."""
-    from instrec.lockstep import train_lockstep
+    from instrec.training.lockstep import train_lockstep
 
     tune_malloc()
     todo = [s for s in specs if not (Path(out) / "runs" / s.name / "metrics.json").is_file()]
@@ -114,7 +114,7 @@ def run_group(specs: Sequence[RunSpec], data: str, out: str, epochs: int, thread
 
 def _write_metrics(run_dir: Path, extra: dict[str, Any]) -> None:
     from instrec._io import atomic_write_json
-    from instrec.evaluate import evaluate_run
+    from instrec.evaluation.evaluate import evaluate_run
 
     metrics = evaluate_run(run_dir)
     metrics.update(extra)
@@ -151,7 +151,7 @@ def plan_tasks(specs: Sequence[RunSpec], jobs: int, engine: str = "solo",
     """Split ``specs`` into tasks, largest first: lockstep groups (one architecture each,
     about ``jobs`` groups per architecture, at most ``max_members`` runs each) and single
     runs (other architectures, or everything with ``engine="solo"``)."""
-    from instrec.lockstep import lockstep_models
+    from instrec.training.lockstep import lockstep_models
 
     if engine not in ("lockstep", "solo"):
         raise InstrecError(f"unknown engine {engine!r}; choose lockstep or solo")
@@ -191,7 +191,7 @@ def run_experiment(data: str | Path, out: str | Path, grid: str = "paper", seeds
 
     ``engine``: "solo" (default) or "lockstep", see the module docstring; ``max_members``:
     the largest lockstep group; ``compile``: whether solo runs compile their training step
-    (auto, on, off; see :mod:`instrec.training_step`). ``executor``: any ``concurrent.futures.Executor`` (e.g. a
+    (auto, on, off; see :mod:`instrec.training.step`). ``executor``: any ``concurrent.futures.Executor`` (e.g. a
     Dask client's) to scale out; default a spawn-based process pool of ``jobs`` workers."""
     out = Path(out)
     specs = grid_specs(grid, seeds)
@@ -244,7 +244,7 @@ def run_specs(specs: Sequence[RunSpec], data: str | Path, out: str | Path, epoch
 
 
 def _lockstep_names() -> tuple[str, ...]:
-    from instrec.lockstep import lockstep_models
+    from instrec.training.lockstep import lockstep_models
 
     return lockstep_models()
 
@@ -255,7 +255,7 @@ def _config_label(row: dict[str, Any]) -> str:
 
 def write_outputs(out: Path, rows: list[dict[str, Any]], grid: str, data: str | Path, seeds: int, epochs: int) -> None:
     """results.csv, summary.md, the two figures and report.md."""
-    from instrec import report
+    from instrec.evaluation import report
     from instrec._io import atomic_write_json
     from instrec.runinfo import package_versions
 

@@ -8,7 +8,7 @@ labels per clip, plus the strong (onset/offset) labels OpenMIC lacks (:mod:`.lab
 """
 from __future__ import annotations
 
-from instrec.data.synth.corpus import build_corpus
-from instrec.data.synth.stats import CorpusStats
+from instrec.synth.corpus import build_corpus
+from instrec.synth.stats import CorpusStats
 
 __all__ = ["build_corpus", "CorpusStats"]

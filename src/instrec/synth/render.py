@@ -17,7 +17,7 @@ from typing import Collection
 import numpy as np
 
 from instrec._io import InstrecError, atomic_write_bytes
-from instrec.data.synth.soundfont import SoundFont, load_soundfont, riff_chunks
+from instrec.synth.soundfont import SoundFont, load_soundfont, riff_chunks
 
 #: Peak level of rendered clips (-1 dBFS).
 PEAK = 10 ** (-1 / 20)
@@ -32,7 +32,7 @@ def render_midi(sf: SoundFont, midi: bytes, duration: float | None = 10.0,
     keeps the rendered length. ``source`` names the MIDI data in errors. ``presets``: the
     ``(bank, program)`` presets the MIDI selects before it plays any note, when the caller
     knows them (the corpus does); the renderer then gets a SoundFont cut down to those
-    (:mod:`~instrec.data.synth.soundfont_subset`), which sounds the same and parses faster.
+    (:mod:`~instrec.synth.soundfont_subset`), which sounds the same and parses faster.
     """
     import midirenderer
     import soundfile

@@ -16,7 +16,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from instrec._io import InstrecError
-from instrec.checkpoint import load_model
+from instrec.run import load_model
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff")
 FRAME_SECONDS = 0.96
@@ -106,7 +106,7 @@ class Tagger:
 
     def tag_features(self, features: np.ndarray, path: str = "<features>") -> FileTags:
         """Tag ``features`` (T, F) on the 0-255 scale (uint8 from a front end)."""
-        from instrec.inference import run_model
+        from instrec.models.inference import run_model
 
         x = np.asarray(features, dtype=np.float32) / 255.0
         n = len(x)

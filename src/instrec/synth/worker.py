@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from instrec.data.synth.compose import Piece, compose_piece
-from instrec.data.synth.labels import Interval, notes_by_class, strong_labels
-from instrec.data.synth.soundfont import SoundFont, load_soundfont
+from instrec.synth.compose import Piece, compose_piece
+from instrec.synth.labels import Interval, notes_by_class, strong_labels
+from instrec.synth.soundfont import SoundFont, load_soundfont
 
 #: Independent random streams of a clip.
 STREAM_COMPOSE, STREAM_LABELS = 0, 1
@@ -134,7 +134,7 @@ def _limit_worker_threads() -> None:
 
 def make_clip(task: ClipTask) -> ClipResult:
     """Compose, render and featurise one clip."""
-    from instrec.data.synth.render import render_midi, wav_bytes
+    from instrec.synth.render import render_midi, wav_bytes
 
     _limit_worker_threads()
     sf = worker_soundfont(task.soundfont)

@@ -3,13 +3,13 @@
 ``train_lockstep([cfg_1, ..., cfg_K])`` trains K ``TrainConfig`` runs that share the data,
 model, epochs, batch size, learning rate and validation fraction but may differ in seed,
 loss and augmentation (mixup, concat). Their weights are stacked (see
-:mod:`instrec.lockstep_models`): the members' recurrences run as one batched recurrence,
+:mod:`instrec.models.stacked`): the members' recurrences run as one batched recurrence,
 one Adam step and one backward pass serve all members.
 
 Every member reproduces ``train(cfg)`` run alone (``bilstm-att`` bit for bit, ``att`` up to
-float rounding, see :mod:`instrec.lockstep_models`): its own validation split,
+float rounding, see :mod:`instrec.models.stacked`): its own validation split,
 its own seeded generator for batch order and augmentation (drawn in the same order as
-:func:`instrec.train.augment_batch`), the same initial weights (``torch.manual_seed(seed)``
+:func:`instrec.training.loop.augment_batch`), the same initial weights (``torch.manual_seed(seed)``
 then ``build_model``), the same dropout masks (drawn from the dropout stream of the
 member's own solo model, see :mod:`instrec.models.dropout`) and the same operations (in
 another summation order for ``att``). One Adam over the stacked weights, stepped on the sum of the
@@ -36,8 +36,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from instrec._io import InstrecError, atomic_write_text
-from instrec.checkpoint import CONFIG_FILE, RESUME_STATE, read_config, save_model, write_config
-from instrec.train import (VALIDATION_KEYS, TrainConfig, augment_batch, check_run_dir, check_same_run, finish_run,
+from instrec.run import CONFIG_FILE, RESUME_STATE, read_config, save_model, write_config
+from instrec.training.loop import (VALIDATION_KEYS, TrainConfig, augment_batch, check_run_dir, check_same_run, finish_run,
                            gather_rows, labelled_positive, loss_function, make_optimizer, read_resume_state, run_config,
                            save_resume_state, train, validation_scores, write_log)
 
@@ -50,7 +50,7 @@ _EVAL_MEMBERS = 4
 
 def lockstep_models() -> tuple[str, ...]:
     """Architectures with a stacked implementation; others fall back to solo training."""
-    from instrec.lockstep_models import STACKED_MODELS
+    from instrec.models.stacked import STACKED_MODELS
 
     return tuple(STACKED_MODELS)
 
@@ -81,7 +81,7 @@ def train_lockstep(cfgs: Sequence[TrainConfig], resume: bool = False, overwrite:
     """Train ``cfgs`` in lockstep; return each run's summary (its ``config.json``), in order.
 
     Architectures without a stacked implementation, and single runs, train solo one after
-    the other with :func:`instrec.train.train`."""
+    the other with :func:`instrec.training.loop.train`."""
     cfgs = list(cfgs)
     if not cfgs:
         return []
@@ -128,7 +128,7 @@ def _train_group(cfgs: list[TrainConfig], resume: bool, progress: bool) -> list[
     import torch
 
     from instrec.data.openmic import load_split, validation_split
-    from instrec.lockstep_models import STACKED_MODELS
+    from instrec.models.stacked import STACKED_MODELS
     from instrec.models import build_model
     from instrec.models.dropout import mask_rngs
     from instrec.runinfo import set_threads
@@ -237,7 +237,7 @@ def predict_members(stacked, X_val) -> np.ndarray:
 
     import torch
 
-    from instrec.inference import run_model
+    from instrec.models.inference import run_model
 
     was_training = stacked.training
     stacked.eval()

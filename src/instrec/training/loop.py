@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from instrec._io import InstrecError, atomic_write_json, atomic_write_text
-from instrec.checkpoint import (CONFIG_FILE, RESUME_STATE, RESUME_WEIGHTS, load_tensors, save_model,
+from instrec.run import (CONFIG_FILE, RESUME_STATE, RESUME_WEIGHTS, load_tensors, save_model,
                                 save_tensors, write_config)
 from instrec.runinfo import package_versions, set_threads
 
@@ -47,14 +47,14 @@ class TrainConfig:
     seed: int = 0
     split: str = "split01"
     threads: int = 0               # torch intra-op threads; 0 = auto (cores, at most 2)
-    compile: str = "auto"          # torch.compile the training step: auto, on, off (instrec.training_step)
+    compile: str = "auto"          # torch.compile the training step: auto, on, off (instrec.training.step)
     rf_trees: int = 100
     rf_max_depth: int = 8
     model_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
         from instrec.models import MODEL_NAMES
-        from instrec.training_step import check_compile_mode
+        from instrec.training.step import check_compile_mode
 
         if self.model not in (*MODEL_NAMES, "rf"):
             raise InstrecError(f"unknown model {self.model!r}; choose one of {', '.join((*MODEL_NAMES, 'rf'))}")
@@ -110,7 +110,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
 
     from instrec.data.openmic import load_split, validation_split
     from instrec.models import build_model
-    from instrec.training_step import TrainingStep
+    from instrec.training.step import TrainingStep
 
     cfg.validate()
     run_dir = Path(cfg.out)
@@ -182,9 +182,9 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
 
 def make_optimizer(params, lr: float):
     """Adam with PyTorch's defaults (betas 0.9/0.999, eps 1e-8), as Keras' Adam up to eps,
-    on the fused CPU kernel (see :mod:`instrec.optim`). It is elementwise, so the lockstep
+    on the fused CPU kernel (see :mod:`instrec.training.optim`). It is elementwise, so the lockstep
     engine's Adam over stacked weights stays bit-identical to solo runs."""
-    from instrec.optim import FusedAdam
+    from instrec.training.optim import FusedAdam
 
     return FusedAdam(params, lr=lr)
 
@@ -211,7 +211,7 @@ def augment_batch(x, y, m, cfg: TrainConfig, generator):
 
 
 def loss_function(cfg: TrainConfig):
-    from instrec import losses
+    from instrec.training import losses
 
     if cfg.loss == "bce":
         return losses.masked_bce
@@ -219,7 +219,7 @@ def loss_function(cfg: TrainConfig):
 
 
 def _validate(model, val_set, loss_fn) -> dict[str, float]:
-    from instrec.inference import run_model
+    from instrec.models.inference import run_model
 
     return validation_scores(run_model(model, val_set.X).clip, val_set, loss_fn)
 
@@ -228,7 +228,7 @@ def validation_scores(probs: np.ndarray, val_set, loss_fn) -> dict[str, float]:
     """Loss and macro/micro F1 of (N, C) validation probabilities ``probs``."""
     import torch
 
-    from instrec.metrics import f1_summary
+    from instrec.evaluation.metrics import f1_summary
 
     loss = float(loss_fn(torch.from_numpy(probs), torch.from_numpy(val_set.targets), torch.from_numpy(val_set.Y_mask)))
     macro, micro = f1_summary(val_set.Y_true, val_set.Y_mask, probs)
@@ -237,9 +237,9 @@ def validation_scores(probs: np.ndarray, val_set, loss_fn) -> dict[str, float]:
 
 def finish_run(run_dir: Path, config: dict[str, Any], state: dict[str, Any], val_set) -> dict[str, Any]:
     """Tune per-class thresholds with the best weights and complete ``config.json``."""
-    from instrec.checkpoint import load_model
-    from instrec.inference import run_model
-    from instrec.metrics import tune_thresholds
+    from instrec.run import load_model
+    from instrec.models.inference import run_model
+    from instrec.evaluation.metrics import tune_thresholds
 
     model, _ = load_model(run_dir)
     probs = run_model(model, val_set.X).clip
@@ -251,8 +251,8 @@ def finish_run(run_dir: Path, config: dict[str, Any], state: dict[str, Any], val
 
 
 def _train_forest(cfg: TrainConfig, config: dict[str, Any], train_set, val_set, run_dir: Path) -> dict[str, Any]:
-    from instrec.inference import run_model
-    from instrec.metrics import f1_summary
+    from instrec.models.inference import run_model
+    from instrec.evaluation.metrics import f1_summary
     from instrec.models.forest import RandomForestBaseline
 
     forest = RandomForestBaseline(n_estimators=cfg.rf_trees, max_depth=cfg.rf_max_depth, random_state=cfg.seed)
@@ -280,7 +280,7 @@ def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
 
 def check_same_run(run_dir: Path, config: dict[str, Any]) -> None:
     """Resuming is only meaningful with the settings the run started with (epochs may grow)."""
-    from instrec.checkpoint import read_config
+    from instrec.run import read_config
 
     old = dict(read_config(run_dir)["train"])
     new = dict(config["train"])

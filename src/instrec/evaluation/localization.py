@@ -9,14 +9,14 @@ Virtanen (2016), "Metrics for polyphonic sound event detection", segment-based:
   ``[k * segment, (k + 1) * segment)``;
 * an event (or model frame) makes a segment active when it overlaps it for a
   positive length; a model frame t spans ``[hop * t, hop * (t + 1))`` and is active
-  iff its probability is ``> threshold`` (the convention of ``instrec.metrics``);
+  iff its probability is ``> threshold`` (the convention of ``instrec.evaluation.metrics``);
 * a roll is a bool ``(n_segments, C)`` array of segment activity;
 * per segment, with FN/FP counted over the evaluated classes:
   ``S = min(FN, FP)``, ``D = max(0, FN - FP)``, ``I = max(0, FP - FN)``;
   overall ``ER = (sum S + sum D + sum I) / N`` with N the active reference
   (segment, class) pairs, and F1 pools TP/FP/FN over all segments and classes;
 * per class, ``ER_c = (FN_c + FP_c) / N_c`` (NaN when ``N_c = 0``, skipped by the
-  class-wise average); precision/recall/F1 use ``0 / 0 -> 0`` as ``instrec.metrics``.
+  class-wise average); precision/recall/F1 use ``0 / 0 -> 0`` as ``instrec.evaluation.metrics``.
 
 Rolls of all clips are concatenated (totals over clips, not a mean of clip scores).
 """

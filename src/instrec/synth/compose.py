@@ -1,8 +1,8 @@
 """Compose one multi-instrument piece (a :class:`Piece`) and write it as MIDI bytes.
 
 A piece lasts ``duration`` seconds (10 s by default). It has a tempo, key and chord
-progression (:mod:`~instrec.data.synth.harmony`), 1-6 instrument parts drawn from an
-ensemble template (:mod:`~instrec.data.synth.ensembles`), and each part plays only inside
+progression (:mod:`~instrec.synth.harmony`), 1-6 instrument parts drawn from an
+ensemble template (:mod:`~instrec.synth.ensembles`), and each part plays only inside
 its active span: most parts play the whole clip, some enter late, leave early or play a
 middle section, and some play for well under a second (notes exist but the class is
 weakly "absent"). Note times are quantised to MIDI ticks, so the written file holds
@@ -15,13 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 import pretty_midi
 
-from instrec.data.synth import drums as drum_gen
-from instrec.data.synth import parts as gen
-from instrec.data.synth.ensembles import PartPlan, plan_parts
-from instrec.data.synth.gm import Voice, available_voices, renderable_classes
-from instrec.data.synth.harmony import Harmony, make_harmony, nearest_pitch
-from instrec.data.synth.parts import NoteEvent
-from instrec.data.synth.smf import write_smf
+from instrec.synth import drums as drum_gen
+from instrec.synth import parts as gen
+from instrec.synth.ensembles import PartPlan, plan_parts
+from instrec.synth.gm import Voice, available_voices, renderable_classes
+from instrec.synth.harmony import Harmony, make_harmony, nearest_pitch
+from instrec.synth.parts import NoteEvent
+from instrec.synth.smf import write_smf
 
 #: MIDI resolution (ticks per quarter note) of written files.
 RESOLUTION = 480

@@ -20,10 +20,10 @@ def _say(message: str) -> None:
 
 def run_demo(out: str | Path = "demo-output", clips: int = 2000, epochs: int = 200, jobs: int = 2,
              overwrite: bool = False, seed: int = 0) -> dict[str, Any]:
-    from instrec.data.synth import build_corpus
-    from instrec.evaluate import evaluate_run
-    from instrec.experiment import RunSpec, run_experiment
-    from instrec.predict import format_results, predict
+    from instrec.synth import build_corpus
+    from instrec.evaluation.evaluate import evaluate_run
+    from instrec.pipelines.experiment import RunSpec, run_experiment
+    from instrec.tagging.predict import format_results, predict
 
     out = Path(out)
     corpus = out / "corpus"
@@ -69,7 +69,7 @@ def _best_val_f1(run_dir: Path) -> float:
 
 def _render_test_clip(corpus: Path, out: Path) -> Path:
     """Render the first test clip's MIDI file to ``out/KEY.wav`` with the corpus's SoundFont."""
-    from instrec.data.synth.render import render_midi_file
+    from instrec.synth.render import render_midi_file
 
     key = (corpus / "partitions" / "split01_test.csv").read_text().split()[0]
     stats = json.loads((corpus / "corpus-stats.json").read_text())

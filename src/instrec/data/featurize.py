@@ -67,7 +67,7 @@ def featurize(inputs: Iterable[str | Path], out: str | Path, frontend: str = "vg
     """Featurise audio files into ``out`` (OpenMIC layout plus ``frontend.json``)."""
     from instrec.data.openmic import write_openmic
     from instrec.features.frontends import get_frontend
-    from instrec.predict import expand_inputs
+    from instrec.tagging.predict import expand_inputs
 
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:

@@ -21,12 +21,12 @@ import numpy as np
 
 from instrec._io import InstrecError, atomic_write_json
 from instrec.classes import OPENMIC_CLASSES
-from instrec.data.synth.gm import renderable_classes
-from instrec.data.synth.labels import label_corpus
-from instrec.data.synth.parallel import ordered_map
-from instrec.data.synth.soundfont import SoundFont, load_soundfont
-from instrec.data.synth.stats import CorpusStats, count, label_statistics
-from instrec.data.synth.worker import (STREAM_LABELS, ClipResult, ClipTask, clip_rng, make_clip, single_thread_math,
+from instrec.synth.gm import renderable_classes
+from instrec.synth.labels import label_corpus
+from instrec.parallel import ordered_map
+from instrec.synth.soundfont import SoundFont, load_soundfont
+from instrec.synth.stats import CorpusStats, count, label_statistics
+from instrec.synth.worker import (STREAM_LABELS, ClipResult, ClipTask, clip_rng, make_clip, single_thread_math,
                                      worker_cache)
 
 STRONG_LABELS_NAME = "strong-labels.csv"

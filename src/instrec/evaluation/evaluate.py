@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from instrec._io import InstrecError, atomic_save_npz, atomic_write_json, atomic_write_text
-from instrec.checkpoint import load_model
-from instrec.train import VALIDATION_KEYS, dataset_frontend
+from instrec.run import load_model
+from instrec.training.loop import VALIDATION_KEYS, dataset_frontend
 
 STRONG_LABELS = "strong-labels.csv"
 
@@ -56,8 +56,8 @@ def check_compatible(config: dict[str, Any], data, data_dir: str | Path, run_dir
 def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str = "test",
                  out: str | Path | None = None, localization: bool = False) -> "OrderedDict[str, Any]":
     """Evaluate ``run_dir`` on ``split`` of ``data`` (default: the training dataset)."""
-    from instrec.inference import run_model
-    from instrec.metrics import evaluate
+    from instrec.models.inference import run_model
+    from instrec.evaluation.metrics import evaluate
 
     run_dir = Path(run_dir)
     model, config = load_model(run_dir)
@@ -130,7 +130,7 @@ def _localization(data_dir: Path, ds, preds, classes: list[str], config: dict[st
     """Segment-based scores of per-frame outputs vs. strong labels, beside a frame-agnostic baseline."""
     import json
 
-    from instrec.localization import evaluate_localization, frame_agnostic_probs
+    from instrec.evaluation.localization import evaluate_localization, frame_agnostic_probs
 
     path = data_dir / STRONG_LABELS
     if not path.is_file():

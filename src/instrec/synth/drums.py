@@ -2,7 +2,7 @@
 
 A kit part produces two note lists: ``drums`` (kick, snare, toms, hi-hats) and ``cymbals``
 (crash, ride, splash, china), because the two are separate OpenMIC classes (hi-hats count
-as drums, see :mod:`instrec.data.synth.gm`). Patterns are written on a sixteenth-note grid
+as drums, see :mod:`instrec.synth.gm`). Patterns are written on a sixteenth-note grid
 per bar (16 steps in 4/4, 12 in 3/4); times are seconds, note lengths follow the typical
 decay of each piece of the kit so that strong labels follow the sound.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from instrec.data.synth.gm import CYMBAL_NOTES, DRUM_NOTES
-from instrec.data.synth.harmony import Harmony
-from instrec.data.synth.parts import NoteEvent, velocity
+from instrec.synth.gm import CYMBAL_NOTES, DRUM_NOTES
+from instrec.synth.harmony import Harmony
+from instrec.synth.parts import NoteEvent, velocity
 
 #: Groove per style: kit piece -> sixteenth steps within a 4/4 bar.
 GROOVES: dict[str, dict[str, tuple[int, ...]]] = {

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from instrec._io import InstrecError
 
 if TYPE_CHECKING:
-    from instrec.data.synth.soundfont_subset import SoundFontTables
+    from instrec.synth.soundfont_subset import SoundFontTables
 
 #: Size in bytes of one ``phdr`` record (20-byte name + 3 x u16 + 3 x u32).
 _PHDR_SIZE = 38
@@ -61,7 +61,7 @@ class SoundFont:
     @cached_property
     def tables(self) -> SoundFontTables:
         """The parsed preset, instrument and sample tables (to cut subsets from)."""
-        from instrec.data.synth.soundfont_subset import SoundFontTables
+        from instrec.synth.soundfont_subset import SoundFontTables
 
         return SoundFontTables(self.data, self.path)
 

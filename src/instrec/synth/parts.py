@@ -1,7 +1,7 @@
 """Note generators for the melodic roles of a piece (bass, chords, melody, counter-line).
 
 Every generator writes over the whole timeline ``[harmony.origin, duration)`` in seconds and
-returns :class:`NoteEvent` tuples; :mod:`instrec.data.synth.compose` later keeps only the
+returns :class:`NoteEvent` tuples; :mod:`instrec.synth.compose` later keeps only the
 notes inside the part's active span. Pitches stay in the voice's ``[low, high]`` range.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from instrec.data.synth.harmony import Chord, Harmony, nearest_pitch, pitches_in_range
+from instrec.synth.harmony import Chord, Harmony, nearest_pitch, pitches_in_range
 
 BASS_PATTERNS = ("sustain", "root5", "walking", "eighths", "syncopated")
 CHORD_PATTERNS = ("pad", "block", "strum", "offbeat", "arpeggio", "comp")
