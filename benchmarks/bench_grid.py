@@ -115,7 +115,7 @@ def plain_loop(arch, X, Y, M, epochs, mixup=0.0, concat=0.0, batch_size=32, lr=5
 # --------------------------------------------------------------------------- child processes
 def _member_cfgs(data: str, root: Path, arch: str, k: int, epochs: int) -> list:
     """k runs with the grid's mix: member i has loss bce/focal alternating, augmentation cycling."""
-    from instrec.training.loop import TrainConfig
+    from instrec.training.config import TrainConfig
 
     augs = list(AUGS.values())
     return [TrainConfig(data=data, out=str(root / f"m{i}"), model=arch, epochs=epochs, seed=i,

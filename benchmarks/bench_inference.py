@@ -100,7 +100,8 @@ def random_vggish_weights(folder: Path) -> Path:
 
 def tiny_run(work: Path, frontend: str) -> Path:
     """A bilstm-att run trained 1 epoch on synthetic features that claim to come from ``frontend``."""
-    from instrec.training.loop import TrainConfig, train
+    from instrec.training.config import TrainConfig
+    from instrec.training.loop import train
 
     data = C.synthetic_openmic(work / f"data-{frontend}", 300, frontend=frontend)
     run = work / f"run-{frontend}"
@@ -114,9 +115,9 @@ def feature_level(n_clips: int, repeats: int, work: Path) -> list[dict]:
     import torch
 
     from instrec.data.openmic import load_split
-    from instrec.models.inference import run_model
     from instrec.models import build_model
     from instrec.models.forest import RandomForestBaseline
+    from instrec.models.inference import run_model
 
     data = load_split(C.synthetic_openmic(work / "data-features", max(n_clips, 1000) + 1), "train")
     X = np.ascontiguousarray(np.resize(data.X, (n_clips, *data.X.shape[1:])))

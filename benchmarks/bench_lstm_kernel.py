@@ -30,10 +30,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from instrec.training.losses import masked_focal_loss
 from instrec.models.bilstm_att import BiLSTMAttention
 from instrec.models.output import AttentionPooling, ModelOutput
-
+from instrec.training.losses import masked_focal_loss
 
 CEILING = "ceiling: the step's matrix products only"
 COMPILED = "instrec BiLSTM, torch.compile (dropout 0.2/0.2)"

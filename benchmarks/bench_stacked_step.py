@@ -31,7 +31,6 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
-
 import torch  # noqa: E402
 
 # The lockstep engine's recurrence of K BiLSTMs (traceable under torch.compile) and its
@@ -100,11 +99,10 @@ def stacked_att_loss(losses: list[Callable], n_layers: int) -> Callable:
 
 def make_steps(arch: str, k: int, frames: int) -> tuple[Callable[[], None], Callable[[], None]]:
     """(solo step, stacked step of k models) on fixed random data; both compile on first call."""
-    from instrec.models.stacked import STACKED_MODELS
-    from instrec.training.losses import masked_focal_loss
-    from instrec.models import build_model
+    from instrec.models import build_model, model_spec
     from instrec.models.dropout import mask_rngs
-    from instrec.training.loop import make_optimizer
+    from instrec.training.losses import masked_focal_loss
+    from instrec.training.optim import make_optimizer
     from instrec.training.step import TrainingStep
 
     gen = torch.Generator().manual_seed(0)
@@ -125,7 +123,7 @@ def make_steps(arch: str, k: int, frames: int) -> tuple[Callable[[], None], Call
         loss.backward()
         solo_opt.step()
 
-    stacked = STACKED_MODELS[arch]([build_model(arch, n_classes=N_CLASSES, n_features=N_FEAT, n_frames=10)
+    stacked = model_spec(arch).stacked([build_model(arch, n_classes=N_CLASSES, n_features=N_FEAT, n_frames=10)
                                     for _ in range(k)])
     stacked.train()
     opt = make_optimizer(stacked.parameters(), 5e-4)

@@ -3,19 +3,15 @@ each command so that ``instrec --help`` answers at once."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
+from instrec import __version__
 from instrec._io import InstrecError
-
-
-#: --compile of train and experiment (instrec.training.step, not imported here: it imports torch).
-COMPILE_CHOICES = ["auto", "on", "off"]
-COMPILE_HELP = ("torch.compile the training step of bilstm-att and att (needs a C++ compiler; about 1.3-1.5x "
-                "faster after a one-off 10-40 s compilation): auto = when the run has >= 20,000 steps and g++ "
-                "(or $CXX) is found (default), on = always or fail, off = never")
-
+from instrec.features import FRONTEND_NAMES
+from instrec.training.config import COMPILE_HELP, COMPILE_MODES, TrainConfig
 
 def _download(args: argparse.Namespace) -> int:
     if args.what == "openmic":
@@ -52,12 +48,9 @@ def _featurize(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from instrec.training.loop import TrainConfig, train
+    from instrec.training.loop import train
 
-    cfg = TrainConfig(data=args.data, out=args.out, model=args.model, loss=args.loss, mixup=args.mixup,
-                      concat=args.concat, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                      seed=args.seed, threads=args.threads, val_fraction=args.val_fraction,
-                      compile=args.compile)
+    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in _train_fields()})
     summary = train(cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
     print(f"{args.out}: best validation macro F1 {summary['best_val_macro_f1']:.4f} "
           f"at epoch {summary['best_epoch']}")
@@ -79,7 +72,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from instrec._io import atomic_write_text
-    from instrec.tagging.predict import format_results, predict
+    from instrec.tagging.formats import format_results
+    from instrec.tagging.predict import predict
 
     out = Path(args.out) if args.out else None
     if out is not None and out.exists() and not args.overwrite:
@@ -119,10 +113,27 @@ def _report_failures(failures: Sequence[tuple[str, str]]) -> int:
     return 1 if failures else 0
 
 
+def _train_fields() -> list[dataclasses.Field]:
+    """The TrainConfig fields that are ``instrec train`` options."""
+    return [f for f in dataclasses.fields(TrainConfig) if f.metadata.get("cli", True)]
+
+
+def _add_train_options(sp: argparse.ArgumentParser) -> None:
+    """One option per TrainConfig field, with its default, type, choices and help."""
+    for f in _train_fields():
+        flag = "--" + f.name.replace("_", "-")
+        meta = f.metadata
+        if f.default is dataclasses.MISSING:
+            sp.add_argument(flag, required=True, help=meta["help"])
+            continue
+        sp.add_argument(flag, type=type(f.default), default=f.default, choices=meta.get("choices"),
+                        metavar=meta.get("metavar"), help=f"{meta['help']} (default: {f.default})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="instrec", description="Musical instrument recognition from weak and "
                                 "partial labels (OpenMIC-2018): train, evaluate, tag audio.")
-    p.add_argument("--version", action="version", version="instrec 0.1.0")
+    p.add_argument("--version", action="version", version=f"instrec {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     def command(name: str, fn: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
@@ -144,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--clips", type=int, default=2000)
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--soundfont", help="a .sf2 file (default: TimGM6mb shipped with pretty_midi)")
-    sp.add_argument("--frontend", default="logmel", choices=["logmel", "vggish"])
+    sp.add_argument("--frontend", default="logmel", choices=FRONTEND_NAMES)
     sp.add_argument("--jobs", type=int, default=2)
     sp.add_argument("--keep-audio", action="store_true")
     sp.add_argument("--labels-per-clip", type=float, default=2.0)
@@ -154,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = command("featurize", _featurize, "build an OpenMIC-layout dataset from your audio files")
     sp.add_argument("inputs", nargs="+", help="audio files or folders")
     sp.add_argument("--out", required=True)
-    sp.add_argument("--frontend", default="vggish", choices=["logmel", "vggish"])
+    sp.add_argument("--frontend", default="vggish", choices=FRONTEND_NAMES)
     sp.add_argument("--labels", help="CSV sample_key,instrument,relevance (OpenMIC's aggregated-labels format)")
     sp.add_argument("--weights", help="VGGish weights folder (default: the download location)")
     sp.add_argument("--test-fraction", type=float, default=0.25)
@@ -162,20 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--overwrite", action="store_true")
 
     sp = command("train", _train, "train a model (defaults: the paper's settings)")
-    sp.add_argument("--data", required=True, help="OpenMIC-layout dataset folder")
-    sp.add_argument("--model", default="bilstm-att", choices=["bilstm-att", "att", "fc", "fc-t", "rnn", "rf"])
-    sp.add_argument("--loss", default="focal", choices=["focal", "bce"])
-    sp.add_argument("--mixup", type=float, default=0.0, metavar="A", help="mixup with lambda ~ Beta(A, A); 0 = off")
-    sp.add_argument("--concat", type=float, default=0.0, metavar="P", help="concatenate clips in a batch with probability P")
-    sp.add_argument("--epochs", type=int, default=200)
-    sp.add_argument("--batch-size", type=int, default=32)
-    sp.add_argument("--lr", type=float, default=5e-4)
-    sp.add_argument("--val-fraction", type=float, default=0.15)
-    sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--threads", type=int, default=0,
-                    help="torch intra-op threads; 0 = auto: the usable cores, at most 2 (default)")
-    sp.add_argument("--compile", default="auto", choices=COMPILE_CHOICES, help=COMPILE_HELP)
-    sp.add_argument("--out", required=True, help="run directory")
+    _add_train_options(sp)
     sp.add_argument("--resume", action="store_true", help="continue an interrupted run")
     sp.add_argument("--overwrite", action="store_true")
 
@@ -192,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", help="output file (default: standard output)")
     sp.add_argument("--format", default="csv", choices=["csv", "json"])
     sp.add_argument("--per-second", action="store_true", help="per-frame (0.96 s) probabilities and attention")
-    sp.add_argument("--frontend", choices=["logmel", "vggish"], help="must match the run's front end")
+    sp.add_argument("--frontend", choices=FRONTEND_NAMES, help="must match the run's front end")
     sp.add_argument("--weights", help="VGGish weights folder")
     sp.add_argument("--overwrite", action="store_true")
 
@@ -205,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--engine", default="solo", choices=["solo", "lockstep"],
                     help="lockstep: train runs of one architecture together with stacked weights "
                          "(the same results up to float rounding; not faster on 2 CPU cores)")
-    sp.add_argument("--compile", default="auto", choices=COMPILE_CHOICES, help="solo engine: " + COMPILE_HELP)
+    sp.add_argument("--compile", default="auto", choices=COMPILE_MODES, help="solo engine: " + COMPILE_HELP)
     sp.add_argument("--out", required=True)
     sp.add_argument("--overwrite", action="store_true")
 

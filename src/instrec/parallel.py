@@ -12,6 +12,8 @@ import collections
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import Callable, Iterable, Iterator, TypeVar
 
+from tqdm.auto import tqdm
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -29,8 +31,6 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], jobs: int = 1, executo
     """
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=total, desc=desc, unit="clip", leave=False)
     try:
         if executor is None and jobs <= 1:

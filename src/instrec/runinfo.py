@@ -6,6 +6,7 @@ import platform
 import sys
 from importlib import metadata
 
+import torch
 
 _PACKAGES = ("instrec", "numpy", "torch", "scikit-learn", "soundfile", "soxr", "safetensors",
              "midirenderer", "pretty_midi", "matplotlib")
@@ -44,8 +45,6 @@ def set_threads(n: int | None) -> int:
 
     The thread count can change float rounding, so the resolved count is part of a run's
     recorded configuration."""
-    import torch
-
     if n == 0:
         n = auto_threads()
     if n is not None and n > 0:

@@ -16,9 +16,14 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+from tqdm import tqdm
 
 from instrec._io import InstrecError, atomic_write_json, atomic_write_text
 from instrec.classes import OPENMIC_CLASSES
+from instrec.data.layout import FEATURIZE_NOTES_FILE, FRONTEND_FILE
+from instrec.data.openmic import write_openmic
+from instrec.features.audio import expand_inputs
+from instrec.features.frontends import get_frontend
 
 
 @dataclass
@@ -65,9 +70,6 @@ def featurize(inputs: Iterable[str | Path], out: str | Path, frontend: str = "vg
               weights_dir: str | Path | None = None, frames: int = 10, test_fraction: float = 0.25, seed: int = 0,
               overwrite: bool = False, progress: bool = True) -> FeaturizeReport:
     """Featurise audio files into ``out`` (OpenMIC layout plus ``frontend.json``)."""
-    from instrec.data.openmic import write_openmic
-    from instrec.features.frontends import get_frontend
-    from instrec.tagging.predict import expand_inputs
 
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
@@ -79,8 +81,6 @@ def featurize(inputs: Iterable[str | Path], out: str | Path, frontend: str = "vg
         raise InstrecError("no audio files found in the given inputs")
     iterator = paths
     if progress:
-        from tqdm import tqdm
-
         iterator = tqdm(paths, desc="featurize", unit="file")
     keys, files, feats, notes, failures = [], [], [], [], []
     for path in iterator:
@@ -121,8 +121,8 @@ def featurize(inputs: Iterable[str | Path], out: str | Path, frontend: str = "vg
     test = sorted(keys[i] for i in order[:n_test])
     train = sorted(keys[i] for i in order[n_test:])
     write_openmic(out, np.stack(feats), y_true, y_mask, np.array(keys), classes, train, test)
-    atomic_write_json(out / "frontend.json", fe.describe())
+    atomic_write_json(out / FRONTEND_FILE, fe.describe())
     buf = io.StringIO()
     csv.writer(buf).writerows([["sample_key", "file", "note"], *([k, p, n] for k, p, n in zip(keys, files, notes))])
-    atomic_write_text(out / "featurize-notes.csv", buf.getvalue())
+    atomic_write_text(out / FEATURIZE_NOTES_FILE, buf.getvalue())
     return FeaturizeReport(out, len(keys), failures)

@@ -24,11 +24,14 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from instrec._io import InstrecError, atomic_save_npz, atomic_write_json, atomic_write_text
+from instrec._io import (
+    InstrecError,
+    atomic_save_npz,
+    atomic_write_json,
+    atomic_write_text,
+)
+from instrec.data.layout import CLASS_MAP_FILE, NPZ_FILE, partition_path
 
-NPZ_NAME = "openmic-2018.npz"
-CLASS_MAP_NAME = "class-map.json"
-PARTITIONS_DIR = "partitions"
 ARRAYS = ("X", "Y_true", "Y_mask", "sample_key")
 
 # (module, name) pairs the sample-key unpickler may resolve: numpy's array and scalar
@@ -214,7 +217,7 @@ def read_class_map(path: str | Path, n_classes: int | None = None) -> tuple[str,
 
 def _read_dataset(data_dir: Path) -> OpenMICData:
     """All clips of ``data_dir``, validated, with ``X`` as stored (not yet divided by 255)."""
-    path = data_dir / NPZ_NAME
+    path = data_dir / NPZ_FILE
     arrays = read_npz_safely(path)
     n = {name: arrays[name].shape[0] if arrays[name].ndim else None for name in ARRAYS}
     if len(set(n.values())) != 1:
@@ -223,7 +226,7 @@ def _read_dataset(data_dir: Path) -> OpenMICData:
     _check_features(arrays["X"], path)
     Y_true, Y_mask = _labels(arrays["Y_true"], arrays["Y_mask"], path)
     keys = _keys(arrays["sample_key"], path)
-    classes = read_class_map(data_dir / CLASS_MAP_NAME, Y_true.shape[1])
+    classes = read_class_map(data_dir / CLASS_MAP_FILE, Y_true.shape[1])
     return OpenMICData(arrays["X"], Y_true, Y_mask, keys, classes)
 
 
@@ -235,11 +238,6 @@ def _scaled(data: OpenMICData) -> OpenMICData:
 def load_openmic(data_dir: str | Path) -> OpenMICData:
     """All clips of the OpenMIC-layout dataset in ``data_dir`` (see the module docstring)."""
     return _scaled(_read_dataset(Path(data_dir)))
-
-
-def partition_path(data_dir: str | Path, split: str, split_name: str = "split01") -> Path:
-    """``DIR/partitions/<split_name>_<split>.csv``."""
-    return Path(data_dir) / PARTITIONS_DIR / f"{split_name}_{split}.csv"
 
 
 def read_partition(path: str | Path) -> list[str]:
@@ -269,7 +267,7 @@ def load_split(data_dir: str | Path, split: str = "train", split_name: str = "sp
     index = {k: i for i, k in enumerate(stored.sample_key.tolist())}
     missing = [k for k in keys if k not in index]
     if missing:
-        raise InstrecError(f"{path}: {len(missing)} key(s) not in {Path(data_dir) / NPZ_NAME}, "
+        raise InstrecError(f"{path}: {len(missing)} key(s) not in {Path(data_dir) / NPZ_FILE}, "
                            f"e.g. {', '.join(missing[:3])}")
     part = stored.subset(np.array([index[k] for k in keys], dtype=np.int64))
     return part if data is not None else _scaled(part)
@@ -304,7 +302,7 @@ def write_openmic(data_dir: str | Path, X: np.ndarray, Y_true: np.ndarray, Y_mas
     ``partitions/<split_name>_<split>.csv``.
     """
     data_dir = Path(data_dir)
-    path = data_dir / NPZ_NAME
+    path = data_dir / NPZ_FILE
     partitions = dict(partitions or {})
     for split, part in (("train", train), ("test", test)):
         if part is not None:
@@ -330,7 +328,7 @@ def write_openmic(data_dir: str | Path, X: np.ndarray, Y_true: np.ndarray, Y_mas
             raise InstrecError(f"{partition_path(data_dir, split, split_name)}: keys not in the dataset, "
                                f"e.g. {', '.join(map(str, bad[:3]))}")
     atomic_save_npz(path, {"X": X.astype(np.uint8), "Y_true": y, "Y_mask": m, "sample_key": keys})
-    atomic_write_json(data_dir / CLASS_MAP_NAME, {c: i for i, c in enumerate(classes)})
+    atomic_write_json(data_dir / CLASS_MAP_FILE, {c: i for i, c in enumerate(classes)})
     for split, part in partitions.items():
         atomic_write_text(partition_path(data_dir, split, split_name), "".join(f"{k}\n" for k in part))
     return data_dir

@@ -15,21 +15,35 @@ from typing import Any
 
 import numpy as np
 
-from instrec._io import InstrecError, atomic_save_npz, atomic_write_json, atomic_write_text
-from instrec.run import load_model
-from instrec.training.loop import VALIDATION_KEYS, dataset_frontend
-
-STRONG_LABELS = "strong-labels.csv"
+from instrec._io import (
+    InstrecError,
+    atomic_save_npz,
+    atomic_write_json,
+    atomic_write_text,
+)
+from instrec.data.layout import read_corpus_stats, read_frontend, read_strong_labels
+from instrec.data.openmic import OpenMICData, load_split
+from instrec.evaluation.localization import evaluate_localization, frame_agnostic_probs
+from instrec.evaluation.metrics import evaluate
+from instrec.features import FRAME_SECONDS
+from instrec.models import model_spec
+from instrec.models.inference import Predictions, run_model
+from instrec.run import (
+    METRICS_FILE,
+    PER_CLASS_FILE,
+    PREDICTIONS_FILE,
+    VALIDATION_KEYS,
+    load_model,
+    read_validation_keys,
+)
 
 
 def load_eval_split(data_dir: str | Path, split: str, run_dir: Path, split_name: str = "split01"):
     """``test`` / ``train`` partitions, or ``validation``: the run's held-out keys."""
-    from instrec.data.openmic import load_split
-
     if split in ("test", "train"):
         return load_split(data_dir, split, split_name)
     if split == "validation":
-        keys = (run_dir / VALIDATION_KEYS).read_text().split()
+        keys = read_validation_keys(run_dir)
         data = load_split(data_dir, "train", split_name)
         index = {k: i for i, k in enumerate(data.sample_key)}
         missing = [k for k in keys if k not in index]
@@ -47,7 +61,7 @@ def check_compatible(config: dict[str, Any], data, data_dir: str | Path, run_dir
     if data.X.shape[2] != config["n_features"]:
         raise InstrecError(f"{data_dir}: features have {data.X.shape[2]} values per frame, "
                            f"run {run_dir} was trained on {config['n_features']}")
-    theirs, ours = dataset_frontend(data_dir)["name"], config.get("frontend", {}).get("name")
+    theirs, ours = read_frontend(data_dir)["name"], config.get("frontend", {}).get("name")
     if ours and theirs != ours:
         raise InstrecError(f"{data_dir}: features come from front end {theirs!r} but run {run_dir} "
                            f"was trained on {ours!r}")
@@ -56,15 +70,12 @@ def check_compatible(config: dict[str, Any], data, data_dir: str | Path, run_dir
 def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str = "test",
                  out: str | Path | None = None, localization: bool = False) -> "OrderedDict[str, Any]":
     """Evaluate ``run_dir`` on ``split`` of ``data`` (default: the training dataset)."""
-    from instrec.models.inference import run_model
-    from instrec.evaluation.metrics import evaluate
-
     run_dir = Path(run_dir)
     model, config = load_model(run_dir)
     data_dir = Path(data) if data is not None else Path(config["train"]["data"])
     ds = load_eval_split(data_dir, split, run_dir, config["train"].get("split", "split01"))
     check_compatible(config, ds, data_dir, run_dir)
-    if ds.X.shape[1] != config["n_frames"] and not getattr(model, "variable_length", False):
+    if ds.X.shape[1] != config["n_frames"] and not model_spec(config["model"]).variable_length:
         raise InstrecError(f"{data_dir}: clips have {ds.X.shape[1]} frames, model {config['model']!r} "
                            f"needs {config['n_frames']}")
     preds = run_model(model, ds.X)
@@ -88,9 +99,9 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str
         arrays["frame_probabilities"] = preds.frame
     if preds.attention is not None:
         arrays["attention"] = preds.attention
-    atomic_save_npz(out_dir / "predictions.npz", arrays)
-    atomic_write_text(out_dir / "per_class.csv", _per_class_csv(at_half["per_class"], tuned["per_class"]))
-    atomic_write_json(out_dir / "metrics.json", result)
+    atomic_save_npz(out_dir / PREDICTIONS_FILE, arrays)
+    atomic_write_text(out_dir / PER_CLASS_FILE, _per_class_csv(at_half["per_class"], tuned["per_class"]))
+    atomic_write_json(out_dir / METRICS_FILE, result)
     return result
 
 
@@ -108,48 +119,22 @@ def _fmt(v: Any) -> Any:
     return f"{v:.6g}" if isinstance(v, float) else v
 
 
-def read_strong_labels(path: Path, classes: list[str]) -> dict[str, list[tuple[str, float, float]]]:
-    """Parse ``strong-labels.csv`` (``sample_key,instrument,onset,offset`` in seconds)."""
-    events: dict[str, list[tuple[str, float, float]]] = {}
-    with open(path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        if reader.fieldnames != ["sample_key", "instrument", "onset", "offset"]:
-            raise InstrecError(f"{path}: header must be sample_key,instrument,onset,offset")
-        for line, row in enumerate(reader, start=2):
-            try:
-                onset, offset = float(row["onset"]), float(row["offset"])
-            except (TypeError, ValueError):
-                raise InstrecError(f"{path}: line {line}: onset/offset are not numbers") from None
-            if row["instrument"] not in classes or not 0 <= onset <= offset:
-                raise InstrecError(f"{path}: line {line}: unknown instrument or bad interval")
-            events.setdefault(row["sample_key"], []).append((row["instrument"], onset, offset))
-    return events
-
-
-def _localization(data_dir: Path, ds, preds, classes: list[str], config: dict[str, Any]) -> dict[str, Any]:
+def _localization(data_dir: Path, ds: OpenMICData, preds: Predictions, classes: list[str],
+                  config: dict[str, Any]) -> dict[str, Any]:
     """Segment-based scores of per-frame outputs vs. strong labels, beside a frame-agnostic baseline."""
-    import json
-
-    from instrec.evaluation.localization import evaluate_localization, frame_agnostic_probs
-
-    path = data_dir / STRONG_LABELS
-    if not path.is_file():
-        raise InstrecError(f"{path}: not found; --localization needs a dataset with strong labels "
-                           "(e.g. one written by 'instrec synth')")
-    events = read_strong_labels(path, classes)
+    events = read_strong_labels(data_dir, classes)
     strong = {k: events.get(k, []) for k in ds.sample_key}
-    stats_path = data_dir / "corpus-stats.json"
-    eval_classes = classes
-    if stats_path.is_file():
-        eval_classes = json.loads(stats_path.read_text()).get("renderable_classes", classes)
-    clip_seconds = ds.X.shape[1] * 0.96 + 0.4  # 10 frames of 0.96 s come from a 10 s clip
+    stats = read_corpus_stats(data_dir)
+    eval_classes = stats.get("renderable_classes", classes) if stats else classes
+    # T frames of 0.96 s come from a clip of about T s (OpenMIC: 10 frames, 10 s; 0.4 s left over).
+    clip_seconds = round(ds.X.shape[1] * FRAME_SECONDS + 0.4)
     out: dict[str, Any] = {"classes": list(eval_classes)}
     agnostic = frame_agnostic_probs(preds.clip, ds.X.shape[1])
     out["frame_agnostic"] = evaluate_localization(strong, dict(zip(ds.sample_key, agnostic)), classes,
-                                                  clip_seconds=round(clip_seconds), eval_classes=eval_classes)
+                                                  clip_seconds=clip_seconds, eval_classes=eval_classes)
     if preds.frame is not None:
         out["frame_level"] = evaluate_localization(strong, dict(zip(ds.sample_key, preds.frame)), classes,
-                                                   clip_seconds=round(clip_seconds), eval_classes=eval_classes)
+                                                   clip_seconds=clip_seconds, eval_classes=eval_classes)
     else:
         out["frame_level"] = None
         out["note"] = f"model {config['model']!r} has no per-frame output; only the frame-agnostic scores apply"

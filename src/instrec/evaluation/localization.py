@@ -28,6 +28,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from instrec.features import FRAME_SECONDS
+
 __all__ = ["strong_to_roll", "frame_probs_to_roll", "frame_agnostic_probs", "segment_metrics",
            "evaluate_localization", "evaluate_frame_agnostic", "n_segments_for"]
 
@@ -70,7 +72,7 @@ def strong_to_roll(events: Sequence[tuple[str, float, float]], n_segments: int, 
     return roll
 
 
-def frame_probs_to_roll(frame_probs, n_segments: int, hop: float = 0.96, segment: float = 1.0,
+def frame_probs_to_roll(frame_probs, n_segments: int, hop: float = FRAME_SECONDS, segment: float = 1.0,
                         threshold: float = 0.5) -> np.ndarray:
     """Estimated activity ``(n_segments, C)`` bool from per-frame outputs ``(T, C)``.
 
@@ -208,7 +210,7 @@ def _eval_mask(classes: Sequence[str], eval_classes: Sequence[str] | None) -> np
 
 def evaluate_localization(strong_labels: Mapping[str, Sequence[tuple[str, float, float]]],
                           frame_probs: Mapping[str, np.ndarray], classes: Sequence[str],
-                          clip_seconds: float = 10.0, threshold: float = 0.5, hop: float = 0.96,
+                          clip_seconds: float = 10.0, threshold: float = 0.5, hop: float = FRAME_SECONDS,
                           segment: float = 1.0, eval_classes: Sequence[str] | None = None) -> OrderedDict:
     """Segment-based scores of per-frame outputs against strong labels.
 

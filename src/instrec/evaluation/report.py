@@ -23,12 +23,18 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from instrec._io import atomic_write_bytes, atomic_write_text
 
 __all__ = ["summarise", "mean_std", "mean_std_by_instrument", "write_results_csv", "read_results_csv",
            "format_summary_markdown", "write_summary_markdown", "plot_macro_f1", "plot_per_class_f1",
            "write_report"]
+
+REPORT_FILE = "report.md"
 
 
 # --------------------------------------------------------------------------- tables
@@ -169,15 +175,11 @@ def write_summary_markdown(path: str | os.PathLike, summary: Sequence[Mapping[st
 
 # --------------------------------------------------------------------------- figures
 def _new_figure(width: float, height: float):
-    from matplotlib.figure import Figure  # lazy: matplotlib is slow to import
-
     return Figure(figsize=(width, height), layout="constrained")
 
 
 def _save_png(fig, path: str | os.PathLike, dpi: int) -> Path:
     """Render with Agg into memory, then write the bytes atomically."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
@@ -190,8 +192,6 @@ def _pretty(metric: str) -> str:
 
 
 def _colours(names: Sequence[str]) -> dict[str, Any]:
-    from matplotlib import colormaps
-
     cmap = colormaps["tab20" if len(names) > 10 else "tab10"]
     return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
 
@@ -223,8 +223,6 @@ def plot_macro_f1(summary: Sequence[Mapping[str, Any]], path: str | os.PathLike,
     ax.grid(axis="y", alpha=0.3)
     ax.set_title("Macro-averaged F1 per architecture" if metric == "macro_f1" else _pretty(metric))
     if len(groups) > 1:
-        from matplotlib.patches import Patch
-
         # Outside the axes, right of the bars, so it can never hide one.
         ax.legend(handles=[Patch(color=colours[g], label=g) for g in groups], fontsize=8, title=group_key,
                   loc="upper left", bbox_to_anchor=(1.005, 1.0), borderaxespad=0.0)
@@ -299,4 +297,4 @@ def write_report(out_dir: str | os.PathLike, summary: Sequence[Mapping[str, Any]
         figure_parts.append(f"![{caption}]({link})\n\n*{caption}*\n")
     if figure_parts:
         parts.append("## Figures\n\n" + "\n".join(figure_parts))
-    return atomic_write_text(out_dir / "report.md", "\n".join(parts))
+    return atomic_write_text(out_dir / REPORT_FILE, "\n".join(parts))

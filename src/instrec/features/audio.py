@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import IO, Iterable, Iterator, NamedTuple
 
 import numpy as np
+import soundfile as sf
+import soxr
 
 from instrec._io import InstrecError
 
@@ -62,8 +64,6 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _open(path: Path):
-    import soundfile as sf
-
     _check_path(path)
     try:
         return sf.SoundFile(os.fspath(path))
@@ -107,7 +107,6 @@ def stream_audio(path: str | os.PathLike, sr: int, block_seconds: float = 60.0) 
         raise ValueError(f"sample rate must be positive, got {sr}")
     if block_seconds <= 0:
         raise ValueError(f"block_seconds must be positive, got {block_seconds}")
-    import soxr
 
     path = Path(path)
     with _open(path) as f:
@@ -197,7 +196,6 @@ def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
         raise ValueError(f"sample rates must be positive, got {sr_in} -> {sr_out}")
     if sr_in == sr_out:
         return audio
-    import soxr
 
     return np.ascontiguousarray(soxr.resample(audio, sr_in, sr_out, quality="HQ"), dtype=np.float32)
 
@@ -262,3 +260,19 @@ class DecodedBlocks:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: File name endings taken as audio when a folder is searched.
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff")
+
+
+def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
+    """Files as given plus audio files found (recursively, sorted) in given folders."""
+    paths: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            paths.extend(sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in AUDIO_SUFFIXES))
+        else:
+            paths.append(p)
+    return paths

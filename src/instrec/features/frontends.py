@@ -35,12 +35,27 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
+import torch
 
 from instrec._io import InstrecError
+from instrec.features import FRONTEND_NAMES
 from instrec.features import logmel as lm
-from instrec.features.audio import AudioWarning, DecodedBlocks, resample, stream_audio, to_mono
+from instrec.features.audio import (
+    AudioWarning,
+    DecodedBlocks,
+    resample,
+    stream_audio,
+    to_mono,
+)
+from instrec.features.vggish import (
+    PCA_EIGEN_VECTORS,
+    PCA_MEANS,
+    load_vggish,
+    pca_quantise,
+    weight_paths,
+)
+from instrec.fetch import sha256_file
 
-FRONTEND_NAMES: tuple[str, ...] = ("logmel", "vggish")
 FEATURE_DIM = 128
 GROUP_PATCHES = 32  # patches computed per batch (about 30 s of audio)
 _TINY = float(np.finfo(np.float32).tiny)
@@ -169,28 +184,20 @@ class VGGishFrontEnd(FrontEnd):
     name = "vggish"
 
     def __init__(self, weights_dir: str | os.PathLike | None = None) -> None:
-        from instrec.features.vggish import load_vggish, weight_paths
-
         self.model, self.pca = load_vggish(weights_dir)
         self._paths = weight_paths(weights_dir)
         self._hashes: dict[str, str] | None = None
 
     def embeddings(self, patches: np.ndarray) -> np.ndarray:
         """(N, 96, 64) float32 log-mel patches -> (N, 128) float32 raw embeddings."""
-        import torch
-
         with torch.inference_mode():
             return self.model(torch.from_numpy(np.ascontiguousarray(patches, dtype=np.float32))).numpy()
 
     def _patch_features(self, signal: np.ndarray, count: int) -> np.ndarray:
-        from instrec.features.vggish import PCA_EIGEN_VECTORS, PCA_MEANS, pca_quantise
-
         emb = self.embeddings(lm.log_mel_patches(signal, count))
         return pca_quantise(emb, self.pca[PCA_EIGEN_VECTORS], self.pca[PCA_MEANS])
 
     def describe(self) -> dict[str, Any]:
-        from instrec.features.vggish_weights import sha256_file
-
         if self._hashes is None:
             self._hashes = {p.name: sha256_file(p) for p in self._paths}
         return {"name": self.name, "version": 1, **self._mel_params(), "pca": True,

@@ -25,6 +25,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
+from safetensors.numpy import load_file as load_numpy
+from safetensors.torch import load_file as load_torch
 from torch import nn
 
 from instrec._io import InstrecError
@@ -154,10 +157,6 @@ def load_vggish(weights_dir: str | os.PathLike | None = None) -> tuple[VGGish, d
     Raises InstrecError telling the user to run ``instrec download vggish`` when a
     file is missing, or naming the file when it is damaged.
     """
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file as load_numpy
-    from safetensors.torch import load_file as load_torch
-
     model_path, pca_path = weight_paths(weights_dir)
     for path in (model_path, pca_path):
         if not path.is_file():

@@ -16,7 +16,6 @@ permutation.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import pickle
@@ -26,10 +25,21 @@ from typing import Callable, Mapping
 
 import numpy as np
 import torch
+from safetensors.numpy import load_file as load_numpy
+from safetensors.numpy import save as save_numpy
+from safetensors.torch import load_file as load_torch
+from safetensors.torch import save as save_torch
 
 from instrec._io import InstrecError, atomic_write_bytes
-from instrec.features.vggish import (PCA_EIGEN_VECTORS, PCA_MEANS, check_pca, check_state_dict,
-                                     default_weights_dir, weight_paths)
+from instrec.features.vggish import (
+    PCA_EIGEN_VECTORS,
+    PCA_MEANS,
+    check_pca,
+    check_state_dict,
+    default_weights_dir,
+    weight_paths,
+)
+from instrec.fetch import fetch_file, sha256_file
 
 TF_CKPT_URL = "https://storage.googleapis.com/audioset/vggish_model.ckpt"
 TF_CKPT_MD5 = "d1c7011e6366aa34176bb05c705e31a8"
@@ -122,9 +132,7 @@ def read_model_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if path.suffix in (".pth", ".pt"):
         return check_state_dict(dict(read_torch_file(path)), os.fspath(path))  # type: ignore[arg-type]
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return check_state_dict(load_file(os.fspath(path)), os.fspath(path))
+        return check_state_dict(load_torch(os.fspath(path)), os.fspath(path))
     return read_tf_checkpoint(path)
 
 
@@ -136,9 +144,7 @@ def read_pca_file(path: str | os.PathLike) -> dict[str, np.ndarray]:
     if path.suffix in (".pth", ".pt"):
         raw = {k: (v.numpy() if isinstance(v, torch.Tensor) else v) for k, v in read_torch_file(path).items()}
     elif path.suffix == ".safetensors":
-        from safetensors.numpy import load_file
-
-        raw = load_file(os.fspath(path))
+        raw = load_numpy(os.fspath(path))
     else:
         try:
             with np.load(os.fspath(path), allow_pickle=False) as npz:
@@ -150,15 +156,6 @@ def read_pca_file(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return check_pca(raw[PCA_EIGEN_VECTORS], raw[PCA_MEANS], os.fspath(path))  # type: ignore[arg-type]
 
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def convert_vggish(model_src: str | os.PathLike, pca_src: str | os.PathLike,
                    weights_dir: str | os.PathLike | None = None) -> tuple[Path, Path]:
     """Convert source weight files to ``weights_dir/vggish.safetensors`` and ``vggish_pca.safetensors``.
@@ -166,9 +163,6 @@ def convert_vggish(model_src: str | os.PathLike, pca_src: str | os.PathLike,
     Both files are written atomically, with the source file name and sha256 in the
     safetensors metadata. Returns (model path, PCA path).
     """
-    from safetensors.numpy import save as save_numpy
-    from safetensors.torch import save as save_torch
-
     state = read_model_file(model_src)
     pca = read_pca_file(pca_src)
     model_path, pca_path = weight_paths(weights_dir)
@@ -197,8 +191,6 @@ def download_vggish(weights_dir: str | os.PathLike | None = None, source: str = 
     installed, else torchvggish). Already converted weights are kept unless
     ``force``. The downloaded originals are deleted after a successful conversion.
     """
-    from instrec.data.download import fetch_file  # written alongside; imported lazily
-
     root = Path(weights_dir) if weights_dir is not None else default_weights_dir()
     model_path, pca_path = weight_paths(root)
     if not force and model_path.is_file() and pca_path.is_file():

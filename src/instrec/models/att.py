@@ -29,7 +29,6 @@ class GururaniAttention(nn.Module):
     Output: ModelOutput with clip (B, C), frame (B, T, C) and attention (B, T, C).
     """
 
-    variable_length = True
 
     def __init__(self, n_classes: int = 20, n_features: int = 128, n_frames: int = 10,
                  n_layers: int = 3, dropout: float = 0.6) -> None:

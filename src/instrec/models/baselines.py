@@ -32,7 +32,6 @@ class FullyConnected(nn.Module):
     Gururani et al.; dropout 0.5 as in their code.
     """
 
-    variable_length = False
 
     def __init__(self, n_classes: int = 20, n_features: int = 128, n_frames: int = 10,
                  hidden: Sequence[int] = (512, 512, 128), dropout: float = 0.5) -> None:
@@ -57,7 +56,6 @@ class FrameFullyConnected(nn.Module):
     the clip probability is the mean of the frame probabilities. Any T >= 1.
     """
 
-    variable_length = True
 
     def __init__(self, n_classes: int = 20, n_features: int = 128, n_frames: int = 10,
                  hidden: Sequence[int] = (512, 512, 128), dropout: float = 0.5) -> None:
@@ -81,7 +79,6 @@ class BiGRU(nn.Module):
     layers, 226,068 parameters. Any T >= 1.
     """
 
-    variable_length = True
 
     def __init__(self, n_classes: int = 20, n_features: int = 128, n_frames: int = 10,
                  hidden: int = 64, num_layers: int = 3, dropout: float = 0.5) -> None:

@@ -16,7 +16,6 @@ class BiLSTMAttention(nn.Module):
     and attention (B, T, C) weights summing to 1 over T.
     """
 
-    variable_length = True
 
     def __init__(self, n_classes: int = 20, n_features: int = 128, n_frames: int = 10,
                  hidden: int = 64, dropout: float = 0.2, recurrent_dropout: float = 0.2) -> None:

@@ -9,6 +9,7 @@ numpy traversal, which reproduces sklearn's ``predict_proba``.
 from __future__ import annotations
 
 import numpy as np
+from sklearn.ensemble import RandomForestClassifier
 
 _PARAM_KEYS = ("n_estimators", "max_depth", "random_state")
 
@@ -40,8 +41,6 @@ class RandomForestBaseline:
 
     def fit(self, x: np.ndarray, targets: np.ndarray, mask: np.ndarray) -> "RandomForestBaseline":
         """x (N, T, F) features; targets (N, C) in [0, 1] (positive: >= 0.5); mask (N, C) labelled."""
-        from sklearn.ensemble import RandomForestClassifier
-
         feats = clip_features(x)
         targets, mask = np.asarray(targets), np.asarray(mask).astype(bool)
         if targets.shape != mask.shape or targets.shape[0] != feats.shape[0]:

@@ -4,6 +4,10 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import numpy as np
+import torch
+
+#: Clips per forward pass of :func:`run_model` (validation, evaluation, tagging).
+DEFAULT_BATCH = 1024
 
 
 class Predictions(NamedTuple):
@@ -19,13 +23,11 @@ class Predictions(NamedTuple):
     attention: np.ndarray | None
 
 
-def run_model(model: Any, X: np.ndarray, batch_size: int = 1024) -> Predictions:
+def run_model(model: Any, X: np.ndarray, batch_size: int = DEFAULT_BATCH) -> Predictions:
     """Apply ``model`` (torch module in eval mode, or the random-forest baseline) to
     ``X`` (N, T, F) float32 features scaled to [0, 1]."""
     if hasattr(model, "predict_proba"):
         return Predictions(np.asarray(model.predict_proba(X), dtype=np.float32), None, None)
-    import torch
-
     was_training = model.training
     model.eval()
     clips, frames, atts = [], [], []

@@ -35,7 +35,11 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from instrec.models.dropout import MaskRNG
-from instrec.models.lstm import functional_recurrence, inplace_recurrence, recurrence_backward
+from instrec.models.lstm import (
+    functional_recurrence,
+    inplace_recurrence,
+    recurrence_backward,
+)
 from instrec.models.output import ATT_EPS
 
 
@@ -239,8 +243,3 @@ class StackedGururaniAttention(StackedModel):
                 stats[0][rows], stats[1][rows] = mean, var
         return out.view(k, n_feat, n)
 
-
-STACKED_MODELS: dict[str, type[StackedModel]] = {
-    "bilstm-att": StackedBiLSTMAttention,
-    "att": StackedGururaniAttention,
-}

@@ -6,12 +6,25 @@ Every step reuses what an earlier, interrupted call finished (the corpus, finish
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from instrec._io import atomic_write_json, atomic_write_text
+from instrec.data.layout import NPZ_FILE, midi_path, partition_path, read_corpus_stats, read_strong_labels
+from instrec.data.openmic import read_partition
+from instrec.evaluation.evaluate import evaluate_run
+from instrec.evaluation.report import REPORT_FILE
+from instrec.pipelines.experiment import RunSpec, run_experiment, run_path
+from instrec.run import read_config
+from instrec.synth import build_corpus
+from instrec.synth.render import render_midi_file
+from instrec.tagging.formats import format_results
+from instrec.tagging.predict import predict
+
+TAGS_FILE = "tags.csv"
+TAGS_PER_SECOND_FILE = "tags-per-second.csv"
+SUMMARY_FILE = "demo-summary.json"
 
 
 def _say(message: str) -> None:
@@ -20,14 +33,9 @@ def _say(message: str) -> None:
 
 def run_demo(out: str | Path = "demo-output", clips: int = 2000, epochs: int = 200, jobs: int = 2,
              overwrite: bool = False, seed: int = 0) -> dict[str, Any]:
-    from instrec.synth import build_corpus
-    from instrec.evaluation.evaluate import evaluate_run
-    from instrec.pipelines.experiment import RunSpec, run_experiment
-    from instrec.tagging.predict import format_results, predict
-
     out = Path(out)
     corpus = out / "corpus"
-    if overwrite or not (corpus / "openmic-2018.npz").is_file():
+    if overwrite or not (corpus / NPZ_FILE).is_file():
         _say(f"1/4 rendering {clips} clips into {corpus}")
         build_corpus(corpus, clips, seed, jobs=jobs, overwrite=True)
     else:
@@ -40,49 +48,44 @@ def run_demo(out: str | Path = "demo-output", clips: int = 2000, epochs: int = 2
     _say("3/4 scoring per-second activations against the strong labels")
     localization = {}
     for spec in (RunSpec("bilstm-att"), RunSpec("att")):
-        run_dir = experiment / "runs" / spec.name
+        run_dir = run_path(experiment, spec)
         metrics = evaluate_run(run_dir, localization=True, out=run_dir / "localization")
         localization[spec.model] = {k: metrics["localization"][k]["f1"] if metrics["localization"][k] else None
                                     for k in ("frame_level", "frame_agnostic")}
 
-    run_dirs = [experiment / "runs" / RunSpec(r["model"], r["loss"], r["augment"], r["seed"]).name for r in rows]
+    run_dirs = [run_path(experiment, RunSpec(r["model"], r["loss"], r["augment"], r["seed"])) for r in rows]
     run_dir = max(run_dirs, key=_best_val_f1)
     _say(f"4/4 tagging a rendered test clip with the run of best validation macro F1 ({run_dir.name})")
     clip = _render_test_clip(corpus, out)
     results = predict(run_dir, [clip], per_second=True)
-    atomic_write_text(out / "tags.csv", format_results(results, "csv"))
-    atomic_write_text(out / "tags-per-second.csv", format_results(results, "csv", per_second=True))
+    atomic_write_text(out / TAGS_FILE, format_results(results, "csv"))
+    atomic_write_text(out / TAGS_PER_SECOND_FILE, format_results(results, "csv", per_second=True))
 
-    summary = {"corpus": str(corpus), "experiment_report": str(experiment / "report.md"),
+    summary = {"corpus": str(corpus), "experiment_report": str(experiment / REPORT_FILE),
                "runs": [{k: r[k] for k in ("model", "loss", "augment", "macro_f1", "micro_f1", "mean_ap")} for r in rows],
                "localization_segment_f1": localization, "tagged_clip": str(clip), "tagged_with": str(run_dir),
                "tagged_present": [c for c, p in zip(results.classes, results.files[0].present) if p],
-               "truth": _truth(corpus, clip.stem)}
-    atomic_write_json(out / "demo-summary.json", summary)
+               "truth": _truth(corpus, clip.stem, results.classes)}
+    atomic_write_json(out / SUMMARY_FILE, summary)
     _print_summary(summary)
     return summary
 
 
 def _best_val_f1(run_dir: Path) -> float:
-    return float(json.loads((run_dir / "config.json").read_text())["best_val_macro_f1"])
+    return float(read_config(run_dir)["best_val_macro_f1"])
 
 
 def _render_test_clip(corpus: Path, out: Path) -> Path:
     """Render the first test clip's MIDI file to ``out/KEY.wav`` with the corpus's SoundFont."""
-    from instrec.synth.render import render_midi_file
-
-    key = (corpus / "partitions" / "split01_test.csv").read_text().split()[0]
-    stats = json.loads((corpus / "corpus-stats.json").read_text())
+    key = read_partition(partition_path(corpus, "test"))[0]
+    stats = read_corpus_stats(corpus) or {}
     target = out / f"{key}.wav"
-    render_midi_file(corpus / "midi" / f"{key}.mid", target, soundfont=stats.get("soundfont"))
+    render_midi_file(midi_path(corpus, key), target, soundfont=stats.get("soundfont"))
     return target
 
 
-def _truth(corpus: Path, key: str) -> list[str]:
-    import csv
-
-    with open(corpus / "strong-labels.csv", newline="") as fh:
-        return sorted({r["instrument"] for r in csv.DictReader(fh) if r["sample_key"] == key})
+def _truth(corpus: Path, key: str, classes: list[str]) -> list[str]:
+    return sorted({event[0] for event in read_strong_labels(corpus, classes).get(key, [])})
 
 
 def _print_summary(s: dict[str, Any]) -> None:

@@ -17,6 +17,8 @@ run), ``summary.md`` (mean ± std per configuration), ``fig2_macro_f1.png``,
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
@@ -25,12 +27,30 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Sequence
 
-from instrec._io import InstrecError
-from instrec.runinfo import auto_threads
+from tqdm import tqdm
+
+from instrec._io import InstrecError, atomic_write_json
+from instrec.evaluation import report
+from instrec.evaluation.evaluate import evaluate_run
+from instrec.models import MODEL_NAMES, STACKABLE_MODELS, model_spec
+from instrec.run import CONFIG_FILE, METRICS_FILE, has_resume_state, read_config
+from instrec.runinfo import auto_threads, package_versions
+from instrec.training.config import TrainConfig
+from instrec.training.lockstep import train_lockstep
+from instrec.training.loop import train
 
 AUGMENTATIONS = {"none": (0.0, 0.0), "mixup": (0.2, 0.0), "concat": (0.0, 0.5), "both": (0.2, 0.5)}
 METRICS = ("macro_f1", "micro_f1", "macro_f1_2class", "mean_ap")
 FIG3_MAX_CONFIGS = 8  # more configurations than this: Fig. 3 shows each model's best one
+#: The paper's comparison; every other model of the registry is a baseline.
+PAPER_MODELS = ("att", "bilstm-att")
+BASELINES = tuple(m for m in MODEL_NAMES if m not in PAPER_MODELS)
+RUNS_DIR = "runs"
+RESULTS_FILE = "results.csv"
+SUMMARY_FILE = "summary.md"
+EXPERIMENT_FILE = "experiment.json"
+FIG2_FILE = "fig2_macro_f1.png"
+FIG3_FILE = "fig3_per_instrument_f1.png"
 
 
 @dataclass(frozen=True)
@@ -45,36 +65,38 @@ class RunSpec:
         return f"{self.model}_{self.loss}_{self.augment}_s{self.seed}"
 
 
+def run_path(out: str | Path, spec: RunSpec) -> Path:
+    """``out/runs/<spec name>``: the run directory of one configuration."""
+    return Path(out) / RUNS_DIR / spec.name
+
+
 def grid_specs(grid: str, seeds: int) -> list[RunSpec]:
     """The configurations of a named grid, each repeated for seeds 0..seeds-1."""
     if seeds < 1:
         raise InstrecError("--seeds must be >= 1")
     if grid == "paper":
-        configs = [(m, loss, aug) for m in ("att", "bilstm-att") for loss in ("bce", "focal") for aug in AUGMENTATIONS]
-        configs += [(m, "focal", "none") for m in ("fc", "fc-t", "rnn", "rf")]
+        configs = [(m, loss, aug) for m in PAPER_MODELS for loss in ("bce", "focal") for aug in AUGMENTATIONS]
+        configs += [(m, "focal", "none") for m in BASELINES]
     elif grid == "demo":
-        configs = [(m, "focal", aug) for m in ("att", "bilstm-att") for aug in ("none", "both")]
+        configs = [(m, "focal", aug) for m in PAPER_MODELS for aug in ("none", "both")]
     elif grid == "baselines":
-        configs = [(m, "focal", "none") for m in ("att", "bilstm-att", "fc", "fc-t", "rnn", "rf")]
+        configs = [(m, "focal", "none") for m in (*PAPER_MODELS, *BASELINES)]
     elif grid == "smoke":
-        configs = [("att", "focal", "none"), ("bilstm-att", "focal", "both"), ("rf", "focal", "none")]
+        configs = [(PAPER_MODELS[0], "focal", "none"), (PAPER_MODELS[1], "focal", "both"), ("rf", "focal", "none")]
     else:
         raise InstrecError(f"unknown grid {grid!r}; choose paper, demo, baselines or smoke")
     return [RunSpec(m, loss, aug, s) for s in range(seeds) for (m, loss, aug) in configs]
 
 
 def _train_config(spec: RunSpec, data: str, out: str, epochs: int, threads: int = 1, compile: str = "auto"):
-    from instrec.run import CONFIG_FILE, RESUME_STATE, read_config
-    from instrec.training.loop import TrainConfig
-
-    run_dir = Path(out) / "runs" / spec.name
-    if (run_dir / RESUME_STATE).is_file() and (run_dir / CONFIG_FILE).is_file():
+    run_dir = run_path(out, spec)
+    if has_resume_state(run_dir) and (run_dir / CONFIG_FILE).is_file():
         # An interrupted run continues with the thread count it started with (it can change
         # float rounding), whatever --jobs the experiment is resumed with.
         threads = read_config(run_dir)["train"].get("threads", threads)
     mixup, concat = AUGMENTATIONS[spec.augment]
-    if spec.model == "fc":
-        concat = 0.0
+    if not model_spec(spec.model).variable_length:
+        concat = 0.0  # concatenated clips are longer than such a model accepts
     return TrainConfig(data=data, out=str(run_dir), model=spec.model, loss=spec.loss,
                        mixup=mixup, concat=concat, epochs=epochs, seed=spec.seed, threads=threads,
                        compile=compile)
@@ -84,10 +106,8 @@ def run_one(spec: RunSpec, data: str, out: str, epochs: int, threads: int = 1,
             compile: str = "auto") -> dict[str, Any]:
     """Train and evaluate one configuration (in a worker process, with ``threads`` torch
     threads; ``compile``: see :mod:`instrec.training.step`); return its results row."""
-    from instrec.training.loop import train
-
-    run_dir = Path(out) / "runs" / spec.name
-    if not (run_dir / "metrics.json").is_file():
+    run_dir = run_path(out, spec)
+    if not (run_dir / METRICS_FILE).is_file():
         t0 = time.perf_counter()
         train(_train_config(spec, data, out, epochs, threads, compile), resume=True, progress=False)
         _write_metrics(run_dir, {"train_seconds": time.perf_counter() - t0, "train_engine": "solo"})
@@ -98,31 +118,26 @@ def run_group(specs: Sequence[RunSpec], data: str, out: str, epochs: int, thread
     """Train the configurations ``specs`` (one architecture) in lockstep in this process,
     evaluate each, and return their results rows. ``train_seconds`` of a lockstep run is
     its share of the group's wall time (group time / group size)."""
-    from instrec.training.lockstep import train_lockstep
-
     tune_malloc()
-    todo = [s for s in specs if not (Path(out) / "runs" / s.name / "metrics.json").is_file()]
+    todo = [s for s in specs if not (run_path(out, s) / METRICS_FILE).is_file()]
     if todo:
         t0 = time.perf_counter()
         train_lockstep([_train_config(s, data, out, epochs, threads) for s in todo], resume=True, progress=False)
         share = (time.perf_counter() - t0) / len(todo)
         for s in todo:
-            _write_metrics(Path(out) / "runs" / s.name, {"train_seconds": share, "train_engine": "lockstep",
+            _write_metrics(run_path(out, s), {"train_seconds": share, "train_engine": "lockstep",
                                                          "lockstep_group_size": len(todo)})
-    return [_row(s, Path(out) / "runs" / s.name) for s in specs]
+    return [_row(s, run_path(out, s)) for s in specs]
 
 
 def _write_metrics(run_dir: Path, extra: dict[str, Any]) -> None:
-    from instrec._io import atomic_write_json
-    from instrec.evaluation.evaluate import evaluate_run
-
     metrics = evaluate_run(run_dir)
     metrics.update(extra)
-    atomic_write_json(run_dir / "metrics.json", metrics)
+    atomic_write_json(run_dir / METRICS_FILE, metrics)
 
 
 def _row(spec: RunSpec, run_dir: Path) -> dict[str, Any]:
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics = json.loads((run_dir / METRICS_FILE).read_text())
     row: dict[str, Any] = {"model": spec.model, "loss": spec.loss, "augment": spec.augment, "seed": spec.seed}
     row.update({k: _number(metrics[k]) for k in METRICS})
     row["tuned_macro_f1"] = _number(metrics["tuned_thresholds"]["macro_f1"])
@@ -135,9 +150,6 @@ def tune_malloc() -> None:
     """Keep glibc from returning freed multi-megabyte buffers to the OS after every step:
     lockstep steps allocate such buffers, and re-faulting their pages costs a few per cent
     of a step. Process-wide, so only called in worker processes; a no-op without glibc."""
-    import ctypes
-    import ctypes.util
-
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         libc.mallopt(-3, 64 << 20)   # M_MMAP_THRESHOLD
@@ -151,11 +163,9 @@ def plan_tasks(specs: Sequence[RunSpec], jobs: int, engine: str = "solo",
     """Split ``specs`` into tasks, largest first: lockstep groups (one architecture each,
     about ``jobs`` groups per architecture, at most ``max_members`` runs each) and single
     runs (other architectures, or everything with ``engine="solo"``)."""
-    from instrec.training.lockstep import lockstep_models
-
     if engine not in ("lockstep", "solo"):
         raise InstrecError(f"unknown engine {engine!r}; choose lockstep or solo")
-    stackable = lockstep_models() if engine == "lockstep" else ()
+    stackable = STACKABLE_MODELS if engine == "lockstep" else ()
     tasks: list[list[RunSpec]] = [[s] for s in specs if s.model not in stackable]
     for model in stackable:
         mine = [s for s in specs if s.model == model]
@@ -168,13 +178,11 @@ def plan_tasks(specs: Sequence[RunSpec], jobs: int, engine: str = "solo",
     return sorted(tasks, key=_task_cost, reverse=True)
 
 
-#: Rough training cost per run (bilstm-att solo = 1) for ordering tasks longest first.
-_RUN_COST = {"bilstm-att": 1.0, "att": 1.0, "rnn": 1.2, "fc": 0.3, "fc-t": 0.6, "rf": 0.2}
 _LOCKSTEP_SPEEDUP = 1.1
 
 
 def _task_cost(task: list[RunSpec]) -> float:
-    cost = sum(_RUN_COST.get(s.model, 1.0) for s in task)
+    cost = sum(model_spec(s.model).cost for s in task)
     return cost / _LOCKSTEP_SPEEDUP if len(task) > 1 else cost
 
 
@@ -195,7 +203,7 @@ def run_experiment(data: str | Path, out: str | Path, grid: str = "paper", seeds
     Dask client's) to scale out; default a spawn-based process pool of ``jobs`` workers."""
     out = Path(out)
     specs = grid_specs(grid, seeds)
-    if out.exists() and (out / "results.csv").exists() and not overwrite:
+    if out.exists() and (out / RESULTS_FILE).exists() and not overwrite:
         raise InstrecError(f"{out}: holds a finished experiment (results.csv); pass --overwrite to redo the "
                            "tables and figures (finished runs are reused)")
     rows = run_specs(specs, data, out, epochs, jobs, executor, engine, max_members,
@@ -210,7 +218,7 @@ def run_specs(specs: Sequence[RunSpec], data: str | Path, out: str | Path, epoch
     """Train and evaluate ``specs`` into ``out/runs`` (see :func:`run_experiment`); return
     their results rows in the order of ``specs``. ``desc``: progress-bar title (None: no bar)."""
     tasks = plan_tasks(specs, jobs, engine, max_members)
-    (Path(out) / "runs").mkdir(parents=True, exist_ok=True)
+    (Path(out) / RUNS_DIR).mkdir(parents=True, exist_ok=True)
     own = executor is None
     # One process per core gets one thread; spare cores go to the runs as extra threads.
     threads = auto_threads(jobs) if own else 1
@@ -220,14 +228,12 @@ def run_specs(specs: Sequence[RunSpec], data: str | Path, out: str | Path, epoch
     try:
         futures = {}
         for task in tasks:
-            if engine == "lockstep" and task[0].model in _lockstep_names():
+            if engine == "lockstep" and task[0].model in STACKABLE_MODELS:
                 futures[executor.submit(run_group, task, str(data), str(out), epochs, threads)] = task
             else:
                 futures[executor.submit(run_one, task[0], str(data), str(out), epochs, threads, compile)] = task
         bar = None
         if desc is not None:
-            from tqdm import tqdm
-
             bar = tqdm(total=len(specs), desc=desc, unit="run")
         for future in as_completed(futures):
             result = future.result()
@@ -243,27 +249,17 @@ def run_specs(specs: Sequence[RunSpec], data: str | Path, out: str | Path, epoch
     return [rows[s.name] for s in specs]
 
 
-def _lockstep_names() -> tuple[str, ...]:
-    from instrec.training.lockstep import lockstep_models
-
-    return lockstep_models()
-
-
 def _config_label(row: dict[str, Any]) -> str:
     return f"{row['model']} ({row['loss']}, {row['augment']})"
 
 
 def write_outputs(out: Path, rows: list[dict[str, Any]], grid: str, data: str | Path, seeds: int, epochs: int) -> None:
     """results.csv, summary.md, the two figures and report.md."""
-    from instrec.evaluation import report
-    from instrec._io import atomic_write_json
-    from instrec.runinfo import package_versions
-
     flat = [{k: v for k, v in r.items() if k != "per_class_f1"} for r in rows]
-    report.write_results_csv(out / "results.csv", flat)
+    report.write_results_csv(out / RESULTS_FILE, flat)
     summary = report.summarise(flat)
-    report.write_summary_markdown(out / "summary.md", summary)
-    fig2 = report.plot_macro_f1(summary, out / "fig2_macro_f1.png")
+    report.write_summary_markdown(out / SUMMARY_FILE, summary)
+    fig2 = report.plot_macro_f1(summary, out / FIG2_FILE)
     # Fig. 3 stays readable: with more than FIG3_MAX_CONFIGS configurations it shows the best
     # one (mean macro F1) of each model, as the paper compares its systems.
     shown = range(len(summary))
@@ -278,9 +274,9 @@ def write_outputs(out: Path, rows: list[dict[str, Any]], grid: str, data: str | 
         if label in keep:
             for inst, f1 in r["per_class_f1"].items():
                 per_class.setdefault(label, {}).setdefault(inst, []).append(f1)
-    fig3 = report.plot_per_class_f1(report.mean_std_by_instrument(per_class), out / "fig3_per_instrument_f1.png",
+    fig3 = report.plot_per_class_f1(report.mean_std_by_instrument(per_class), out / FIG3_FILE,
                                     title=title)
-    atomic_write_json(out / "experiment.json", {"grid": grid, "data": str(data), "seeds": seeds, "epochs": epochs,
+    atomic_write_json(out / EXPERIMENT_FILE, {"grid": grid, "data": str(data), "seeds": seeds, "epochs": epochs,
                                                  "versions": package_versions()})
     report.write_report(out, summary, {"Fig. 2: macro F1 per configuration": fig2,
                                        "Fig. 3: per-instrument F1": fig3},

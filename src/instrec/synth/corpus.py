@@ -21,19 +21,36 @@ import numpy as np
 
 from instrec._io import InstrecError, atomic_write_json
 from instrec.classes import OPENMIC_CLASSES
+from instrec.data.layout import (
+    AUDIO_DIR,
+    CORPUS_STATS_FILE,
+    FRONTEND_FILE,
+    MIDI_DIR,
+    NPZ_FILE,
+    STRONG_LABELS_FILE,
+    audio_path,
+    midi_path,
+)
+from instrec.data.openmic import write_openmic
+from instrec.features.frontends import get_frontend
+from instrec.parallel import ordered_map
 from instrec.synth.gm import renderable_classes
 from instrec.synth.labels import label_corpus
-from instrec.parallel import ordered_map
 from instrec.synth.soundfont import SoundFont, load_soundfont
 from instrec.synth.stats import CorpusStats, count, label_statistics
-from instrec.synth.worker import (STREAM_LABELS, ClipResult, ClipTask, clip_rng, make_clip, single_thread_math,
-                                     worker_cache)
+from instrec.synth.worker import (
+    STREAM_LABELS,
+    ClipResult,
+    ClipTask,
+    clip_rng,
+    make_clip,
+    single_thread_math,
+    worker_cache,
+)
 
-STRONG_LABELS_NAME = "strong-labels.csv"
-STATS_NAME = "corpus-stats.json"
 #: Entropy word of the train/test split stream (clip streams use the clip index there).
 _SPLIT_STREAM = 1 << 40
-_CORPUS_MARKERS = ("corpus-stats.json", "openmic-2018.npz")
+_CORPUS_MARKERS = (CORPUS_STATS_FILE, NPZ_FILE)
 
 
 def _check_args(out: Path, n_clips: int, seed: int, jobs: int, labels_per_clip: float,
@@ -65,7 +82,7 @@ def _prepare(out: Path, overwrite: bool) -> Path:
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         staging.mkdir()
-        (staging / "midi").mkdir()
+        (staging / MIDI_DIR).mkdir()
     except OSError as exc:
         raise InstrecError(f"{out}: cannot create the output folder ({exc.strerror or exc})") from None
     return staging
@@ -143,7 +160,6 @@ def build_corpus(out_dir: str | os.PathLike, n_clips: int, seed: int, soundfont:
     cfg = _Settings(int(n_clips), int(seed), frontend, int(jobs), bool(keep_audio), float(labels_per_clip),
                     float(positive_fraction), bool(disagreement), float(test_fraction), float(min_seconds))
     sf = load_soundfont(soundfont)
-    from instrec.features.frontends import get_frontend
 
     front = get_frontend(frontend)
     described = front.describe()
@@ -181,14 +197,14 @@ def _render_all(staging: Path, sf: SoundFont, cfg: _Settings, executor: Executor
     tasks = (ClipTask(i, cfg.seed, str(sf.path), cfg.frontend, cfg.keep_audio) for i in range(cfg.n_clips))
     clips = _Clips()
     if cfg.keep_audio:
-        (staging / "audio").mkdir()
+        (staging / AUDIO_DIR).mkdir()
     res: ClipResult
     with single_thread_math():
         for res in ordered_map(make_clip, tasks, jobs=cfg.jobs, executor=executor, progress=progress,
                                desc="synth", total=cfg.n_clips):
-            (staging / "midi" / f"{res.key}.mid").write_bytes(res.midi)
+            midi_path(staging, res.key).write_bytes(res.midi)
             if res.wav is not None:
-                (staging / "audio" / f"{res.key}.wav").write_bytes(res.wav)
+                audio_path(staging, res.key).write_bytes(res.wav)
             clips.features.append(res.features)
             clips.keys.append(res.key)
             clips.strong.append(res.strong)
@@ -201,8 +217,6 @@ def _render_all(staging: Path, sf: SoundFont, cfg: _Settings, executor: Executor
 def _write(staging: Path, out: Path, sf: SoundFont, renderable: tuple[str, ...], described: dict, cfg: _Settings,
            clips: _Clips, executor: Executor | None, started: float) -> CorpusStats:
     """Label the clips and write the dataset files and statistics into ``staging``."""
-    from instrec.data.openmic import write_openmic
-
     classes = list(OPENMIC_CLASSES)
     candidates = np.array([c in renderable for c in classes])
     rngs = [clip_rng(cfg.seed, i, STREAM_LABELS) for i in range(cfg.n_clips)]
@@ -212,7 +226,7 @@ def _write(staging: Path, out: Path, sf: SoundFont, renderable: tuple[str, ...],
     train, test = _split(cfg.n_clips, cfg.seed, cfg.test_fraction)
     write_openmic(staging, np.stack(clips.features), lab["y_true"], lab["y_mask"], keys, classes,
                   partitions={"train": [keys[i] for i in train], "test": [keys[i] for i in test]})
-    (staging / STRONG_LABELS_NAME).write_text(_strong_csv(list(zip(keys, clips.strong))), encoding="utf-8")
+    (staging / STRONG_LABELS_FILE).write_text(_strong_csv(list(zip(keys, clips.strong))), encoding="utf-8")
     seconds = time.perf_counter() - started
     stats = CorpusStats(
         out_dir=str(out), n_clips=cfg.n_clips, seed=cfg.seed, soundfont=str(sf.path), soundfont_sha256=sf.sha256,
@@ -225,7 +239,7 @@ def _write(staging: Path, out: Path, sf: SoundFont, renderable: tuple[str, ...],
         executor=type(executor).__name__ if executor is not None else None, seconds=round(seconds, 3),
         clips_per_second=round(cfg.n_clips / seconds, 2),
         stage_seconds={k: round(v, 3) for k, v in clips.stage.items()})
-    atomic_write_json(staging / STATS_NAME, stats.to_json())
+    atomic_write_json(staging / CORPUS_STATS_FILE, stats.to_json())
     # The dataset-level record every OpenMIC-layout folder of instrec carries (see featurize).
-    atomic_write_json(staging / "frontend.json", described)
+    atomic_write_json(staging / FRONTEND_FILE, described)
     return stats

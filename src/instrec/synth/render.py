@@ -14,10 +14,14 @@ import struct
 from pathlib import Path
 from typing import Collection
 
+import midirenderer
+import mido
 import numpy as np
+import soundfile
 
 from instrec._io import InstrecError, atomic_write_bytes
-from instrec.synth.soundfont import SoundFont, load_soundfont, riff_chunks
+from instrec.synth.riff import riff_chunks
+from instrec.synth.soundfont import SoundFont, load_soundfont
 
 #: Peak level of rendered clips (-1 dBFS).
 PEAK = 10 ** (-1 / 20)
@@ -34,9 +38,6 @@ def render_midi(sf: SoundFont, midi: bytes, duration: float | None = 10.0,
     knows them (the corpus does); the renderer then gets a SoundFont cut down to those
     (:mod:`~instrec.synth.soundfont_subset`), which sounds the same and parses faster.
     """
-    import midirenderer
-    import soundfile
-
     font = sf.data  # also when the cutter cannot follow the font: the synthesiser gets all of it
     if presets:
         with contextlib.suppress(InstrecError):
@@ -92,8 +93,6 @@ def pcm16_wav_to_mono(wav: bytes) -> tuple[np.ndarray, int] | None:
 
 def wav_bytes(audio: np.ndarray, sr: int) -> bytes:
     """(n,) float audio in [-1, 1] at ``sr`` Hz -> mono 16-bit PCM WAV file bytes."""
-    import soundfile
-
     buf = io.BytesIO()
     soundfile.write(buf, np.clip(audio, -1.0, 1.0), sr, format="WAV", subtype="PCM_16")
     return buf.getvalue()
@@ -123,8 +122,6 @@ def render_midi_file(midi_path: str | os.PathLike, wav_path: str | os.PathLike,
 
 def midi_seconds(midi: bytes, source: str = "<midi>") -> float:
     """Length of MIDI file bytes in seconds (to the millisecond), as the renderer plays it."""
-    import mido
-
     try:
         return round(float(mido.MidiFile(file=io.BytesIO(midi)).length), 3)
     except (OSError, EOFError, ValueError, KeyError, IndexError) as exc:

@@ -13,12 +13,12 @@ import struct
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+import pretty_midi
 
 from instrec._io import InstrecError
-
-if TYPE_CHECKING:
-    from instrec.synth.soundfont_subset import SoundFontTables
+from instrec.synth.riff import riff_chunks
+from instrec.synth.soundfont_subset import SoundFontTables
 
 #: Size in bytes of one ``phdr`` record (20-byte name + 3 x u16 + 3 x u32).
 _PHDR_SIZE = 38
@@ -61,38 +61,12 @@ class SoundFont:
     @cached_property
     def tables(self) -> SoundFontTables:
         """The parsed preset, instrument and sample tables (to cut subsets from)."""
-        from instrec.synth.soundfont_subset import SoundFontTables
-
         return SoundFontTables(self.data, self.path)
 
 
 def default_soundfont_path() -> Path:
     """Path of ``TimGM6mb.sf2``, the small General MIDI SoundFont bundled with pretty_midi."""
-    import pretty_midi
-
     return Path(os.path.dirname(pretty_midi.__file__)) / "TimGM6mb.sf2"
-
-
-def riff_chunks(buf: bytes, start: int, end: int, path: Path | str,
-                truncated_ok: bool = False) -> list[tuple[bytes, int, int]]:
-    """Split ``buf[start:end]`` into RIFF sub-chunks: ``(id, data_start, data_end)`` triples.
-
-    A chunk running past ``end`` is an InstrecError naming ``path``, or, with
-    ``truncated_ok``, is cut at ``end`` (some writers give a data chunk a few bytes more
-    than they write)."""
-    out: list[tuple[bytes, int, int]] = []
-    pos = start
-    while pos + 8 <= end:
-        cid = buf[pos:pos + 4]
-        (size,) = struct.unpack_from("<I", buf, pos + 4)
-        data_start, data_end = pos + 8, pos + 8 + size
-        if data_end > end:
-            if not truncated_ok:
-                raise InstrecError(f"{path}: corrupt SoundFont: chunk {cid!r} runs past the end of its parent")
-            data_end = end
-        out.append((cid, data_start, data_end))
-        pos = data_end + (size & 1)  # chunks are padded to even sizes
-    return out
 
 
 def parse_presets(buf: bytes, path: Path) -> tuple[Preset, ...]:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from instrec._io import InstrecError
-from instrec.synth.soundfont import riff_chunks
+from instrec.synth.riff import riff_chunks
 
 _U16 = "<u2"
 #: numpy record types of the hydra tables; field names follow the specification.

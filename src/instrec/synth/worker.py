@@ -7,15 +7,19 @@ index and the SoundFont, never on the worker that made it or on the other clips.
 """
 from __future__ import annotations
 
+import multiprocessing
 import sys
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
+from instrec.features.frontends import get_frontend
 from instrec.synth.compose import Piece, compose_piece
 from instrec.synth.labels import Interval, notes_by_class, strong_labels
+from instrec.synth.render import render_midi, wav_bytes
 from instrec.synth.soundfont import SoundFont, load_soundfont
 
 #: Independent random streams of a clip.
@@ -96,23 +100,15 @@ def worker_soundfont(path: str) -> SoundFont:
 def worker_frontend(name: str) -> Any:
     """The front end called ``name``, built once per process."""
     if name not in _FRONTENDS:
-        from instrec.features.frontends import get_frontend
-
         _FRONTENDS[name] = get_frontend(name)
     return _FRONTENDS[name]
 
 
 def single_thread_math() -> Any:
-    """Context manager limiting BLAS/OpenMP pools to one thread (a no-op without threadpoolctl).
+    """Context manager limiting BLAS/OpenMP pools to one thread.
 
     Clips are parallel across processes; BLAS threads inside each worker only compete with
     the synthesiser of the other workers (OpenBLAS threads busy-wait between calls)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        import contextlib
-
-        return contextlib.nullcontext()
     return threadpool_limits(limits=1)
 
 
@@ -122,7 +118,6 @@ _LIMITED = False
 def _limit_worker_threads() -> None:
     """In a worker *process*, keep BLAS and torch to one thread for the life of the process."""
     global _LIMITED
-    import multiprocessing
 
     if _LIMITED or multiprocessing.parent_process() is None:
         return
@@ -134,8 +129,6 @@ def _limit_worker_threads() -> None:
 
 def make_clip(task: ClipTask) -> ClipResult:
     """Compose, render and featurise one clip."""
-    from instrec.synth.render import render_midi, wav_bytes
-
     _limit_worker_threads()
     sf = worker_soundfont(task.soundfont)
     key = clip_key(task.seed, task.index)

@@ -11,17 +11,18 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
 import numpy as np
+from tqdm import tqdm
 
 from instrec._io import InstrecError
+from instrec.features import FRAME_SECONDS
+from instrec.features.audio import expand_inputs
+from instrec.features.frontends import FrontEnd, get_frontend
+from instrec.models import FRAME_MODELS, model_spec
+from instrec.models.inference import run_model
 from instrec.run import load_model
-
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff")
-FRAME_SECONDS = 0.96
-#: Models with per-frame class probabilities (and, for the first two, attention weights).
-FRAME_MODELS = ("bilstm-att", "att", "fc-t")
 
 
 @dataclass
@@ -55,8 +56,8 @@ class TagResults:
         return np.stack([f.probabilities for f in self.files]) if self.files else np.zeros((0, len(self.classes)))
 
     def to_dataframe(self):
-        """One row per file, one probability column per instrument (needs pandas)."""
-        import pandas as pd
+        """One row per file, one probability column per instrument (needs pandas: ``pip install instrec[pandas]``)."""
+        import pandas as pd  # optional dependency, only for this method
 
         frame = pd.DataFrame(self.probabilities, columns=self.classes)
         frame.insert(0, "file", [f.path for f in self.files])
@@ -86,10 +87,9 @@ class Tagger:
         self.trained = np.array([c not in unknown for c in self.classes])
 
     @property
-    def frontend(self):
+    def frontend(self) -> FrontEnd:
+        """The run's front end, loaded on first use (VGGish loads its weights)."""
         if self._frontend is None:
-            from instrec.features.frontends import get_frontend
-
             self._frontend = get_frontend(self.frontend_name, weights_dir=self.weights_dir)
         return self._frontend
 
@@ -106,13 +106,11 @@ class Tagger:
 
     def tag_features(self, features: np.ndarray, path: str = "<features>") -> FileTags:
         """Tag ``features`` (T, F) on the 0-255 scale (uint8 from a front end)."""
-        from instrec.models.inference import run_model
-
         x = np.asarray(features, dtype=np.float32) / 255.0
         n = len(x)
         spans = self.windows(n)
         notes: list[str] = []
-        if n < self.n_frames and not getattr(self.model, "variable_length", True):
+        if n < self.n_frames and not model_spec(self.config["model"]).variable_length:
             reps = -(-self.n_frames // n)
             x = np.tile(x, (reps, 1))[: self.n_frames]
             notes.append(f"{n} frames padded to {self.n_frames} by repetition for model {self.config['model']!r}")
@@ -151,18 +149,6 @@ def _stitch(per_window: np.ndarray, spans: list[tuple[int, int]], n: int) -> np.
     return out
 
 
-def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
-    """Files as given plus audio files found (recursively, sorted) in given folders."""
-    paths: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            paths.extend(sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in AUDIO_SUFFIXES))
-        else:
-            paths.append(p)
-    return paths
-
-
 def predict(run_dir: str | Path, inputs: Iterable[str | Path], per_second: bool = False,
             frontend: str | None = None, weights_dir: str | Path | None = None, progress: bool = False,
             tuned_thresholds: bool = True) -> TagResults:
@@ -176,12 +162,7 @@ def predict(run_dir: str | Path, inputs: Iterable[str | Path], per_second: bool 
                            f"use a run of {', '.join(FRAME_MODELS)} for per-second tags")
     paths = expand_inputs(inputs)
     files, failures = [], []
-    iterator: Any = paths
-    if progress:
-        from tqdm import tqdm
-
-        iterator = tqdm(paths, desc="tagging", unit="file")
-    for path in iterator:
+    for path in tqdm(paths, desc="tagging", unit="file", disable=not progress):
         try:
             tags = tagger.tag_file(path)
         except InstrecError as exc:
@@ -189,50 +170,3 @@ def predict(run_dir: str | Path, inputs: Iterable[str | Path], per_second: bool 
             continue
         files.append(tags)
     return TagResults(tagger.classes, files, failures)
-
-
-def format_results(results: TagResults, fmt: str = "csv", per_second: bool = False) -> str:
-    """Render tags as CSV or JSON text.
-
-    CSV, clip level: one row per file: ``file, n_frames, n_windows, aggregation, notes``, then
-    per instrument its probability and ``<instrument>_present`` (0/1).
-    CSV, per second: one row per file, frame and instrument: ``file, frame, start_s, end_s,
-    instrument, probability, attention`` (attention empty where the model has none)."""
-    import csv
-    import io
-    import json
-
-    if fmt == "json":
-        doc = {"classes": results.classes, "files": [], "failures": [
-            {"file": p, "error": e} for p, e in results.failures]}
-        for f in results.files:
-            item: dict[str, Any] = {
-                "file": f.path, "n_frames": f.n_frames, "n_windows": f.n_windows, "aggregation": f.aggregation,
-                "notes": f.notes, "probabilities": dict(zip(results.classes, map(float, f.probabilities))),
-                "present": [c for c, p in zip(results.classes, f.present) if p]}
-            if per_second and f.frame_probabilities is not None:
-                item["frame_seconds"] = f.frame_seconds
-                item["frame_probabilities"] = np.round(f.frame_probabilities, 5).tolist()
-                if f.attention is not None:
-                    item["attention"] = np.round(f.attention, 5).tolist()
-            doc["files"].append(item)
-        return json.dumps(doc, indent=2) + "\n"
-    if fmt != "csv":
-        raise InstrecError(f"unknown output format {fmt!r}; choose csv or json")
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    if per_second:
-        writer.writerow(["file", "frame", "start_s", "end_s", "instrument", "probability", "attention"])
-        for f in results.files:
-            for t in range(f.n_frames):
-                for c, name in enumerate(results.classes):
-                    att = "" if f.attention is None else f"{f.attention[t, c]:.5f}"
-                    writer.writerow([f.path, t, f"{t * f.frame_seconds:.2f}", f"{(t + 1) * f.frame_seconds:.2f}",
-                                     name, f"{f.frame_probabilities[t, c]:.5f}", att])
-        return buf.getvalue()
-    writer.writerow(["file", "n_frames", "n_windows", "aggregation", "notes", *results.classes,
-                     *(f"{c}_present" for c in results.classes)])
-    for f in results.files:
-        writer.writerow([f.path, f.n_frames, f.n_windows, f.aggregation, " | ".join(f.notes),
-                         *(f"{p:.5f}" for p in f.probabilities), *(int(b) for b in f.present)])
-    return buf.getvalue()

@@ -9,7 +9,7 @@ one Adam step and one backward pass serve all members.
 Every member reproduces ``train(cfg)`` run alone (``bilstm-att`` bit for bit, ``att`` up to
 float rounding, see :mod:`instrec.models.stacked`): its own validation split,
 its own seeded generator for batch order and augmentation (drawn in the same order as
-:func:`instrec.training.loop.augment_batch`), the same initial weights (``torch.manual_seed(seed)``
+:func:`instrec.training.batches.augment_batch`), the same initial weights (``torch.manual_seed(seed)``
 then ``build_model``), the same dropout masks (drawn from the dropout stream of the
 member's own solo model, see :mod:`instrec.models.dropout`) and the same operations (in
 another summation order for ``att``). One Adam over the stacked weights, stepped on the sum of the
@@ -31,28 +31,49 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
+import torch
+from tqdm import tqdm
 
-from instrec._io import InstrecError, atomic_write_text
-from instrec.run import CONFIG_FILE, RESUME_STATE, read_config, save_model, write_config
-from instrec.training.loop import (VALIDATION_KEYS, TrainConfig, augment_batch, check_run_dir, check_same_run, finish_run,
-                           gather_rows, labelled_positive, loss_function, make_optimizer, read_resume_state, run_config,
-                           save_resume_state, train, validation_scores, write_log)
+from instrec._io import InstrecError
+from instrec.data.openmic import load_split
+from instrec.models import STACKABLE_MODELS, model_spec
+from instrec.models.dropout import MaskRNG, mask_rngs
+from instrec.models.inference import DEFAULT_BATCH
+from instrec.run import (
+    CONFIG_FILE,
+    check_run_dir,
+    check_same_run,
+    has_resume_state,
+    is_finished,
+    read_config,
+    read_resume_state,
+    save_model,
+    save_resume_state,
+    write_config,
+    write_log,
+)
+from instrec.runinfo import set_threads
+from instrec.training.batches import augment_batch, gather_rows
+from instrec.training.config import TrainConfig
+from instrec.training.lifecycle import (
+    Run,
+    end_epoch,
+    finish_run,
+    new_model,
+    open_run,
+    validation_scores,
+)
+from instrec.training.loop import train
+from instrec.training.optim import make_optimizer
 
 #: Settings every member of a lockstep group must share.
 SHARED_SETTINGS = ("data", "split", "model", "epochs", "batch_size", "lr", "val_fraction", "threads",
                    "model_kwargs")
 #: Members per validation forward pass (bounds its memory: about 20 MB per member).
 _EVAL_MEMBERS = 4
-
-
-def lockstep_models() -> tuple[str, ...]:
-    """Architectures with a stacked implementation; others fall back to solo training."""
-    from instrec.models.stacked import STACKED_MODELS
-
-    return tuple(STACKED_MODELS)
 
 
 def group_key(cfg: TrainConfig) -> str:
@@ -62,18 +83,17 @@ def group_key(cfg: TrainConfig) -> str:
 
 @dataclass
 class _Member:
-    """One run of a group: its settings, data split, RNGs and training record."""
+    """One run of a group: its run record, its tensor of training rows and its RNGs."""
 
-    cfg: TrainConfig
-    run_dir: Path
-    config: dict[str, Any]
-    train_rows: Any          # (n_train,) int64 tensor: rows of the training partition
-    val_set: Any             # OpenMICData
-    loss_fn: Callable
-    data_rng: Any            # torch.Generator: batch order and augmentation
-    dropout_rng: Any         # MaskRNG: the solo model's dropout stream
-    torch_rng: Any           # the global torch RNG state a solo run would save (not used in training)
-    state: dict[str, Any]
+    run: Run
+    train_rows: torch.Tensor  # (n_train,) int64: rows of the training partition
+    data_rng: torch.Generator  # batch order and augmentation
+    dropout_rng: MaskRNG       # the solo model's dropout stream
+    torch_rng: torch.Tensor    # the global torch RNG state a solo run would save (not used in training)
+
+    @property
+    def cfg(self) -> TrainConfig:
+        return self.run.cfg
 
 
 def train_lockstep(cfgs: Sequence[TrainConfig], resume: bool = False, overwrite: bool = False,
@@ -87,7 +107,7 @@ def train_lockstep(cfgs: Sequence[TrainConfig], resume: bool = False, overwrite:
         return []
     for cfg in cfgs:
         cfg.validate()
-    if cfgs[0].model not in lockstep_models() or len(cfgs) == 1:
+    if cfgs[0].model not in STACKABLE_MODELS or len(cfgs) == 1:
         return [train(c, resume=resume, overwrite=overwrite, progress=progress) for c in cfgs]
     key = group_key(cfgs[0])
     for cfg in cfgs[1:]:
@@ -119,85 +139,60 @@ def _finished(run_dir: Path, cfg: TrainConfig) -> bool:
     """A complete run of these settings (refuses a run of other settings, as resuming does)."""
     if not (run_dir / CONFIG_FILE).is_file():
         return False
-    config = read_config(run_dir)
     check_same_run(run_dir, {"train": asdict(cfg)})
-    return "thresholds" in config and config.get("epochs_run") == cfg.epochs
+    return is_finished(run_dir, cfg.epochs)
 
 
 def _train_group(cfgs: list[TrainConfig], resume: bool, progress: bool) -> list[dict[str, Any]]:
-    import torch
-
-    from instrec.data.openmic import load_split, validation_split
-    from instrec.models.stacked import STACKED_MODELS
-    from instrec.models import build_model
-    from instrec.models.dropout import mask_rngs
-    from instrec.runinfo import set_threads
-
     first = cfgs[0]
     threads = set_threads(first.threads)
     data = load_split(first.data, "train", first.split)
-    n_frames, n_features = data.X.shape[1], data.X.shape[2]
     members, solo_models = [], []
     for cfg in cfgs:
-        tr_idx, va_idx = validation_split(len(data), cfg.val_fraction, cfg.seed)
-        val_set = data.subset(va_idx)
-        run_dir = Path(cfg.out)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / VALIDATION_KEYS, "".join(k + "\n" for k in val_set.sample_key))
-        config = run_config(cfg, data.classes, n_frames, n_features, len(tr_idx), len(va_idx), threads,
-                            labelled_positive(data.targets[tr_idx], data.Y_mask[tr_idx]))
-        torch.manual_seed(cfg.seed)
-        model = build_model(cfg.model, n_classes=len(data.classes), n_features=n_features, n_frames=n_frames,
-                            **cfg.model_kwargs)
+        run = open_run(cfg, data, threads)
+        model = new_model(run)
         (dropout_rng,) = mask_rngs(model)  # every stacked architecture drops from one stream
-        if cfg.concat > 0 and not model.variable_length:
-            raise InstrecError(f"model {cfg.model!r} needs clips of exactly {n_frames} frames; "
-                               "concatenation (--concat) makes longer ones")
-        config["model_config"] = dict(model.config)
         solo_models.append(model)
-        members.append(_Member(cfg, run_dir, config, torch.from_numpy(tr_idx), val_set, loss_function(cfg),
-                               torch.Generator().manual_seed(cfg.seed), dropout_rng, torch.get_rng_state(),
-                               {"epoch": 0, "best_f1": -1.0, "best_epoch": -1, "history": []}))
-    stacked = STACKED_MODELS[first.model](solo_models)
+        members.append(_Member(run, torch.from_numpy(run.train_rows), torch.Generator().manual_seed(cfg.seed),
+                               dropout_rng, torch.get_rng_state()))
+    stacked = model_spec(first.model).stacked(solo_models)
     template = solo_models[0]
     optimizer = make_optimizer(stacked.parameters(), first.lr)
     if resume:
         _resume(members, stacked, optimizer)
     for m in members:
-        write_config(m.run_dir, m.config)
+        write_config(m.run.run_dir, m.run.config)
 
     X = torch.from_numpy(data.X)
     Y = torch.from_numpy(data.targets)
     M = torch.from_numpy(data.Y_mask)
-    X_val = torch.stack([torch.from_numpy(m.val_set.X) for m in members])
-    start = members[0].state["epoch"]
-    epochs = range(start, first.epochs)
-    bar = _progress(epochs, progress, first, len(members))
+    X_val = torch.stack([torch.from_numpy(m.run.val_set.X) for m in members])
+    epochs = range(members[0].run.state["epoch"], first.epochs)
+    bar = tqdm(epochs, total=first.epochs, initial=epochs.start, desc=f"lockstep {first.model} x{len(members)}",
+               unit="epoch", disable=not progress)
     for epoch in bar:
         t0 = time.perf_counter()
         losses = _train_epoch(stacked, optimizer, members, X, Y, M, first.batch_size)
         probs = predict_members(stacked, X_val)
         seconds = time.perf_counter() - t0
         for k, m in enumerate(members):
-            val = validation_scores(probs[k], m.val_set, m.loss_fn)
-            m.state["history"].append({"epoch": epoch + 1, "train_loss": losses[k], **val, "seconds": seconds})
-            if val["val_macro_f1"] > m.state["best_f1"]:
-                m.state["best_f1"], m.state["best_epoch"] = val["val_macro_f1"], epoch + 1
-                template.load_state_dict(stacked.member_state(k))
-                save_model(m.run_dir, template)
-            m.state["epoch"] = epoch + 1
+            val = validation_scores(probs[k], m.run.val_set, m.run.loss_fn)
+            end_epoch(m.run, epoch, losses[k], val, seconds, save_best=lambda k=k, m=m: _save_member(stacked, k, template, m))
         _save_states(members, stacked, optimizer, template)
-        if hasattr(bar, "set_postfix"):
-            bar.set_postfix(best_val_f1=f"{max(m.state['best_f1'] for m in members):.3f}")
+        bar.set_postfix(best_val_f1=f"{max(m.run.state['best_f1'] for m in members):.3f}")
     for m in members:
-        m.config["training_engine"] = {"engine": "lockstep", "reason": None}
-    return [finish_run(m.run_dir, m.config, m.state, m.val_set) for m in members]
+        m.run.config["training_engine"] = {"engine": "lockstep", "reason": None}
+    return [finish_run(m.run) for m in members]
+
+
+def _save_member(stacked, k: int, template, m: _Member) -> None:
+    """Member k's current weights as its best model."""
+    template.load_state_dict(stacked.member_state(k))
+    save_model(m.run.run_dir, template)
 
 
 def _train_epoch(stacked, optimizer, members: list[_Member], X, Y, M, batch_size: int) -> list[float]:
     """One epoch for all members; returns each member's mean training loss (as ``train``)."""
-    import torch
-
     stacked.train()
     n_train = len(members[0].train_rows)
     orders = [torch.randperm(n_train, generator=m.data_rng) for m in members]
@@ -216,7 +211,7 @@ def _train_epoch(stacked, optimizer, members: list[_Member], X, Y, M, batch_size
         for ks in by_length.values():
             clips = stacked(torch.stack([batches[k][0] for k in ks]), ks, dropout_rngs)
             for k, clip in zip(ks, clips):
-                member_losses[k] = members[k].loss_fn(clip, batches[k][1], batches[k][2])
+                member_losses[k] = members[k].run.loss_fn(clip, batches[k][1], batches[k][2])
         losses = torch.stack(member_losses)
         optimizer.zero_grad(set_to_none=True)
         losses.sum().backward()
@@ -233,16 +228,10 @@ def predict_members(stacked, X_val) -> np.ndarray:
 
     Clips go in chunks of ``run_model``'s batch size per member, as in a solo run's
     validation; ``_EVAL_MEMBERS`` members at a time bound the memory."""
-    import inspect
-
-    import torch
-
-    from instrec.models.inference import run_model
-
     was_training = stacked.training
     stacked.eval()
     k, n = X_val.shape[:2]
-    chunk = inspect.signature(run_model).parameters["batch_size"].default
+    chunk = DEFAULT_BATCH
     out = np.empty((k, n, stacked.config["n_classes"]), np.float32)
     with torch.inference_mode():
         for m0 in range(0, k, _EVAL_MEMBERS):
@@ -266,25 +255,23 @@ def _save_states(members: list[_Member], stacked, optimizer, template) -> None:
     opt_state = optimizer.state_dict()
     for k, m in enumerate(members):
         template.load_state_dict(stacked.member_state(k))
-        save_resume_state(m.run_dir, template.state_dict(), _member_optimizer_state(opt_state, k),
-                          m.torch_rng, m.data_rng.get_state(), [m.dropout_rng.get_state()], m.state)
-        write_log(m.run_dir, m.state["history"])
+        save_resume_state(m.run.run_dir, template.state_dict(), _member_optimizer_state(opt_state, k),
+                          m.torch_rng, m.data_rng.get_state(), [m.dropout_rng.get_state()], m.run.state)
+        write_log(m.run.run_dir, m.run.state["history"])
 
 
 def _resume(members: list[_Member], stacked, optimizer) -> None:
     """Continue from the members' resume states if they all stopped after the same epoch."""
-    import torch
-
-    if not all((m.run_dir / RESUME_STATE).is_file() for m in members):
+    if not all(has_resume_state(m.run.run_dir) for m in members):
         return
-    saved = [read_resume_state(m.run_dir) for m in members]
+    saved = [read_resume_state(m.run.run_dir) for m in members]
     if len({s[0]["epoch"] for s in saved}) != 1 or any(len(s[3]["masks"] or ()) != 1 for s in saved):
         return
     for m in members:
-        check_same_run(m.run_dir, m.config)
+        check_same_run(m.run.run_dir, m.run.config)
     slots: dict[int, dict[str, Any]] = {}
     for k, (m, (state, model_state, opt_state, rng)) in enumerate(zip(members, saved)):
-        m.state = state
+        m.run.state = state
         stacked.load_member(k, model_state)
         m.torch_rng = rng["torch"]
         m.dropout_rng.set_state(rng["masks"][0])
@@ -296,11 +283,3 @@ def _resume(members: list[_Member], stacked, optimizer) -> None:
                      for pid, s in slots.items()}
     optimizer.load_state_dict({"state": stacked_state, "param_groups": saved[0][2]["param_groups"]})
 
-
-def _progress(epochs: range, enabled: bool, cfg: TrainConfig, n_members: int):
-    if not enabled:
-        return epochs
-    from tqdm import tqdm
-
-    return tqdm(epochs, total=cfg.epochs, initial=epochs.start, desc=f"lockstep {cfg.model} x{n_members}",
-                unit="epoch")

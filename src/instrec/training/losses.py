@@ -9,7 +9,13 @@ label gives 0 with zero gradient.
 """
 from __future__ import annotations
 
+from functools import partial
+from typing import TYPE_CHECKING, Callable
+
 import torch
+
+if TYPE_CHECKING:
+    from instrec.training.config import TrainConfig
 
 
 def _masked_mean(loss: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -56,3 +62,10 @@ def masked_bce(p: torch.Tensor, y: torch.Tensor, mask: torch.Tensor,
     p, y, labelled = _prepare(p, y, mask, eps)
     loss = -(y * torch.log(p) + (1.0 - y) * torch.log1p(-p))
     return _masked_mean(loss, labelled)
+
+
+def loss_function(cfg: "TrainConfig") -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The loss a run trains on: masked BCE, or masked focal loss with the run's alpha and gamma."""
+    if cfg.loss == "bce":
+        return masked_bce
+    return partial(masked_focal_loss, alpha=cfg.focal_alpha, gamma=cfg.focal_gamma)

@@ -86,3 +86,10 @@ class FusedAdam:
             self.exp_avg[i].copy_(slots["exp_avg"])
             self.exp_avg_sq[i].copy_(slots["exp_avg_sq"])
             self.steps[i].fill_(float(slots["step"]))
+
+
+def make_optimizer(params: Iterable[torch.Tensor], lr: float) -> FusedAdam:
+    """Adam with PyTorch's defaults (betas 0.9/0.999, eps 1e-8), as Keras' Adam up to eps,
+    on the fused CPU kernel. It is elementwise, so the lockstep engine's Adam over stacked
+    weights stays bit-identical to solo runs."""
+    return FusedAdam(params, lr=lr)

@@ -31,20 +31,13 @@ from typing import Any, Callable
 import torch
 
 from instrec._io import InstrecError
-
-COMPILE_MODES = ("auto", "on", "off")
+from instrec.training.config import check_compile_mode
 
 #: ``auto`` compiles runs of at least this many training steps: a compilation costs
 #: 10-40 s and saves about 1.5 ms per step on 2 cores.
 AUTO_MIN_STEPS = 20_000
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def check_compile_mode(mode: str) -> None:
-    """Raise InstrecError unless ``mode`` is one of COMPILE_MODES."""
-    if mode not in COMPILE_MODES:
-        raise InstrecError(f"unknown compile mode {mode!r}; choose one of {', '.join(COMPILE_MODES)}")
 
 
 def find_cxx() -> str | None:

@@ -8,13 +8,16 @@ import pytest
 import torch
 
 from instrec._io import InstrecError
-from instrec.training.losses import masked_focal_loss
 from instrec.models import build_model
 from instrec.models.dropout import rng_states
-from instrec.training.loop import TrainConfig, train
+from instrec.training.config import TrainConfig
+from instrec.training.loop import train
+from instrec.training.losses import masked_focal_loss
 from instrec.training.step import AUTO_MIN_STEPS, TrainingStep, find_cxx
 
 needs_cxx = pytest.mark.skipif(find_cxx() is None, reason="torch.compile needs a C++ compiler")
+#: A compilation takes tens of seconds: these tests are marked slow (``make test-fast`` skips them).
+slow = pytest.mark.slow
 
 
 def _twins(name: str, **kw):
@@ -34,6 +37,7 @@ def _batch(n: int = 32, frames: int = 10):
     return x, y, m
 
 
+@slow
 @needs_cxx
 @pytest.mark.parametrize("name", ["bilstm-att", "att"])
 def test_compiled_step_matches_eager_loss_gradients_and_masks(name):
@@ -108,6 +112,7 @@ def test_a_compiler_refusing_at_construction(monkeypatch, capsys):
         TrainingStep(model, masked_focal_loss, "on")
 
 
+@slow
 @needs_cxx
 def test_compiled_training_run_is_recorded_reproducible_and_close_to_eager(tiny_dataset, tmp_path):
     def run(name, mode):
@@ -133,7 +138,7 @@ def test_functional_recurrence_matches_the_in_place_one(with_mask):
     """The forward the compiler traces computes what the eager forward does, op for op: the
     same outputs and the same saved tensors, bit for bit (checked eagerly, so it is covered
     on machines without a compiler too)."""
-    from instrec.models.lstm import inplace_recurrence, functional_recurrence
+    from instrec.models.lstm import functional_recurrence, inplace_recurrence
 
     torch.manual_seed(1)
     lstm = build_model("bilstm-att", n_features=16).lstm.train()

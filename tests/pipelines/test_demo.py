@@ -5,10 +5,12 @@ import csv
 import json
 
 import matplotlib.image as mpimg
+import pytest
 
 from instrec.pipelines.demo import run_demo
 
 
+@pytest.mark.slow
 def test_demo_pipeline_end_to_end(tmp_path, capsys):
     out = tmp_path / "demo"
     summary = run_demo(out, clips=48, epochs=2, jobs=1)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import types
 
 import numpy as np
 import pytest
@@ -13,8 +12,7 @@ from safetensors.numpy import load_file as load_numpy
 
 from instrec._io import InstrecError
 from instrec.features import vggish_weights as vw
-from instrec.features.vggish import (PARAM_SHAPES, VGGish, flatten_channels_last, load_vggish,
-                                     pca_quantise)
+from instrec.features.vggish import PARAM_SHAPES, VGGish, flatten_channels_last, load_vggish, pca_quantise
 
 # TF scope -> (kernel shape HWIO or (in, out), is_conv)
 TF_SHAPES = {
@@ -205,9 +203,7 @@ def _fake_download_module(monkeypatch, files: dict[str, bytes], calls: list[str]
         dest.write_bytes(files[url])
         return dest
 
-    module = types.ModuleType("instrec.data.download")
-    module.fetch_file = fetch_file
-    monkeypatch.setitem(sys.modules, "instrec.data.download", module)
+    monkeypatch.setattr(vw, "fetch_file", fetch_file)
 
 
 def test_download_torchvggish_checks_hash_and_converts(tmp_path, monkeypatch):

@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 
 from instrec._io import InstrecError
-from instrec.data.download import download_openmic, fetch_file, safe_extract_tar
+from instrec.data.download import download_openmic
 from instrec.data.openmic import load_openmic, write_openmic
+from instrec.fetch import fetch_file, safe_extract_tar
 
 PAYLOAD = bytes(range(256)) * 40 + b"tail"  # 10244 bytes
 

@@ -9,7 +9,8 @@ import pytest
 
 from instrec._io import InstrecError
 from instrec.synth.render import render_midi
-from instrec.synth.soundfont import load_soundfont, parse_presets, riff_chunks
+from instrec.synth.riff import riff_chunks
+from instrec.synth.soundfont import load_soundfont, parse_presets
 from instrec.synth.soundfont_subset import SoundFontTables
 from instrec.synth.worker import compose_clip
 

@@ -2,18 +2,18 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 
 import numpy as np
 import pytest
 import soundfile as sf
-
 from conftest import TINY_CLASSES, make_tiny_dataset
+
 from instrec._io import InstrecError
 from instrec.cli import main
 from instrec.evaluation.metrics import evaluate
-from instrec.training.loop import TrainConfig, train
+from instrec.training.config import TrainConfig
+from instrec.training.loop import train
 
 SR = 22050
 
@@ -34,8 +34,8 @@ def _tone(path, seconds, freq=440.0, sr=SR):
 
 
 def test_evaluate_writes_consistent_outputs(run128):
-    from instrec.evaluation.evaluate import evaluate_run
     from instrec.data.openmic import load_split
+    from instrec.evaluation.evaluate import evaluate_run
 
     m = evaluate_run(run128)
     saved = json.loads((run128 / "metrics.json").read_text())
@@ -77,9 +77,9 @@ def test_predict_tags_files_and_reports_bad_ones(run128, tmp_path):
     assert b.frame_probabilities.shape == (26, 4) and not np.isnan(b.frame_probabilities).any()
     assert res.probabilities.shape == (2, 4)
     # the file-level probability is the max over the windows' clip-level probabilities
-    from instrec.run import load_model
     from instrec.features.frontends import get_frontend
     from instrec.models.inference import run_model
+    from instrec.run import load_model
 
     model, _ = load_model(run128)
     x = get_frontend("logmel").features_from_file(long).astype(np.float32) / 255
@@ -115,8 +115,8 @@ def test_predict_refuses_a_mismatched_front_end(run128, tmp_path):
 
 
 def test_featurize_builds_a_loadable_dataset(tmp_path):
-    from instrec.data.openmic import load_openmic
     from instrec.data.featurize import featurize
+    from instrec.data.openmic import load_openmic
 
     audio = tmp_path / "audio"
     audio.mkdir()

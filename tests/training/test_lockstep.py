@@ -12,12 +12,13 @@ from safetensors.numpy import load_file
 
 from instrec._io import InstrecError
 from instrec.evaluation.evaluate import evaluate_run
-from instrec.pipelines.experiment import RunSpec, grid_specs, plan_tasks, run_experiment
+from instrec.models import build_model, model_spec
 from instrec.models.inference import run_model
+from instrec.models.stacked import StackedModel
+from instrec.pipelines.experiment import RunSpec, grid_specs, plan_tasks, run_experiment
+from instrec.training.config import TrainConfig
 from instrec.training.lockstep import predict_members, train_lockstep
-from instrec.models.stacked import STACKED_MODELS, StackedModel
-from instrec.models import build_model
-from instrec.training.loop import TrainConfig, train
+from instrec.training.loop import train
 
 # Different seeds, both losses, mixup and concatenation: members' batches differ in length.
 MEMBERS = [dict(seed=3, loss="focal", mixup=0.2, concat=0.5), dict(seed=4, loss="bce"),
@@ -120,7 +121,7 @@ def test_validation_predictions_equal_run_model(model):
     for seed in range(5):
         torch.manual_seed(seed)
         solos.append(build_model(model, n_classes=4, n_features=16))
-    stacked = STACKED_MODELS[model](solos).train()
+    stacked = model_spec(model).stacked(solos).train()
     with torch.no_grad():  # BatchNorm statistics away from their initial values
         for name in stacked.buffer_names:
             if name.endswith("running_mean"):

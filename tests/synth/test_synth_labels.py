@@ -9,8 +9,16 @@ import pytest
 
 from instrec.classes import OPENMIC_CLASSES
 from instrec.synth import gm
-from instrec.synth.labels import (calibrate_positive_prob, label_corpus, merge_intervals, notes_by_class,
-                                       partial_labels, release_of, strong_labels, weak_truth)
+from instrec.synth.labels import (
+    calibrate_positive_prob,
+    label_corpus,
+    merge_intervals,
+    notes_by_class,
+    partial_labels,
+    release_of,
+    strong_labels,
+    weak_truth,
+)
 from instrec.synth.soundfont import load_soundfont
 from instrec.synth.stats import label_statistics
 from instrec.synth.worker import STREAM_LABELS, clip_rng, compose_clip

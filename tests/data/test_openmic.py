@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 from instrec._io import InstrecError
-from instrec.data.openmic import (OpenMICData, load_openmic, load_split, read_partition, validation_split,
-                                  write_openmic)
+from instrec.data.openmic import OpenMICData, load_openmic, load_split, read_partition, validation_split, write_openmic
 
 CLASSES = ["bass", "drums", "voice"]
 
@@ -269,7 +268,7 @@ def test_write_validation(tmp_path):
 
 
 def test_no_pickle_loading_text_in_sources():
-    src = Path(__file__).resolve().parents[1] / "src" / "instrec" / "data"
+    src = Path(__file__).resolve().parents[2] / "src" / "instrec" / "data"
     for name in ("openmic.py", "download.py"):
         text = (src / name).read_text()
         for banned in ("pickle.load(", "pickle.loads(", "allow_pickle=" + "True"):

@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from instrec.models import MODEL_NAMES, build_model
+from instrec._io import InstrecError
+from instrec.models import MODEL_NAMES, NEURAL_MODELS, STACKABLE_MODELS, build_model, model_spec
 from instrec.models.forest import RandomForestBaseline, clip_features
 from instrec.models.lstm import BiLSTM, _BiLSTMFunction
 
@@ -146,7 +147,7 @@ def test_fc_refuses_other_lengths_and_concatenated_clips() -> None:
     from instrec.data.augment import concat
 
     model = build_model("fc").eval()
-    assert model.variable_length is False
+    assert model_spec("fc").variable_length is False
     x = torch.randn(2, 10, 128)
     assert model(x).clip.shape == (2, 20)
     x_cat, _, _ = concat(x, torch.zeros(2, 20), torch.ones(2, 20, dtype=torch.bool), [torch.tensor([1, 0])])
@@ -166,7 +167,7 @@ def test_fc_t_clip_is_mean_of_frames_and_rnn_uses_both_ends() -> None:
     torch.testing.assert_close(rnn(x).clip, expected)
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", NEURAL_MODELS)
 def test_registry_rebuilds_from_json_config(name: str) -> None:
     torch.manual_seed(7)
     model = build_model(name, n_classes=5, n_features=16, n_frames=4).eval()
@@ -175,13 +176,29 @@ def test_registry_rebuilds_from_json_config(name: str) -> None:
     x = torch.randn(2, 4, 16)
     torch.testing.assert_close(clone(x).clip, model(x).clip, atol=0, rtol=0)
     assert model(x).clip.shape == (2, 5)
-    assert model.variable_length is (name != "fc")
-    if model.variable_length:
+    spec = model_spec(name)
+    assert spec.variable_length is (name != "fc")
+    if spec.variable_length:
         assert model(torch.randn(2, 8, 16)).clip.shape == (2, 5)
+    else:
+        with pytest.raises(ValueError, match="expected 4 frames per clip"):
+            model(torch.randn(2, 8, 16))
+    # The capabilities the registry promises are what the model's output holds.
+    out = model(x)
+    assert (out.frame is not None) is spec.frame_output
+    assert (out.attention is not None) is spec.attention
+    assert (spec.stacked is not None) is (name in STACKABLE_MODELS)
+
+
+def test_registry_covers_the_forest() -> None:
+    spec = model_spec("rf")
+    assert "rf" in MODEL_NAMES and not spec.neural and spec.variable_length and not spec.frame_output
+    with pytest.raises(InstrecError, match="'rf' is not a neural network"):
+        build_model("rf")
 
 
 def test_registry_rejects_unknown_name_and_bad_input() -> None:
-    with pytest.raises(ValueError, match="unknown model 'cnn'; choose one of bilstm-att"):
+    with pytest.raises(InstrecError, match="unknown model 'cnn'; choose one of bilstm-att"):
         build_model("cnn")
     with pytest.raises(ValueError, match=r"expects input of shape \(batch, frames, 128\), got \(2, 10, 64\)"):
         build_model("att")(torch.randn(2, 10, 64))

@@ -9,7 +9,8 @@ import pytest
 from safetensors.numpy import load_file
 
 from instrec._io import InstrecError
-from instrec.training.loop import TrainConfig, train
+from instrec.training.config import TrainConfig
+from instrec.training.loop import train
 
 
 def _cfg(data, out, **kw) -> TrainConfig:

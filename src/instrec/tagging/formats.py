@@ -1,0 +1,57 @@
+"""Tag tables as text: clip-level or per-second CSV, and JSON."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+import numpy as np
+
+from instrec._io import InstrecError
+from instrec.tagging.predict import TagResults
+
+FORMATS = ("csv", "json")
+
+
+def format_results(results: TagResults, fmt: str = "csv", per_second: bool = False) -> str:
+    """Render tags as CSV or JSON text.
+
+    CSV, clip level: one row per file: ``file, n_frames, n_windows, aggregation, notes``, then
+    per instrument its probability and ``<instrument>_present`` (0/1).
+    CSV, per second: one row per file, frame and instrument: ``file, frame, start_s, end_s,
+    instrument, probability, attention`` (attention empty where the model has none)."""
+    if fmt == "json":
+        doc = {"classes": results.classes, "files": [], "failures": [
+            {"file": p, "error": e} for p, e in results.failures]}
+        for f in results.files:
+            item: dict[str, Any] = {
+                "file": f.path, "n_frames": f.n_frames, "n_windows": f.n_windows, "aggregation": f.aggregation,
+                "notes": f.notes, "probabilities": dict(zip(results.classes, map(float, f.probabilities))),
+                "present": [c for c, p in zip(results.classes, f.present) if p]}
+            if per_second and f.frame_probabilities is not None:
+                item["frame_seconds"] = f.frame_seconds
+                item["frame_probabilities"] = np.round(f.frame_probabilities, 5).tolist()
+                if f.attention is not None:
+                    item["attention"] = np.round(f.attention, 5).tolist()
+            doc["files"].append(item)
+        return json.dumps(doc, indent=2) + "\n"
+    if fmt != "csv":
+        raise InstrecError(f"unknown output format {fmt!r}; choose csv or json")
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    if per_second:
+        writer.writerow(["file", "frame", "start_s", "end_s", "instrument", "probability", "attention"])
+        for f in results.files:
+            for t in range(f.n_frames):
+                for c, name in enumerate(results.classes):
+                    att = "" if f.attention is None else f"{f.attention[t, c]:.5f}"
+                    writer.writerow([f.path, t, f"{t * f.frame_seconds:.2f}", f"{(t + 1) * f.frame_seconds:.2f}",
+                                     name, f"{f.frame_probabilities[t, c]:.5f}", att])
+        return buf.getvalue()
+    writer.writerow(["file", "n_frames", "n_windows", "aggregation", "notes", *results.classes,
+                     *(f"{c}_present" for c in results.classes)])
+    for f in results.files:
+        writer.writerow([f.path, f.n_frames, f.n_windows, f.aggregation, " | ".join(f.notes),
+                         *(f"{p:.5f}" for p in f.probabilities), *(int(b) for b in f.present)])
+    return buf.getvalue()

@@ -1,0 +1,77 @@
+"""``TrainConfig``: everything that determines a training run, with the paper's defaults.
+
+The ``instrec train`` options are generated from these fields (their ``metadata`` holds the
+help text and choices), so a default lives here and nowhere else. This module imports
+no torch: the command line reads it at start-up.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from instrec._io import InstrecError
+from instrec.models.registry import MODEL_NAMES
+
+LOSSES = ("focal", "bce")
+COMPILE_MODES = ("auto", "on", "off")
+COMPILE_HELP = ("torch.compile the training step of bilstm-att and att (needs a C++ compiler; about 1.3-1.5x "
+                "faster after a one-off 10-40 s compilation): auto = when the run has >= 20,000 steps and g++ "
+                "(or $CXX) is found, on = always or fail, off = never")
+
+
+def _opt(default: Any, help: str, choices: tuple[str, ...] | None = None, metavar: str | None = None) -> Any:
+    """A field that is also an ``instrec train`` option."""
+    return field(default=default, metadata={"help": help, "choices": choices, "metavar": metavar})
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a training run. Defaults are the paper's settings."""
+
+    data: str = field(metadata={"help": "OpenMIC-layout dataset folder"})
+    out: str = field(metadata={"help": "run directory"})
+    model: str = _opt("bilstm-att", "model to train", MODEL_NAMES)
+    loss: str = _opt("focal", "masked focal loss or masked binary cross-entropy", LOSSES)
+    focal_alpha: float = _opt(0.75, "focal loss: weight of positives (1 - alpha for negatives)")
+    focal_gamma: float = _opt(2.0, "focal loss: focusing exponent")
+    mixup: float = _opt(0.0, "mixup with lambda ~ Beta(A, A); 0 = off", metavar="A")
+    concat: float = _opt(0.0, "probability that a batch becomes 2-clip concatenations", metavar="P")
+    epochs: int = _opt(200, "training epochs")
+    batch_size: int = _opt(32, "clips per batch")
+    lr: float = _opt(5e-4, "Adam learning rate")
+    val_fraction: float = _opt(0.15, "fraction of the training partition held out for validation")
+    seed: int = _opt(0, "seed of weights, validation split, batch order, augmentation and dropout")
+    split: str = _opt("split01", "partition name: partitions/<split>_{train,test}.csv")
+    threads: int = _opt(0, "torch intra-op threads; 0 = auto: the usable cores, at most 2")
+    compile: str = _opt("auto", COMPILE_HELP, COMPILE_MODES)
+    rf_trees: int = _opt(100, "rf: trees per instrument")
+    rf_max_depth: int = _opt(8, "rf: maximum tree depth")
+    model_kwargs: dict[str, Any] = field(default_factory=dict, metadata={"cli": False})
+
+    def validate(self) -> None:
+        """A clear error for any setting that cannot train."""
+        for name, choices in (("model", MODEL_NAMES), ("loss", LOSSES)):
+            value = getattr(self, name)
+            if value not in choices:
+                raise InstrecError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
+        check_compile_mode(self.compile)
+        checks = [(self.epochs >= 1, "epochs must be >= 1"), (self.batch_size >= 1, "batch size must be >= 1"),
+                  (self.lr > 0 and math.isfinite(self.lr), "learning rate must be a finite number > 0"),
+                  (self.mixup >= 0, "mixup Beta parameter must be >= 0"),
+                  (0 <= self.concat <= 1, "concat probability must be in [0, 1]"),
+                  (0 < self.val_fraction < 1, "validation fraction must be in (0, 1)")]
+        for ok, message in checks:
+            if not ok:
+                raise InstrecError(message)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def check_compile_mode(mode: str) -> None:
+    """Raise InstrecError unless ``mode`` is one of COMPILE_MODES."""
+    if mode not in COMPILE_MODES:
+        raise InstrecError(f"unknown compile mode {mode!r}; choose one of {', '.join(COMPILE_MODES)}")
