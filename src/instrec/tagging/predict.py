@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from instrec._io import InstrecError
 from instrec.features import FRAME_SECONDS
-from instrec.features.audio import expand_inputs
+from instrec.features.audio import audio_info, expand_inputs
 from instrec.features.frontends import FrontEnd, get_frontend
 from instrec.models import FRAME_MODELS, model_spec
 from instrec.models.inference import run_model
@@ -40,6 +40,12 @@ class FileTags:
     attention: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
     frame_seconds: float = FRAME_SECONDS
+    duration: float | None = None  # seconds of audio, where the file was decoded
+
+    @property
+    def seconds(self) -> float:
+        """The file's length in seconds (its frames' span when it was not decoded here)."""
+        return self.duration if self.duration is not None else self.n_frames * self.frame_seconds
 
 
 @dataclass
@@ -49,6 +55,7 @@ class TagResults:
     classes: list[str]
     files: list[FileTags]
     failures: list[tuple[str, str]]
+    thresholds: np.ndarray | None = None  # (C,) decision thresholds of the present flags
 
     @property
     def probabilities(self) -> np.ndarray:
@@ -136,6 +143,7 @@ class Tagger:
             feats = self.frontend.features_from_file(path)
         tags = self.tag_features(feats, str(path))
         tags.notes = [str(w.message) for w in caught] + tags.notes
+        tags.duration = audio_info(path).duration
         return tags
 
 
@@ -169,4 +177,4 @@ def predict(run_dir: str | Path, inputs: Iterable[str | Path], per_second: bool 
             failures.append((str(path), str(exc)))
             continue
         files.append(tags)
-    return TagResults(tagger.classes, files, failures)
+    return TagResults(tagger.classes, files, failures, tagger.thresholds)
