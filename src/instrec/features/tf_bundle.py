@@ -16,6 +16,7 @@ names the file and the problem.
 """
 from __future__ import annotations
 
+import math
 import os
 import struct
 from dataclasses import dataclass
@@ -152,21 +153,33 @@ def _int64(v: int) -> int:
 
 
 def _last(fields: dict[int, list], number: int, default: int = 0) -> int:
-    return fields[number][-1] if number in fields else default
+    """The last value of an integer field (protobuf's rule for repeated scalars)."""
+    value = fields[number][-1] if number in fields else default
+    if not isinstance(value, int):
+        raise _Malformed(f"protobuf field {number} is not an integer")
+    return value
+
+
+def _messages(fields: dict[int, list], number: int) -> list[bytes]:
+    values = fields.get(number, [])
+    if not all(isinstance(v, bytes) for v in values):
+        raise _Malformed(f"protobuf field {number} is not a message")
+    return values
 
 
 def _parse_entry(value: bytes) -> BundleEntry:
     f = _proto_fields(value)
     if 7 in f:
         raise _Malformed("partitioned (sliced) tensors are not supported")
-    shape_fields = _proto_fields(f[2][-1]) if 2 in f else {}
+    shapes = _messages(f, 2)
+    shape_fields = _proto_fields(shapes[-1]) if shapes else {}
     if _last(shape_fields, 3):
         raise _Malformed("tensor of unknown rank")
-    shape = tuple(_int64(_last(_proto_fields(d), 1)) for d in shape_fields.get(2, []))
+    shape = tuple(_int64(_last(_proto_fields(d), 1)) for d in _messages(shape_fields, 2))
     if any(d < 0 for d in shape):
         raise _Malformed(f"negative dimension in shape {shape}")
     return BundleEntry(dtype=_last(f, 1), shape=shape, shard_id=_last(f, 3), offset=_int64(_last(f, 4)),
-                       size=_int64(_last(f, 5)), crc32c=f[6][-1] if 6 in f else None)
+                       size=_int64(_last(f, 5)), crc32c=_last(f, 6) if 6 in f else None)
 
 
 # --------------------------------------------------------------------------- table (SSTable) blocks
@@ -252,9 +265,13 @@ def data_file_name(prefix: str, shard: int, num_shards: int) -> str:
     return f"{prefix}.data-{shard:05d}-of-{num_shards:05d}"
 
 
-def read_tensors(index: bytes, read_shard: Callable[[int], tuple[bytes, str]], source: str = "<index>",
+def read_tensors(index: bytes, read_shard: Callable[[int, int], tuple[bytes, str]], source: str = "<index>",
                  names: Iterable[str] | None = None, verify_crc: bool = True) -> dict[str, np.ndarray]:
-    """Tensors from the bytes of an index; ``read_shard(i)`` returns ``(bytes, file name)`` of shard i."""
+    """Tensors from the bytes of an index (all, or those in ``names``).
+
+    ``read_shard(shard, num_shards)`` returns ``(bytes, file name)`` of a data shard; it is
+    called once per shard that holds a wanted tensor.
+    """
     num_shards, entries = parse_index(index, source, verify_crc)
     wanted = sorted(entries) if names is None else list(names)
     shards: dict[int, tuple[bytes, str]] = {}
@@ -269,10 +286,10 @@ def read_tensors(index: bytes, read_shard: Callable[[int], tuple[bytes, str]], s
         if not 0 <= e.shard_id < num_shards:
             raise InstrecError(f"{source}: tensor {name!r} is in shard {e.shard_id} of {num_shards}")
         if e.shard_id not in shards:
-            shards[e.shard_id] = read_shard(e.shard_id)
+            shards[e.shard_id] = read_shard(e.shard_id, num_shards)
         data, data_name = shards[e.shard_id]
         dtype = DTYPES[e.dtype]
-        count = int(np.prod(e.shape, dtype=np.int64))
+        count = math.prod(e.shape)
         if e.size != count * dtype.itemsize:
             raise InstrecError(f"{data_name}: tensor {name!r} is {e.size} bytes, shape {e.shape} needs "
                                f"{count * dtype.itemsize}")
@@ -299,9 +316,8 @@ def read_bundle(prefix: str | os.PathLike, names: Iterable[str] | None = None,
         index = index_path.read_bytes()
     except OSError as exc:
         raise InstrecError(f"{index_path}: cannot read checkpoint index ({exc.strerror or exc})") from None
-    num_shards = parse_index(index, str(index_path), verify_crc=False)[0]
 
-    def read_shard(shard: int) -> tuple[bytes, str]:
+    def read_shard(shard: int, num_shards: int) -> tuple[bytes, str]:
         path = data_file_name(prefix, shard, num_shards)
         try:
             return Path(path).read_bytes(), path

@@ -17,14 +17,16 @@ fixture holds:
 
 * ``logmel`` (563, 96): the original ``batch_data`` spectrogram (librosa mel, power 2,
   ``log10(10000 x + 1)``), float32;
-* ``taggram`` (3, 50), ``mean_pool`` / ``max_pool`` (3, 753), ``penultimate`` (3, 200):
-  from ``musicnn.extractor.extractor(..., extract_features=True)`` run unchanged
-  (apart from the float32 patch);
-* ``cnn3`` (3, 187, 64): the last mid-end layer for every patch, and ``frontend_rows``
-  (3, 10, 561): the front-end output (timbral 408 + temporal 153 channels) at frames
-  ``frontend_frames`` (the edges, where the padding matters, and a few in between).
-  Both come from a direct session run of the same graph, because ``extractor``
-  repeats the first patch's cnn1..cnn3 for every later patch.
+* ``taggram`` (3, 50), ``mean_pool`` / ``max_pool`` (3, 753): from
+  ``musicnn.extractor.extractor(..., extract_features=True)`` run unchanged (apart from
+  the float32 patch);
+* ``penultimate`` (3, 200), ``cnn3`` (3, 187, 64): the last mid-end layer for every patch,
+  and ``frontend_rows`` (3, 10, 561): the front-end output (timbral 408 + temporal 153
+  channels) at frames ``frontend_frames`` (the edges, where the padding matters, and a few
+  in between). These come from a direct session run of the same graph on the same
+  patches, because ``extractor`` returns the *first* patch's penultimate and cnn1..cnn3
+  for every later patch (its loop reads stale variables); the script checks that its
+  taggram and pools equal extractor's and that extractor's penultimate is patch 0's.
 """
 from __future__ import annotations
 
@@ -71,18 +73,24 @@ def main(src: str) -> None:
     x = tf.compat.v1.placeholder(tf.float32, [None, 187, 96])
     training = tf.compat.v1.placeholder(tf.bool)
     out = models.define_model(x, training, "MTT_musicnn", 50)
-    logits, timbral, temporal, cnn1, cnn2, cnn3 = out[:6]
+    logits, timbral, temporal, cnn1, cnn2, cnn3, mean_pool, max_pool, penultimate = out
     with tf.compat.v1.Session() as sess:
         tf.compat.v1.train.Saver().restore(sess, str(Path(src) / "musicnn" / "MTT_musicnn") + "/")
-        y, tim, tem, c3 = sess.run([tf.nn.sigmoid(logits), timbral, temporal, cnn3], {x: batch, training: False})
-    np.testing.assert_allclose(y, taggram, atol=1e-6)  # batched run == the original one-by-one run
+        y, tim, tem, c3, mean_, max_, pen = sess.run(
+            [tf.nn.sigmoid(logits), timbral, temporal, cnn3, mean_pool, max_pool, penultimate],
+            {x: batch, training: False})
+    # the batched run equals the original one-patch-at-a-time run
+    np.testing.assert_allclose(y, taggram, atol=1e-6)
+    np.testing.assert_allclose(mean_, feats["mean_pool"], atol=1e-5)
+    np.testing.assert_allclose(max_, feats["max_pool"], atol=1e-5)
+    np.testing.assert_allclose(np.broadcast_to(pen[:1], pen.shape), feats["penultimate"], atol=1e-5)
 
     frontend = np.concatenate([tim, tem], axis=2)
     np.savez_compressed(
         HERE / "musicnn_golden.npz",
         logmel=spec.astype(np.float32), taggram=taggram.astype(np.float32),
         mean_pool=feats["mean_pool"].astype(np.float32), max_pool=feats["max_pool"].astype(np.float32),
-        penultimate=feats["penultimate"].astype(np.float32), cnn3=c3[..., 0].astype(np.float32),
+        penultimate=pen.astype(np.float32), cnn3=c3[..., 0].astype(np.float32),
         frontend_rows=frontend[:, FRONTEND_FRAMES].astype(np.float32), frontend_frames=FRONTEND_FRAMES,
         tags=np.array(labels),
     )
