@@ -151,18 +151,37 @@ class FrozenBatchNorm(nn.Module):
         return torch.addcmul(shift, x, scale)
 
 
-def _windows(x: torch.Tensor, kt: int, kf: int) -> torch.Tensor:
-    """(B, T + kt - 1, F) -> rows (B * T * (F - kf + 1), kt * kf) of every kt x kf window (time-major)."""
-    b, tp, f = x.shape
-    x = x.contiguous()
+ROWS_PER_PRODUCT = 1024  # rows of one unfold + matrix product: a block that stays in cache
+
+
+def _conv_freq_max(xp: torch.Tensor, kt: int, kf: int, weight: torch.Tensor) -> torch.Tensor:
+    """Max over frequency of a single-channel 'valid' convolution, channels last.
+
+    ``xp`` (B, T + kt - 1, F) input, ``weight`` (kt * kf, C) with rows in (time, freq) order;
+    returns (B, T, C) = max over f of sum_{i,j} xp[b, t + i, f + j] weight[i * kf + j, c].
+    Each block of frames is unfolded (a strided view copied into rows), multiplied and reduced
+    while it is still in cache; the full (B, T, F', C) output is never stored.
+    """
+    b, tp, f = xp.shape
+    xp = xp.contiguous()
     t, fo = tp - kt + 1, f - kf + 1
-    view = x.as_strided((b, t, fo, kt, kf), (tp * f, f, 1, f, 1))
-    return view.reshape(b * t * fo, kt * kf)
+    out = xp.new_empty(b, t, weight.shape[1])
+    step = max(1, ROWS_PER_PRODUCT // fo)
+    for i in range(b):
+        for t0 in range(0, t, step):
+            n = min(step, t - t0)
+            rows = xp[i, t0:].as_strided((n, fo, kt, kf), (f, 1, f, 1)).reshape(n * fo, kt * kf)
+            torch.amax(torch.mm(rows, weight).view(n, fo, -1), dim=1, out=out[i, t0:t0 + n])
+    return out
 
 
 class _FrontConv(nn.Module):
     """One front-end filter bank: conv over a single-channel (time, freq) input, ReLU, batch norm,
-    max over frequency. Weight in PyTorch layout (filters, 1, kt, kf)."""
+    max over frequency. Weight in PyTorch layout (filters, 1, kt, kf).
+
+    The ReLU and batch norm are applied after the max: both are monotonic per channel, increasing
+    where the batch-norm scale is >= 0, decreasing where it is < 0, so there the max is
+    ``-max(-z)`` over the conv outputs z: the matrix holds those channels' weights negated."""
 
     def __init__(self, filters: int, kt: int, kf: int) -> None:
         super().__init__()
@@ -170,15 +189,15 @@ class _FrontConv(nn.Module):
         self.bias = nn.Parameter(torch.zeros(filters))
         self.bn = FrozenBatchNorm(filters)
 
-    def pool(self, z: torch.Tensor) -> torch.Tensor:
-        """(B, T, F', C) raw conv outputs (no bias) -> (B, T, C) after bias, ReLU, BN, max over F'."""
+    def signed_matrix(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(kt * kf, C) weight with negative-scale channels negated, and the signs (C,)."""
+        sign = torch.where(self.bn.scale_shift()[0] < 0, -1.0, 1.0).to(self.weight.dtype)
+        return self.weight.reshape(len(self.bias), -1).t() * sign, sign
+
+    def finish(self, signed_max: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
+        """(B, T, C) max of the signed conv outputs -> bias, ReLU, batch norm."""
         scale, shift = self.bn.scale_shift()
-        if bool((scale >= 0).all()):
-            m = z.amax(dim=2)
-        else:
-            lo, hi = torch.aminmax(z, dim=2)
-            m = torch.where(scale >= 0, hi, lo)
-        return torch.addcmul(shift, torch.relu(m + self.bias), scale)
+        return torch.addcmul(shift, torch.relu(signed_max * sign + self.bias), scale)
 
 
 class _MidConv(nn.Module):
@@ -192,9 +211,12 @@ class _MidConv(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         b, t, c = h.shape
-        rows = _windows(F.pad(h, (0, 0, 3, 3)), 7, c)
+        hp = F.pad(h, (0, 0, 3, 3)).contiguous()
         w = self.weight.permute(2, 1, 0).reshape(7 * c, -1)
-        return self.bn(torch.relu(torch.addmm(self.bias, rows, w))).view(b, t, -1)
+        out = h.new_empty(b, t, w.shape[1])
+        for i in range(b):  # the 7-frame windows of one patch are overlapping rows of its (T + 6, C) block
+            torch.addmm(self.bias, hp[i].as_strided((t, 7 * c), (c, 1)), w, out=out[i])
+        return self.bn(torch.relu_(out))
 
 
 class Musicnn(nn.Module):
@@ -216,25 +238,32 @@ class Musicnn(nn.Module):
 
     def frontend(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, 96) normalised log-mel -> (B, T, 561): timbral 7x38, 7x67, temporal 128, 64, 32."""
-        b, t, f = x.shape
         out = []
         xp = F.pad(x, (0, 0, 3, 3))
         for conv in self.timbral:
             kt, kf = conv.weight.shape[2:]
-            z = _windows(xp, kt, kf) @ conv.weight.reshape(len(conv.bias), -1).t()
-            out.append(conv.pool(z.view(b, t, f - kf + 1, -1)))
+            w, sign = conv.signed_matrix()
+            out.append(conv.finish(_conv_freq_max(xp, kt, kf, w), sign))
+        # the three temporal banks share one product: each kernel sits inside the longest one's
+        # 'same' window (TF pads (k - 1) // 2 frames before, the rest after), zeros elsewhere
         longest = max(conv.weight.shape[2] for conv in self.temporal)
         before = (longest - 1) // 2
-        cols = _windows(F.pad(x, (0, 0, before, longest - 1 - before)), longest, 1)  # (B * T * F, 128)
+        blocks, signs = [], []
         for conv in self.temporal:
             k = conv.weight.shape[2]
-            lo = before - (k - 1) // 2  # TF 'same': (k - 1) // 2 frames before, the rest after
-            z = cols[:, lo:lo + k] @ conv.weight.reshape(len(conv.bias), k).t()
-            out.append(conv.pool(z.view(b, t, f, -1)))
+            w, sign = conv.signed_matrix()
+            lo = before - (k - 1) // 2
+            blocks.append(F.pad(w, (0, 0, lo, longest - k - lo)))
+            signs.append(sign)
+        z = _conv_freq_max(F.pad(x, (0, 0, before, longest - 1 - before)), longest, 1, torch.cat(blocks, dim=1))
+        for conv, part, sign in zip(self.temporal, z.split([len(c.bias) for c in self.temporal], dim=2), signs):
+            out.append(conv.finish(part, sign))
         return torch.cat(out, dim=2)
 
+    @torch.no_grad()
     def forward(self, patches: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``patches``: (N, T, 96) log-mel (T = 187 for the trained 3-s input). Returns a dict:
+        """``patches``: (N, T, 96) log-mel (T = 187 for the trained 3-s input); inference only
+        (runs without autograd). Returns a dict:
 
         * ``taggram`` (N, n_tags) sigmoid probabilities; ``logits`` (N, n_tags);
         * ``penultimate`` (N, 200): the batch-normalised dense layer;
