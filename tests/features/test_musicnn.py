@@ -217,6 +217,9 @@ def test_extract_batching_and_options(net):
     assert "features" not in single
     for key in ("taggram", "penultimate", "max_pool", "mean_pool"):
         np.testing.assert_allclose(single[key], whole[key], rtol=1e-5, atol=1e-5)
+    batches = list(M.iter_extract(audio, net, batch_size=2))
+    assert [int(b["first_patch"]) for b in batches] == [0, 2] and batches[1]["features"].shape == (1, 187, 753)
+    np.testing.assert_array_equal(np.concatenate([b["features"] for b in batches]), M.extract(audio, net, 2)["features"])
     overlapped = M.extract(audio, net, patch_hop=17, frames=False)  # 187 = 11 x 17
     assert overlapped["taggram"].shape == (23, 50)
     np.testing.assert_allclose(overlapped["taggram"][[0, 11, 22]], whole["taggram"], atol=1e-5)
@@ -228,7 +231,7 @@ def test_converted_files(weights_dir, musicnn_wheel):
     meta = json.loads(meta_path.read_text())
     assert meta["wheel_sha256"] == W.WHEEL_SHA256 == W.sha256_of(musicnn_wheel)
     assert meta["model"] == "MTT_musicnn" and meta["tags"] == list(M.MTT_TAGS)
-    assert W.musicnn_tags("MSD_musicnn", weights_dir) == list(M.MSD_TAGS)
+    assert W.musicnn_tags("MSD_musicnn", weights_dir) == list(W.MSD_TAGS)
     msd = W.load_musicnn("MSD_musicnn", weights_dir)
     assert msd.out.weight.shape == (50, 200)
     # already converted: nothing is fetched or read (the wheel path is not even looked at) ...

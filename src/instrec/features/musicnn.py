@@ -1,12 +1,13 @@
 """musicnn (Pons & Serra 2019, the ``musicnn==0.1.0`` release) in PyTorch, and its log-mel input.
 
 Input: 16 kHz mono audio -> STFT (512-point periodic Hann window, hop 256, centred with
-zero padding of 256 samples each side, as librosa >= 0.10's default) -> power spectrum ->
-96 Slaney mel bands (librosa's default ``filters.mel``) -> ``log10(10000 x + 1)``, computed in
-float32. (The original casts the mel spectrogram to float16 before the x10000; current numpy
-then overflows to inf, and float32 gives the published tags.) The spectrogram is cut into
-patches of 187 frames (3 s) starting every 187 frames (the original's default,
-``input_overlap=False``); frames after the last whole patch are dropped, as in the original.
+zero padding of 256 samples each side: librosa >= 0.10's default; older librosa padded by
+reflection, which changes the first and last frame only) -> power spectrum -> 96 Slaney mel
+bands (librosa's default ``filters.mel``) -> ``log10(10000 x + 1)`` in float32. The original
+casts the mel spectrogram to float16 before the x10000, which overflows to inf with current
+numpy; float32 gives the published tags. Patches of 187 frames (3 s) start every 187 frames
+(the original's default, ``input_overlap=False``); frames after the last whole patch are
+dropped, as in the original.
 
 Network (``build_musicnn`` of the release, 64 mid-end filters, 200 dense units), all batch
 norms in inference mode with epsilon 1e-3, every conv followed by ReLU *then* batch norm:
@@ -22,12 +23,13 @@ norms in inference mode with epsilon 1e-3, every conv followed by ReLU *then* ba
   flattened interleaved per channel (max_0, mean_0, max_1, ...), batch norm, dense 200 + ReLU,
   batch norm (the "penultimate" features), dense to the tags, sigmoid.
 
-The single-channel front-end convolutions are computed as unfold (a strided view copied into
-rows) + one matrix product, channels last, and the ReLU/batch norm after the frequency max
-(exact: the batch-norm affine is monotonic, so the max of a channel with a negative scale is
-taken from the minimum).
+The single-channel front-end convolutions are computed channels last as unfold (a strided
+view copied into rows) + matrix product in cache-sized blocks, reduced over frequency at once;
+ReLU and batch norm follow the max (exact, see :class:`_FrontConv`).
 """
 from __future__ import annotations
+
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -52,13 +54,6 @@ MTT_TAGS: tuple[str, ...] = (
     "vocals", "no vocals", "harpsichord", "loud", "quiet", "flute", "woman", "male vocal", "no vocal", "pop",
     "soft", "sitar", "solo", "man", "classic", "choir", "voice", "new age", "dance", "male voice",
     "female vocal", "beats", "harp", "cello", "no voice", "weird", "country", "metal", "female voice", "choral")
-MSD_TAGS: tuple[str, ...] = (
-    "rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s", "alternative rock",
-    "jazz", "beautiful", "metal", "chillout", "male vocalists", "classic rock", "soul", "indie rock", "Mellow",
-    "electronica", "80s", "folk", "90s", "chill", "instrumental", "punk", "oldies", "blues", "hard rock",
-    "ambient", "acoustic", "experimental", "female vocalist", "guitar", "Hip-Hop", "70s", "party", "country",
-    "easy listening", "sexy", "catchy", "funk", "electro", "heavy metal", "Progressive rock", "60s", "rnb",
-    "indie pop", "sad", "House", "happy")
 
 
 # --------------------------------------------------------------------------- log-mel input
@@ -179,9 +174,10 @@ class _FrontConv(nn.Module):
     """One front-end filter bank: conv over a single-channel (time, freq) input, ReLU, batch norm,
     max over frequency. Weight in PyTorch layout (filters, 1, kt, kf).
 
-    The ReLU and batch norm are applied after the max: both are monotonic per channel, increasing
-    where the batch-norm scale is >= 0, decreasing where it is < 0, so there the max is
-    ``-max(-z)`` over the conv outputs z: the matrix holds those channels' weights negated."""
+    Bias, ReLU and batch norm are applied after the max, exactly: per channel they are monotonic,
+    increasing where the batch-norm scale is >= 0 and decreasing where it is < 0. There the max
+    comes from the smallest conv output, min z = -max(-z): the matrix holds those channels'
+    weights negated and :meth:`finish` restores the sign."""
 
     def __init__(self, filters: int, kt: int, kf: int) -> None:
         super().__init__()
@@ -287,41 +283,51 @@ class Musicnn(nn.Module):
                 "max_pool": max_pool, "mean_pool": mean_pool, "features": feats}
 
 
-def extract(audio_16k: np.ndarray, model: Musicnn | None = None, batch_size: int = 16,
-            frames: bool = True, patch_hop: int = PATCH_HOP) -> dict[str, np.ndarray]:
-    """Run musicnn on 16 kHz mono audio (at least 187 frames, about 2.98 s).
-
-    Patches of 187 frames start every ``patch_hop`` frames (187: no overlap, as the original);
-    ``batch_size`` patches at a time go through the network under ``torch.no_grad()``, their
-    log-mel computed just for them, so memory stays bounded. ``model`` defaults to the converted
-    MTT_musicnn weights (:func:`instrec.features.musicnn_weights.load_musicnn`).
-
-    Returns float32 arrays: ``taggram`` (P, 50), ``penultimate`` (P, 200), ``max_pool`` and
-    ``mean_pool`` (P, 753), ``features`` (P, 187, 753) if ``frames`` (16-ms frames, frame
-    ``i`` of patch ``p`` is centred at ``(p * patch_hop + i) * 256 / 16000`` s), and
-    ``patch_start_s`` (P,), each patch's start in seconds.
-    """
+def iter_extract(audio_16k: np.ndarray, model: Musicnn | None = None, batch_size: int = 16,
+                 frames: bool = True, patch_hop: int = PATCH_HOP) -> Iterator[dict[str, np.ndarray]]:
+    """:func:`extract` batch by batch, for long signals: yields the same keys for ``batch_size``
+    patches at a time (plus ``first_patch``, the index of the batch's first patch), so a caller
+    can pool or store ``features`` before the next batch is computed."""
     if model is None:
         from instrec.features.musicnn_weights import load_musicnn  # noqa: PLC0415 - avoid an import cycle
         model = load_musicnn()
-    audio = np.asarray(audio_16k, dtype=np.float32)
+    audio = np.asarray(audio_16k)
     if audio.ndim != 1:
         raise InstrecError(f"<audio>: musicnn needs 1-D mono audio, got shape {audio.shape}")
     total = n_patches(n_frames(len(audio)), PATCH_FRAMES, patch_hop)
     if total == 0:
         raise InstrecError(f"<audio>: {len(audio) / SAMPLE_RATE:.2f} s is too short for musicnn "
                            f"(needs {(PATCH_FRAMES - 1) * HOP / SAMPLE_RATE:.2f} s)")
-    keys = ["taggram", "penultimate", "max_pool", "mean_pool"] + (["features"] if frames else [])
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
-    with torch.no_grad():
-        for p0 in range(0, total, batch_size):
-            count = min(batch_size, total - p0)
-            span = (count - 1) * patch_hop + PATCH_FRAMES
-            mel = log_mel(audio, p0 * patch_hop, span)
-            patches = np.lib.stride_tricks.sliding_window_view(mel, (PATCH_FRAMES, N_MELS))[::patch_hop, 0]
-            out = model(torch.from_numpy(patches.copy()))
-            for k in keys:
-                parts[k].append(out[k].numpy())
-    result = {k: np.concatenate(v) for k, v in parts.items()}
-    result["patch_start_s"] = (np.arange(total) * patch_hop * HOP / SAMPLE_RATE).astype(np.float32)
-    return result
+    keys = ("taggram", "penultimate", "max_pool", "mean_pool") + (("features",) if frames else ())
+    for p0 in range(0, total, batch_size):
+        count = min(batch_size, total - p0)
+        mel = torch.from_numpy(log_mel(audio, p0 * patch_hop, (count - 1) * patch_hop + PATCH_FRAMES))
+        patches = mel.unfold(0, PATCH_FRAMES, patch_hop).transpose(1, 2)  # (count, 187, 96) view
+        out = model(patches)
+        batch = {k: out[k].numpy() for k in keys}
+        batch["patch_start_s"] = ((p0 + np.arange(count)) * patch_hop * HOP / SAMPLE_RATE).astype(np.float32)
+        batch["first_patch"] = np.int64(p0)
+        yield batch
+
+
+def extract(audio_16k: np.ndarray, model: Musicnn | None = None, batch_size: int = 16,
+            frames: bool = True, patch_hop: int = PATCH_HOP) -> dict[str, np.ndarray]:
+    """Run musicnn on 16 kHz mono audio (at least 187 frames, about 2.98 s).
+
+    Patches of 187 frames start every ``patch_hop`` frames (187: no overlap, as the original);
+    ``batch_size`` patches at a time go through the network without autograd, their log-mel
+    computed just for them (:func:`iter_extract` yields these batches one by one). ``model``
+    defaults to the converted MTT_musicnn weights
+    (:func:`instrec.features.musicnn_weights.load_musicnn`).
+
+    Returns float32 arrays: ``taggram`` (P, 50), ``penultimate`` (P, 200), ``max_pool`` and
+    ``mean_pool`` (P, 753), ``features`` (P, 187, 753) if ``frames`` (16-ms frames, frame
+    ``i`` of patch ``p`` is centred at ``(p * patch_hop + i) * 256 / 16000`` s), and
+    ``patch_start_s`` (P,), each patch's start in seconds.
+    """
+    parts: dict[str, list[np.ndarray]] = {}
+    for batch in iter_extract(audio_16k, model, batch_size, frames, patch_hop):
+        for k, v in batch.items():
+            if k != "first_patch":
+                parts.setdefault(k, []).append(v)
+    return {k: np.concatenate(v) for k, v in parts.items()}

@@ -27,13 +27,20 @@ import torch
 from safetensors.torch import load_file, save
 
 from instrec._io import InstrecError, atomic_write_bytes, atomic_write_json
-from instrec.features.musicnn import MSD_TAGS, MTT_TAGS, Musicnn
+from instrec.features.musicnn import MTT_TAGS, Musicnn
 from instrec.features.tf_bundle import data_file_name, parse_index, read_tensors
 from instrec.features.vggish import default_weights_dir
 
 PACKAGE = "musicnn==0.1.0"
 WHEEL_NAME = "musicnn-0.1.0-py3-none-any.whl"
 WHEEL_SHA256 = "f38a4890c648c1ddbb141c5d96d2b0a8cfcd36746002d896989f7b88beb65cfa"
+MSD_TAGS: tuple[str, ...] = (
+    "rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s", "alternative rock",
+    "jazz", "beautiful", "metal", "chillout", "male vocalists", "classic rock", "soul", "indie rock", "Mellow",
+    "electronica", "80s", "folk", "90s", "chill", "instrumental", "punk", "oldies", "blues", "hard rock",
+    "ambient", "acoustic", "experimental", "female vocalist", "guitar", "Hip-Hop", "70s", "party", "country",
+    "easy listening", "sexy", "catchy", "funk", "electro", "heavy metal", "Progressive rock", "60s", "rnb",
+    "indie pop", "sad", "House", "happy")
 MODELS: dict[str, tuple[str, ...]] = {"MTT_musicnn": MTT_TAGS, "MSD_musicnn": MSD_TAGS}
 DEFAULT_MODEL = "MTT_musicnn"
 
