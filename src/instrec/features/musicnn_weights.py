@@ -112,8 +112,9 @@ def fetch_wheel(dest_dir: str | os.PathLike, progress: bool = True) -> Path:
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     wheel = dest / WHEEL_NAME
     if proc.returncode != 0 or not wheel.is_file():
-        lines = [ln.strip() for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
-        reason = lines[-1] if lines else f"exit status {proc.returncode}"
+        lines = [ln.strip() for ln in proc.stderr.splitlines() + proc.stdout.splitlines() if ln.strip()]
+        errors = [ln for ln in lines if ln.startswith("ERROR")]
+        reason = (errors or lines or [f"exit status {proc.returncode}"])[-1]
         raise InstrecError(f"{wheel}: pip download {PACKAGE} failed: {reason}")
     return wheel
 
