@@ -90,7 +90,7 @@ def random_network(seed: int = 0) -> M.Musicnn:
     for name, value in net.state_dict().items():
         if name.endswith("running_var"):
             state[name] = torch.rand(value.shape, generator=gen) + 0.5
-        elif name.endswith("bn.weight") or name.endswith("_bn.weight"):
+        elif name.endswith("bn.weight"):
             state[name] = torch.randn(value.shape, generator=gen)
         else:
             fan_in = value[0].numel() if value.ndim > 1 else 4

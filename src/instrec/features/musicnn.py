@@ -29,7 +29,7 @@ ReLU and batch norm follow the max (exact, see :class:`_FrontConv`).
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch

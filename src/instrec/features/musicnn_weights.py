@@ -19,8 +19,8 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import torch
@@ -193,12 +193,12 @@ def load_musicnn(model: str = DEFAULT_MODEL, weights_dir: str | os.PathLike | No
     """The converted network in eval mode; InstrecError naming the file when it is missing or broken."""
     if model not in MODELS:
         raise InstrecError(f"<musicnn>: unknown model {model!r} (known: {', '.join(MODELS)})")
-    path, meta_path = weight_files(model, weights_dir)
+    path = weight_files(model, weights_dir)[0]
     if not path.is_file():
         raise InstrecError(f"{path}: musicnn weights not found; run `instrec download musicnn` first")
     try:
         state = load_file(str(path))
-    except Exception as exc:  # safetensors raises its own error types
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
         raise InstrecError(f"{path}: cannot read musicnn weights ({exc})".replace("\n", " ")) from None
     net = Musicnn(n_tags=len(MODELS[model]))
     net.load_state_dict(check_state_dict(state, str(path), len(MODELS[model])))

@@ -73,7 +73,7 @@ def main(src: str) -> None:
     x = tf.compat.v1.placeholder(tf.float32, [None, 187, 96])
     training = tf.compat.v1.placeholder(tf.bool)
     out = models.define_model(x, training, "MTT_musicnn", 50)
-    logits, timbral, temporal, cnn1, cnn2, cnn3, mean_pool, max_pool, penultimate = out
+    logits, timbral, temporal, _, _, cnn3, mean_pool, max_pool, penultimate = out
     with tf.compat.v1.Session() as sess:
         tf.compat.v1.train.Saver().restore(sess, str(Path(src) / "musicnn" / "MTT_musicnn") + "/")
         y, tim, tem, c3, mean_, max_, pen = sess.run(
