@@ -13,6 +13,7 @@ from instrec._io import InstrecError
 from instrec.features import FRONTEND_NAMES
 from instrec.training.config import COMPILE_HELP, COMPILE_MODES, TrainConfig
 
+
 def _download(args: argparse.Namespace) -> int:
     if args.what == "openmic":
         if not args.root:
@@ -20,6 +21,10 @@ def _download(args: argparse.Namespace) -> int:
         from instrec.data.download import download_openmic
 
         print(download_openmic(args.root, progress=not args.quiet))
+    elif args.what == "musicnn":
+        from instrec.features.musicnn_weights import download_musicnn
+
+        print(download_musicnn(args.root, force=args.force, progress=not args.quiet, wheel=args.wheel))
     else:
         from instrec.features.vggish_weights import download_vggish
 
@@ -142,13 +147,17 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
         return sp
 
-    sp = command("download", _download, "download OpenMIC-2018 or the VGGish weights (md5-checked, resumable)")
-    sp.add_argument("what", choices=["openmic", "vggish"])
-    sp.add_argument("--root", help="folder to download into (vggish default: $INSTREC_WEIGHTS_DIR or "
+    sp = command("download", _download, "download OpenMIC-2018, the VGGish weights or the musicnn weights "
+                 "(checksum-verified)")
+    sp.add_argument("what", choices=["openmic", "vggish", "musicnn"],
+                    help="musicnn: the musicnn==0.1.0 wheel from the package index (pip, sha256-checked), "
+                         "its TensorFlow checkpoints converted once to safetensors")
+    sp.add_argument("--root", help="folder to download into (vggish, musicnn default: $INSTREC_WEIGHTS_DIR or "
                     "~/.cache/instrec/weights)")
+    sp.add_argument("--wheel", help="musicnn: use this local musicnn-0.1.0 wheel instead of pip download")
     sp.add_argument("--source", default="auto", choices=["auto", "tensorflow", "torchvggish"],
                     help="vggish: the official TF checkpoint (needs tensorflow to convert) or the torchvggish files")
-    sp.add_argument("--force", action="store_true", help="vggish: convert again")
+    sp.add_argument("--force", action="store_true", help="vggish, musicnn: convert again")
 
     sp = command("synth", _synth, "render the offline multi-instrument corpus (OpenMIC layout + strong labels)")
     sp.add_argument("--out", required=True)

@@ -22,6 +22,15 @@ from tqdm import tqdm
 from instrec._io import InstrecError
 
 TIMEOUT_S = 60.0
+#: Environment variable naming the folder of converted pretrained weights.
+WEIGHTS_ENV = "INSTREC_WEIGHTS_DIR"
+
+
+def default_weights_dir() -> Path:
+    """Where converted pretrained weights live: ``$INSTREC_WEIGHTS_DIR`` if set, else
+    ``~/.cache/instrec/weights``."""
+    env = os.environ.get(WEIGHTS_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "instrec" / "weights"
 
 
 def file_digest(path: str | Path, algorithm: str = "md5", chunk_size: int = 1 << 20) -> str:

@@ -283,14 +283,11 @@ class Musicnn(nn.Module):
                 "max_pool": max_pool, "mean_pool": mean_pool, "features": feats}
 
 
-def iter_extract(audio_16k: np.ndarray, model: Musicnn | None = None, batch_size: int = 16,
+def iter_extract(audio_16k: np.ndarray, model: Musicnn, batch_size: int = 16,
                  frames: bool = True, patch_hop: int = PATCH_HOP) -> Iterator[dict[str, np.ndarray]]:
     """:func:`extract` batch by batch, for long signals: yields the same keys for ``batch_size``
     patches at a time (plus ``first_patch``, the index of the batch's first patch), so a caller
     can pool or store ``features`` before the next batch is computed."""
-    if model is None:
-        from instrec.features.musicnn_weights import load_musicnn  # noqa: PLC0415 - avoid an import cycle
-        model = load_musicnn()
     audio = np.asarray(audio_16k)
     if audio.ndim != 1:
         raise InstrecError(f"<audio>: musicnn needs 1-D mono audio, got shape {audio.shape}")
@@ -310,15 +307,14 @@ def iter_extract(audio_16k: np.ndarray, model: Musicnn | None = None, batch_size
         yield batch
 
 
-def extract(audio_16k: np.ndarray, model: Musicnn | None = None, batch_size: int = 16,
+def extract(audio_16k: np.ndarray, model: Musicnn, batch_size: int = 16,
             frames: bool = True, patch_hop: int = PATCH_HOP) -> dict[str, np.ndarray]:
     """Run musicnn on 16 kHz mono audio (at least 187 frames, about 2.98 s).
 
     Patches of 187 frames start every ``patch_hop`` frames (187: no overlap, as the original);
     ``batch_size`` patches at a time go through the network without autograd, their log-mel
-    computed just for them (:func:`iter_extract` yields these batches one by one). ``model``
-    defaults to the converted MTT_musicnn weights
-    (:func:`instrec.features.musicnn_weights.load_musicnn`).
+    computed just for them (:func:`iter_extract` yields these batches one by one). ``model``:
+    e.g. the converted MTT_musicnn weights (:func:`instrec.features.musicnn_weights.load_musicnn`).
 
     Returns float32 arrays: ``taggram`` (P, 50), ``penultimate`` (P, 200), ``max_pool`` and
     ``mean_pool`` (P, 753), ``features`` (P, 187, 753) if ``frames`` (16-ms frames, frame

@@ -12,7 +12,6 @@ Only the musicnn-architecture models are converted (``MTT_musicnn``, the default
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -29,7 +28,7 @@ from safetensors.torch import load_file, save
 from instrec._io import InstrecError, atomic_write_bytes, atomic_write_json
 from instrec.features.musicnn import MTT_TAGS, Musicnn
 from instrec.features.tf_bundle import data_file_name, parse_index, read_tensors
-from instrec.features.vggish import default_weights_dir
+from instrec.fetch import default_weights_dir, sha256_file
 
 PACKAGE = "musicnn==0.1.0"
 WHEEL_NAME = "musicnn-0.1.0-py3-none-any.whl"
@@ -94,14 +93,6 @@ def check_state_dict(state: dict[str, torch.Tensor], source: str, n_tags: int = 
     return state
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def fetch_wheel(dest_dir: str | os.PathLike, progress: bool = True) -> Path:
     """``pip download`` the musicnn 0.1.0 wheel (no dependencies, binary only) into ``dest_dir``."""
     dest = Path(dest_dir)
@@ -148,7 +139,7 @@ def convert_wheel(wheel: str | os.PathLike, weights_dir: str | os.PathLike | Non
     wheel = Path(wheel)
     if not wheel.is_file():
         raise InstrecError(f"{wheel}: musicnn wheel not found")
-    digest = sha256_of(wheel)
+    digest = sha256_file(wheel)
     if digest != WHEEL_SHA256:
         raise InstrecError(f"{wheel}: sha256 {digest} does not match {PACKAGE}'s {WHEEL_SHA256}")
     written: dict[str, Path] = {}

@@ -31,6 +31,7 @@ from safetensors.torch import load_file as load_torch
 from torch import nn
 
 from instrec._io import InstrecError
+from instrec.fetch import WEIGHTS_ENV, default_weights_dir
 
 MODEL_FILE = "vggish.safetensors"
 PCA_FILE = "vggish_pca.safetensors"
@@ -39,7 +40,6 @@ PCA_MEANS = "pca_means"
 EMBEDDING_SIZE = 128
 QUANTIZE_MIN = -2.0
 QUANTIZE_MAX = 2.0
-WEIGHTS_ENV = "INSTREC_WEIGHTS_DIR"
 
 #: (state-dict name, shape) of every parameter, in order; names follow torchvggish.
 _CONVS = ((0, 1, 64), (3, 64, 128), (6, 128, 256), (8, 256, 256), (11, 256, 512), (13, 512, 512))
@@ -51,12 +51,6 @@ for _i, _cin, _cout in _CONVS:
 for _i, _fin, _fout in _FCS:
     PARAM_SHAPES[f"embeddings.{_i}.weight"] = (_fout, _fin)
     PARAM_SHAPES[f"embeddings.{_i}.bias"] = (_fout,)
-
-
-def default_weights_dir() -> Path:
-    """``$INSTREC_WEIGHTS_DIR`` if set, else ``~/.cache/instrec/weights``."""
-    env = os.environ.get(WEIGHTS_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "instrec" / "weights"
 
 
 def flatten_channels_last(x: torch.Tensor) -> torch.Tensor:

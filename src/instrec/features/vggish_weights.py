@@ -36,10 +36,9 @@ from instrec.features.vggish import (
     PCA_MEANS,
     check_pca,
     check_state_dict,
-    default_weights_dir,
     weight_paths,
 )
-from instrec.fetch import fetch_file, sha256_file
+from instrec.fetch import default_weights_dir, fetch_file, sha256_file
 
 TF_CKPT_URL = "https://storage.googleapis.com/audioset/vggish_model.ckpt"
 TF_CKPT_MD5 = "d1c7011e6366aa34176bb05c705e31a8"
