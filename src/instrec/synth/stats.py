@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -64,7 +65,9 @@ class CorpusStats:
         lines = [
             f"synthetic corpus: {self.n_clips} clips in {self.out_dir} ({self.n_train} train / {self.n_test} test), "
             f"seed {self.seed}, front end {self.frontend.get('name')}",
-            f"  SoundFont {self.soundfont}: {len(self.renderable_classes)}/{len(self.classes)} classes renderable"
+            (f"  SoundFont {self.soundfont}" if len(self.soundfonts) <= 1 else
+             f"  {len(self.soundfonts)} SoundFonts ({', '.join(Path(f['path']).name for f in self.soundfonts)})")
+            + f": {len(self.renderable_classes)}/{len(self.classes)} classes renderable"
             + (f" (never labelled: {', '.join(c for c in self.classes if c not in self.renderable_classes)})"
                if len(self.renderable_classes) < len(self.classes) else ""),
             f"  labelled pairs: {self.labelled_pairs} ({self.labelled_per_clip:.2f}/clip, requested "

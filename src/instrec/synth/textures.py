@@ -20,6 +20,8 @@ from instrec.synth.lines import DENSITIES
 TEXTURES: dict[str, float] = {"solo": 0.40, "duo": 0.25, "sparse": 0.20, "ensemble": 0.15}
 #: Probability that drums join a texture (ensembles: as their templates say).
 DRUM_PROB: dict[str, float] = {"solo": 0.03, "duo": 0.06, "sparse": 0.15}
+#: Relative weight of a line (non-chordal) instrument as the lead of a thin texture.
+LINE_LEAD_WEIGHT = 2.0
 #: Classes that can accompany (play chords) and their chord patterns.
 CHORDAL: dict[str, tuple[str, ...]] = {
     "piano": ("arpeggio", "block", "comp", "pad"), "guitar": ("arpeggio", "strum", "block", "comp"),
@@ -103,7 +105,10 @@ def plan_texture(rng: np.random.Generator, renderable: tuple[str, ...], weights:
         name, style, parts = plan_parts(rng, renderable)
         return "ensemble", name, style, [Plan(p.cls, p.role, p.option, p.voices, lead=i == 0)
                                          for i, p in enumerate(parts)]
-    lead = _choice(rng, melodic)
+    # Line instruments lead twice as often as chordal ones, which also get chosen as accompanists:
+    # over a corpus every class then plays in roughly as many clips.
+    w_lead = np.array([1.0 if c in CHORDAL else LINE_LEAD_WEIGHT for c in melodic])
+    lead = melodic[int(rng.choice(len(melodic), p=w_lead / w_lead.sum()))]
     style = _choice(rng, STYLES.get(lead, ("free",)))
     plans = _lead_plans(rng, lead)
     if texture == "duo":
