@@ -150,7 +150,7 @@ def test_labels_follow_the_rendered_audio(fonts):
 def test_expressive_controls_reach_the_midi(fonts):
     rng = np.random.default_rng(3)
     notes = [NoteEvent(60 + k, 0.5 * k, 0.5 * k + 0.9, 80) for k in range(8)]
-    shaped, art = shape_notes(rng, notes, 10.0, percussive=False, chordal=False)
+    shaped, _ = shape_notes(rng, notes, 10.0, percussive=False, chordal=False)
     assert len(shaped) == 8 and all(n.end > n.start and 15 <= n.velocity <= 127 for n in shaped)
     assert len({n.velocity for n in shaped}) > 1
     rubato = Rubato(0.12, 3.0, 1.0, 0.1, 10.0)
@@ -172,7 +172,7 @@ def test_expressive_controls_reach_the_midi(fonts):
 
 def test_augmentation_changes_the_audio_within_bounds(fonts, monkeypatch):
     fs = FontSet.load(fonts)
-    piece, clean, sr, _, _ = make_real_audio(RealClipTask(0, 1, fs.paths, "logmel", RealisticSettings(augment=False)))
+    _, clean, sr, _, _ = make_real_audio(RealClipTask(0, 1, fs.paths, "logmel", RealisticSettings(augment=False)))
     monkeypatch.setattr(aug, "EFFECT_PROB", {k: 1.0 for k in aug.EFFECT_PROB})  # every effect at once
     for seed in range(4):
         chain = aug.draw_chain(np.random.default_rng(seed))
@@ -234,3 +234,14 @@ def test_installed_fonts_play_all_classes():
     fs = FontSet.load(["auto"])
     assert len(fs.fonts) >= 2 and set(fs.renderable) == set(OPENMIC_CLASSES)
     assert len({f.sha256 for f in fs.fonts}) == len(fs.fonts)
+
+
+def test_cli_realistic_with_repeated_soundfonts(tmp_path, fonts, capsys):
+    from instrec.cli import main
+
+    out = tmp_path / "cli"
+    assert main(["synth", "--out", str(out), "--clips", "2", "--seed", "1", "--jobs", "1", "--recipe", "realistic",
+                 "--soundfont", fonts[0], "--soundfont", fonts[1], "--no-augment", "--quiet"]) == 0
+    stats = json.loads((out / "corpus-stats.json").read_text())
+    assert stats["recipe"] == "realistic" and len(stats["soundfonts"]) == 2
+    assert stats["recipe_settings"]["augment"] is False and stats["recipe_settings"]["augmentation"] is None

@@ -28,7 +28,7 @@ EFFECT_PROB: dict[str, float] = {
 #: Range of the final peak level in dBFS (the level change).
 LEVEL_DB = (-18.0, -1.0)
 #: Range of the signal-to-noise ratio of added noise, in dB.
-SNR_DB = (8.0, 45.0)
+SNR_DB = (12.0, 45.0)
 GUARD = 0.999
 
 Chain = list[tuple[str, dict[str, Any]]]

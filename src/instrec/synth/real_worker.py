@@ -8,17 +8,17 @@ the SoundFonts (in their order) and the settings, never on the worker that made 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from instrec.synth.augment import apply_chain, draw_chain
+from instrec.synth.augment import EFFECT_PROB, LEVEL_DB, SNR_DB, apply_chain, draw_chain
 from instrec.synth.fonts import FontSet
 from instrec.synth.mixdown import ACTIVITY_DB, mix_and_label, render_stems
 from instrec.synth.realistic import RealPiece, compose_realistic
 from instrec.synth.render import wav_bytes
-from instrec.synth.textures import DRUM_PROB, TEXTURES
+from instrec.synth.textures import DRUM_PROB, LINE_LEAD_WEIGHT, TEXTURES
 from instrec.synth.worker import (
     ClipResult,
     _limit_worker_threads,
@@ -46,6 +46,12 @@ class RealisticSettings:
     drum_prob: dict[str, float] = field(default_factory=lambda: dict(DRUM_PROB))
     augment: bool = True
     activity_db: float = ACTIVITY_DB
+
+    def describe(self) -> dict:
+        """The settings plus the recipe's fixed constants (what ``corpus-stats.json`` records)."""
+        return {**asdict(self), "line_lead_weight": LINE_LEAD_WEIGHT, "rendering": "one synthesiser call per part",
+                "augmentation": {"effect_prob": dict(EFFECT_PROB), "snr_db": list(SNR_DB), "level_db": list(LEVEL_DB)}
+                if self.augment else None}
 
 
 @dataclass(frozen=True)

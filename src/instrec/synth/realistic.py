@@ -151,7 +151,7 @@ def _compose_once(rng: np.random.Generator, fonts: FontSet, duration: float, tex
     out: list[RealPart] = []
     for plan, span in zip(plans, spans):
         if plan.share is not None:  # the same player: same font and voice, the line above the chords
-            font, voice, (plo, phi) = chosen[plan.share]
+            font, voice, (_, phi) = chosen[plan.share]
             top = played_range(plan.cls, voice)[1]
             window = (min(phi - 4, top - 12), min(top, phi + 20))
         else:

@@ -78,14 +78,20 @@ class CorpusStats:
             "  per class (labelled / positive / present clips): " + ", ".join(
                 f"{c} {v['labelled']}/{v['positive']}/{v['present']}" for c, v in self.per_class.items()
                 if c in self.renderable_classes),
-            *([f"  recipe {self.recipe}: " + ", ".join(f"{k} {v}" for k, v in self.textures.get("textures", {}).items())
-               + f"; {self.textures.get('present_classes', {})} clips by present classes; drums in "
-               f"{self.textures.get('drum_share', 0):.0%}; fonts {len(self.soundfonts)}"]
-              if self.recipe != "ensemble" else []),
+            *self._texture_lines(),
             f"  {self.seconds:.1f} s with {self.executor or f'{self.jobs} job(s)'}: "
             f"{self.clips_per_second:.1f} clips/s",
         ]
         return "\n".join(lines)
+
+    def _texture_lines(self) -> list[str]:
+        """The realistic recipe's texture line (none for the ensemble recipe)."""
+        t = self.textures
+        if not t:
+            return []
+        by_count = ", ".join(f"{k}{'+' if k == '4' else ''}: {v}" for k, v in t["present_classes"].items())
+        return [f"  recipe {self.recipe}: " + ", ".join(f"{k} {v}" for k, v in t["textures"].items())
+                + f"; clips by present classes {by_count}; drums present in {t['drum_share']:.0%}"]
 
 
 def label_statistics(y_true: np.ndarray, y_mask: np.ndarray, present: np.ndarray, sounding: np.ndarray,
@@ -116,7 +122,7 @@ def recipe_statistics(recipe: str, settings: Any, fonts: list[dict[str, Any]], i
     of present classes (``"1"`` = solo as heard), ``solo_share``, ``drum_share`` (drums
     present), parts per font, pitch range played per class (MIDI), tempo range (bpm) and
     how often each augmentation effect ran."""
-    out: dict[str, Any] = {"recipe": recipe, "recipe_settings": asdict(settings) if settings is not None else {},
+    out: dict[str, Any] = {"recipe": recipe, "recipe_settings": settings.describe() if settings is not None else {},
                            "soundfonts": fonts}
     if not info:
         return out
