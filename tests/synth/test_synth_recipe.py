@@ -25,7 +25,13 @@ from instrec.synth.fonts import KNOWN_FONTS, FontSet, find_soundfonts, resolve_s
 from instrec.synth.lines import PLAYED_RANGE, register
 from instrec.synth.mixdown import ACTIVITY_DB, frame_rms, mix_and_label, render_stems
 from instrec.synth.parts import NoteEvent
-from instrec.synth.real_worker import STREAM_REAL_COMPOSE, RealClipTask, RealisticSettings, make_real_audio
+from instrec.synth.real_worker import (
+    STREAM_REAL_COMPOSE,
+    RealClipTask,
+    RealisticSettings,
+    font_names,
+    make_real_audio,
+)
 from instrec.synth.realistic import compose_realistic
 from instrec.synth.soundfont import default_soundfont_path, load_soundfont
 from instrec.synth.worker import clip_rng
@@ -129,7 +135,7 @@ def test_labels_follow_the_rendered_audio(fonts):
     for i in range(8):
         task = RealClipTask(i, 5, fs.paths, "logmel", settings)
         piece, _, sr, strong, _ = make_real_audio(task)
-        stems, _ = render_stems(fs.fonts, piece, [Path(p).name for p in fs.paths])
+        stems, _ = render_stems(fs.fonts, piece, font_names(fs.paths))
         threshold = frame_rms(np.sum(stems, axis=0), sr).max() * 10 ** (ACTIVITY_DB / 20)
         for cls, intervals in strong.items():
             if sum(e - s for s, e in intervals) < 1.0:
@@ -221,6 +227,11 @@ def test_bad_recipe_arguments(tmp_path, fonts, monkeypatch):
     build_corpus(tmp_path / "out", 1, 0, recipe="realistic", soundfonts=fonts, progress=False,
                  realistic=RealisticSettings(augment=False))
     assert load_openmic(tmp_path / "out").X.shape[0] == 1
+
+
+def test_font_names_are_unique():
+    assert font_names(("/a/x.sf2", "/b/y.sf2")) == ["x.sf2", "y.sf2"]
+    assert font_names(("/usr/sf2/T.sf2", "/site/pretty_midi/T.sf2")) == ["sf2/T.sf2", "pretty_midi/T.sf2"]
 
 
 def test_auto_lists_installed_fonts_once(tmp_path):

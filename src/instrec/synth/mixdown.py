@@ -28,7 +28,8 @@ FRAME = 0.02
 
 def render_stems(fonts: Sequence[SoundFont], piece: RealPiece, font_names: Sequence[str],
                  source: str = "<clip>") -> tuple[list[np.ndarray], int]:
-    """Every part rendered alone with its font and scaled by its gain: ``(stems, sr)``, each
+    """Every part rendered alone with its font and scaled by its gain (``font_names``: the
+    names written in the part's MIDI, see :func:`~instrec.synth.real_worker.font_names`): ``(stems, sr)``, each
     stem (n,) float32 of ``round(duration * sr)`` samples, and Hz."""
     stems, sr = [], 48000
     for i, rp in enumerate(piece.parts):

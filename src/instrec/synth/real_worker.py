@@ -75,8 +75,10 @@ def worker_fontset(paths: tuple[str, ...]) -> FontSet:
 
 
 def font_names(paths: tuple[str, ...]) -> list[str]:
-    """Short font names recorded in the MIDI files: the file names."""
-    return [Path(p).name for p in paths]
+    """Short, unique font names recorded in the MIDI files and the statistics: the file name,
+    or ``folder/file`` where two fonts share a file name (Debian's and pretty_midi's TimGM6mb)."""
+    names = [Path(p).name for p in paths]
+    return [f"{Path(p).parent.name}/{n}" if names.count(n) > 1 else n for p, n in zip(paths, names)]
 
 
 def make_real_audio(task: RealClipTask, seconds: dict[str, float] | None = None
