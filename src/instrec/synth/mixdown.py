@@ -28,9 +28,9 @@ FRAME = 0.02
 
 def render_stems(fonts: Sequence[SoundFont], piece: RealPiece, font_names: Sequence[str],
                  source: str = "<clip>") -> tuple[list[np.ndarray], int]:
-    """Every part rendered alone with its font and scaled by its gain (``font_names``: the
-    names written in the part's MIDI, see :func:`~instrec.synth.real_worker.font_names`): ``(stems, sr)``, each
-    stem (n,) float32 of ``round(duration * sr)`` samples, and Hz."""
+    """Every part rendered alone with its font and scaled by its gain: ``(stems, sr)``, each
+    stem (n,) float32 of ``round(duration * sr)`` samples, and Hz. ``font_names`` are the
+    names written into the parts' MIDI (:func:`~instrec.synth.real_worker.font_names`)."""
     stems, sr = [], 48000
     for i, rp in enumerate(piece.parts):
         midi = piece.midi_bytes(font_names, only=i)
