@@ -36,10 +36,13 @@ def _download(args: argparse.Namespace) -> int:
 def _synth(args: argparse.Namespace) -> int:
     from instrec.synth import build_corpus
 
-    build_corpus(args.out, args.clips, args.seed, soundfont=args.soundfont, frontend=args.frontend,
+    from instrec.synth.real_worker import RealisticSettings
+
+    build_corpus(args.out, args.clips, args.seed, soundfonts=args.soundfont, frontend=args.frontend,
                  jobs=args.jobs, keep_audio=args.keep_audio, overwrite=args.overwrite,
                  labels_per_clip=args.labels_per_clip, disagreement=not args.no_disagreement,
-                 progress=not args.quiet)
+                 progress=not args.quiet, recipe=args.recipe,
+                 realistic=RealisticSettings(augment=not args.no_augment) if args.recipe == "realistic" else None)
     return 0
 
 
@@ -163,7 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True)
     sp.add_argument("--clips", type=int, default=2000)
     sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--soundfont", help="a .sf2 file (default: TimGM6mb shipped with pretty_midi)")
+    sp.add_argument("--recipe", default="ensemble", choices=["ensemble", "realistic"],
+                    help="ensemble: dense multi-instrument pieces, one font, clean audio; realistic: mostly solos, "
+                         "duos and sparse textures, a font per part, expressive playing, recording-chain augmentation")
+    sp.add_argument("--soundfont", action="append", metavar="SF2",
+                    help="a .sf2 file, or 'auto' for every installed General MIDI font; repeatable with --recipe "
+                         "realistic (default: TimGM6mb shipped with pretty_midi; realistic: auto)")
+    sp.add_argument("--no-augment", action="store_true", help="realistic: skip the recording-chain augmentation")
     sp.add_argument("--frontend", default="logmel", choices=FRONTEND_NAMES)
     sp.add_argument("--jobs", type=int, default=2)
     sp.add_argument("--keep-audio", action="store_true")

@@ -3,7 +3,10 @@
 Layout of ``DIR``: ``openmic-2018.npz``, ``partitions/split01_{train,test}.csv``,
 ``class-map.json`` (the 20 OpenMIC classes, OpenMIC order), ``strong-labels.csv``
 (``sample_key,instrument,onset,offset`` in seconds), ``midi/KEY.mid``, ``audio/KEY.wav``
-(only with ``keep_audio``) and ``corpus-stats.json``. Everything is written into a
+(only with ``keep_audio``) and ``corpus-stats.json``. Two recipes: ``ensemble`` (the
+original: dense multi-instrument pieces, one SoundFont, clean signal) and ``realistic``
+(:mod:`~instrec.synth.real_worker`: mostly solos, duos and sparse textures, a font drawn
+per part, an expressive performance and a recording-chain augmentation). Everything is written into a
 staging folder next to ``DIR`` and renamed into place at the end, so a failure or an
 interruption leaves no half-written corpus behind.
 """
@@ -16,6 +19,7 @@ import time
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -34,10 +38,12 @@ from instrec.data.layout import (
 from instrec.data.openmic import write_openmic
 from instrec.features.frontends import get_frontend
 from instrec.parallel import ordered_map
+from instrec.synth.augment import require_pedalboard
+from instrec.synth.fonts import AUTO, FontSet, FontSpec
 from instrec.synth.gm import renderable_classes
 from instrec.synth.labels import label_corpus
-from instrec.synth.soundfont import SoundFont, load_soundfont
-from instrec.synth.stats import CorpusStats, count, label_statistics
+from instrec.synth.real_worker import RealClipTask, RealisticSettings, make_real_clip
+from instrec.synth.stats import CorpusStats, count, label_statistics, recipe_statistics
 from instrec.synth.worker import (
     STREAM_LABELS,
     ClipResult,
@@ -51,6 +57,7 @@ from instrec.synth.worker import (
 #: Entropy word of the train/test split stream (clip streams use the clip index there).
 _SPLIT_STREAM = 1 << 40
 _CORPUS_MARKERS = (CORPUS_STATS_FILE, NPZ_FILE)
+RECIPES = ("ensemble", "realistic")
 
 
 def _check_args(out: Path, n_clips: int, seed: int, jobs: int, labels_per_clip: float,
@@ -136,17 +143,40 @@ class _Settings:
     disagreement: bool
     test_fraction: float
     min_seconds: float
+    recipe: str = "ensemble"
+    realistic: RealisticSettings | None = None
+
+
+def _fonts(recipe: str, soundfont: FontSpec, soundfonts: Sequence[FontSpec] | None) -> FontSet:
+    """The corpus's fonts: ``soundfonts`` or ``[soundfont]``; the realistic recipe's default
+    is ``auto`` (every installed GM font), the ensemble recipe takes exactly one font."""
+    if recipe not in RECIPES:
+        raise InstrecError(f"--recipe: unknown recipe {recipe!r} (choose from {', '.join(RECIPES)})")
+    if soundfont is not None and soundfonts:
+        raise InstrecError("--soundfont: give soundfont or soundfonts, not both")
+    specs = list(soundfonts) if soundfonts else [soundfont if soundfont is not None or recipe == "ensemble" else AUTO]
+    fonts = FontSet.load(specs)
+    if recipe == "ensemble" and len(fonts.fonts) != 1:
+        raise InstrecError(f"--soundfont: the ensemble recipe renders with one SoundFont, got {len(fonts.fonts)} "
+                           "(use --recipe realistic for several)")
+    return fonts
 
 
 def build_corpus(out_dir: str | os.PathLike, n_clips: int, seed: int, soundfont: str | os.PathLike | None = None,
                  frontend: str = "logmel", jobs: int = 1, keep_audio: bool = False, overwrite: bool = False,
                  labels_per_clip: float = 2.0, positive_fraction: float = 0.43, disagreement: bool = True,
                  test_fraction: float = 0.25, progress: bool = True, executor: Executor | None = None,
-                 min_seconds: float = 1.0) -> CorpusStats:
+                 min_seconds: float = 1.0, recipe: str = "ensemble", soundfonts: Sequence[FontSpec] | None = None,
+                 realistic: RealisticSettings | None = None) -> CorpusStats:
     """Render ``n_clips`` 10-second clips into ``out_dir`` (layout in the module docstring).
 
+    ``recipe``: ``ensemble`` (default; byte-identical to earlier versions for a seed) or
+    ``realistic``, with its ``realistic`` settings (default :class:`RealisticSettings`;
+    its augmentation needs the ``pedalboard`` package).
     ``soundfont``: a ``.sf2`` path (default pretty_midi's TimGM6mb.sf2); classes without a
-    preset in it are never rendered nor labelled. ``frontend``: ``logmel`` or ``vggish``.
+    preset in it are never rendered nor labelled. ``soundfonts``: several paths (or
+    ``"auto"``: every installed GM font, the realistic recipe's default); the realistic
+    recipe draws a font per part. ``frontend``: ``logmel`` or ``vggish``.
     ``jobs``: worker processes (or pass any ``executor``); the output does not depend on it.
     ``labels_per_clip``: mean labelled classes per clip (>= 1); ``positive_fraction``: target
     share of positive labelled pairs; ``disagreement``: soft relevance values;
@@ -157,20 +187,27 @@ def build_corpus(out_dir: str | os.PathLike, n_clips: int, seed: int, soundfont:
     started = time.perf_counter()
     out = Path(out_dir).expanduser().resolve()
     _check_args(out, n_clips, seed, jobs, labels_per_clip, positive_fraction, test_fraction, min_seconds)
+    if recipe == "realistic":
+        realistic = realistic or RealisticSettings()
+        if realistic.augment:
+            require_pedalboard()
     cfg = _Settings(int(n_clips), int(seed), frontend, int(jobs), bool(keep_audio), float(labels_per_clip),
-                    float(positive_fraction), bool(disagreement), float(test_fraction), float(min_seconds))
-    sf = load_soundfont(soundfont)
+                    float(positive_fraction), bool(disagreement), float(test_fraction), float(min_seconds),
+                    recipe, realistic if recipe == "realistic" else None)
+    fonts = _fonts(recipe, soundfont, soundfonts)
+    sf = fonts.fonts[0]
 
     front = get_frontend(frontend)
     described = front.describe()
-    worker_cache(sf, frontend, front)  # reused in-process and by forked workers
-    renderable = renderable_classes(sf.preset_keys)
+    for font in fonts.fonts:
+        worker_cache(font, frontend, front)  # reused in-process and by forked workers
+    renderable = renderable_classes(sf.preset_keys) if recipe == "ensemble" else fonts.renderable
     if not renderable:
         raise InstrecError(f"{sf.path}: SoundFont has no preset for any of the 20 instrument classes")
     staging = _prepare(out, overwrite)
     try:
-        clips = _render_all(staging, sf, cfg, executor, progress)
-        stats = _write(staging, out, sf, renderable, described, cfg, clips, executor, started)
+        clips = _render_all(staging, fonts, cfg, executor, progress)
+        stats = _write(staging, out, fonts, renderable, described, cfg, clips, executor, started)
         _publish(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -190,17 +227,26 @@ class _Clips:
     strong: list[dict] = field(default_factory=list)
     ensembles: list[str] = field(default_factory=list)
     stage: dict[str, float] = field(default_factory=lambda: {"compose": 0.0, "render": 0.0, "features": 0.0})
+    info: list[dict] = field(default_factory=list)
 
 
-def _render_all(staging: Path, sf: SoundFont, cfg: _Settings, executor: Executor | None, progress: bool) -> _Clips:
+def _render_all(staging: Path, fonts: FontSet, cfg: _Settings, executor: Executor | None, progress: bool) -> _Clips:
     """Make every clip (in parallel), writing MIDI/WAV files into ``staging`` as they arrive."""
-    tasks = (ClipTask(i, cfg.seed, str(sf.path), cfg.frontend, cfg.keep_audio) for i in range(cfg.n_clips))
+    tasks: Iterator[ClipTask | RealClipTask]
+    if cfg.recipe == "ensemble":
+        fn = make_clip
+        tasks = (ClipTask(i, cfg.seed, fonts.paths[0], cfg.frontend, cfg.keep_audio) for i in range(cfg.n_clips))
+    else:
+        assert cfg.realistic is not None
+        fn = make_real_clip
+        tasks = (RealClipTask(i, cfg.seed, fonts.paths, cfg.frontend, cfg.realistic, cfg.keep_audio)
+                 for i in range(cfg.n_clips))
     clips = _Clips()
     if cfg.keep_audio:
         (staging / AUDIO_DIR).mkdir()
     res: ClipResult
     with single_thread_math():
-        for res in ordered_map(make_clip, tasks, jobs=cfg.jobs, executor=executor, progress=progress,
+        for res in ordered_map(fn, tasks, jobs=cfg.jobs, executor=executor, progress=progress,
                                desc="synth", total=cfg.n_clips):
             midi_path(staging, res.key).write_bytes(res.midi)
             if res.wav is not None:
@@ -210,11 +256,13 @@ def _render_all(staging: Path, sf: SoundFont, cfg: _Settings, executor: Executor
             clips.strong.append(res.strong)
             clips.ensembles.append(res.ensemble)
             for k, v in res.seconds.items():
-                clips.stage[k] += v
+                clips.stage[k] = clips.stage.get(k, 0.0) + v
+            if res.info is not None:
+                clips.info.append(res.info)
     return clips
 
 
-def _write(staging: Path, out: Path, sf: SoundFont, renderable: tuple[str, ...], described: dict, cfg: _Settings,
+def _write(staging: Path, out: Path, fonts: FontSet, renderable: tuple[str, ...], described: dict, cfg: _Settings,
            clips: _Clips, executor: Executor | None, started: float) -> CorpusStats:
     """Label the clips and write the dataset files and statistics into ``staging``."""
     classes = list(OPENMIC_CLASSES)
@@ -228,6 +276,7 @@ def _write(staging: Path, out: Path, sf: SoundFont, renderable: tuple[str, ...],
                   partitions={"train": [keys[i] for i in train], "test": [keys[i] for i in test]})
     (staging / STRONG_LABELS_FILE).write_text(_strong_csv(list(zip(keys, clips.strong))), encoding="utf-8")
     seconds = time.perf_counter() - started
+    sf = fonts.fonts[0]
     stats = CorpusStats(
         out_dir=str(out), n_clips=cfg.n_clips, seed=cfg.seed, soundfont=str(sf.path), soundfont_sha256=sf.sha256,
         frontend=described, classes=classes, renderable_classes=list(renderable), n_train=len(train),
@@ -238,7 +287,8 @@ def _write(staging: Path, out: Path, sf: SoundFont, renderable: tuple[str, ...],
         ensembles=dict(count(clips.ensembles)), jobs=cfg.jobs,
         executor=type(executor).__name__ if executor is not None else None, seconds=round(seconds, 3),
         clips_per_second=round(cfg.n_clips / seconds, 2),
-        stage_seconds={k: round(v, 3) for k, v in clips.stage.items()})
+        stage_seconds={k: round(v, 3) for k, v in clips.stage.items()},
+        **recipe_statistics(cfg.recipe, cfg.realistic, fonts.describe(), clips.info, lab["present"], classes))
     atomic_write_json(staging / CORPUS_STATS_FILE, stats.to_json())
     # The dataset-level record every OpenMIC-layout folder of instrec carries (see featurize).
     atomic_write_json(staging / FRONTEND_FILE, described)

@@ -38,6 +38,18 @@ def render_midi(sf: SoundFont, midi: bytes, duration: float | None = 10.0,
     knows them (the corpus does); the renderer then gets a SoundFont cut down to those
     (:mod:`~instrec.synth.soundfont_subset`), which sounds the same and parses faster.
     """
+    audio, sr = render_raw(sf, midi, duration, source, presets)
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    if peak > 0.0:
+        audio = audio * np.float32(PEAK / peak)
+    return np.ascontiguousarray(audio, dtype=np.float32), int(sr)
+
+
+def render_raw(sf: SoundFont, midi: bytes, duration: float | None = 10.0, source: str = "<midi>",
+               presets: Collection[tuple[int, int]] | None = None) -> tuple[np.ndarray, int]:
+    """:func:`render_midi` without the peak normalisation: ``(audio, sr)``, (n,) float32 at
+    the synthesiser's own level (full scale = 1.0), and Hz. Parts rendered one by one and
+    summed keep their balance this way."""
     font = sf.data  # also when the cutter cannot follow the font: the synthesiser gets all of it
     if presets:
         with contextlib.suppress(InstrecError):
@@ -57,10 +69,7 @@ def render_midi(sf: SoundFont, midi: bytes, duration: float | None = 10.0,
     if duration is not None:
         n = int(round(duration * sr))
         audio = audio[:n] if len(audio) >= n else np.pad(audio, (0, n - len(audio)))
-    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
-    if peak > 0.0:
-        audio = audio * np.float32(PEAK / peak)
-    return np.ascontiguousarray(audio, dtype=np.float32), int(sr)
+    return audio, int(sr)
 
 
 def pcm16_wav_to_mono(wav: bytes) -> tuple[np.ndarray, int] | None:

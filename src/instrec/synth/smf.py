@@ -38,13 +38,26 @@ def _track(events: list[tuple[int, int, bytes]], end_tick: int) -> bytes:
     return b"MTrk" + struct.pack(">I", len(body)) + bytes(body)
 
 
+def _control(ch: int, controller: int, value: int) -> bytes:
+    """A pitch bend (``controller`` -1, ``value`` -8192..8191) or control change message."""
+    if controller < 0:
+        v = int(value) + 8192
+        return bytes((0xE0 | ch, v & 0x7F, (v >> 7) & 0x7F))
+    return bytes((0xB0 | ch, controller, int(value)))
+
+
 def write_smf(bpm: float, beats_per_bar: int, resolution: int, end_tick: int,
-              parts: Sequence[tuple[str, int, int, bool, Sequence[tuple[int, int, int, int]]]]) -> bytes:
+              parts: Sequence[tuple[str, int, int, bool, Sequence[tuple[int, int, int, int]]]],
+              extras: Sequence[tuple[str, Sequence[tuple[int, int, int]]]] | None = None) -> bytes:
     """SMF bytes: a tempo/metre track, then one track per part.
 
     ``parts``: ``(name, bank, program, is_drum, notes)`` with notes as ``(pitch, start_tick,
     end_tick, velocity)``. Drum parts play on the percussion channel, the others on channels
     0, 1, ... skipping it (at most 15 melodic parts). ``end_tick`` is where all tracks end.
+    ``extras`` (optional, one per part): ``(instrument name, controls)``: a non-empty name is
+    written as the track's instrument-name meta event (the realistic recipe records the
+    SoundFont there), controls are ``(tick, controller, value)`` with controller -1 for
+    pitch bend; on a shared tick they come before the notes.
     """
     tempo = int(round(60_000_000 / bpm))
     meta = [(0, 0, _meta(0x51, tempo.to_bytes(3, "big"))),
@@ -63,6 +76,11 @@ def write_smf(bpm: float, beats_per_bar: int, resolution: int, end_tick: int,
         if bank and not is_drum:
             events.append((0, 1, bytes((0xB0 | ch, 0, bank))))
         events.append((0, 2, bytes((0xC0 | ch, program))))
+        if extras is not None:
+            label, ctrl = extras[len(chunks) - 1]
+            if label:
+                events.insert(1, (0, 0, _meta(0x04, label.encode("latin-1", "replace"))))
+            events += [(tick, 2, _control(ch, c, v)) for tick, c, v in ctrl]
         for pitch, on, off, velocity in notes:
             events.append((off, 3, bytes((0x80 | ch, pitch, 0))))   # offs first on a shared tick
             events.append((on, 4, bytes((0x90 | ch, pitch, velocity))))

@@ -69,7 +69,10 @@ class ClipResult:
         strong: class -> sounding intervals ``(onset, offset)`` in seconds.
         wav: mono 16-bit WAV bytes when the task kept audio, else None.
         ensemble: template name; n_parts: MIDI instruments in the piece.
-        seconds: wall time per stage (``compose``, ``render``, ``features``).
+        seconds: wall time per stage (``compose``, ``render``, ``features``; realistic
+            clips add ``augment``).
+        info: realistic recipe only: texture, style, tempo, per-part class, role, font,
+            voice, gain and pitch range, and the augmentation effects (None otherwise).
     """
 
     index: int
@@ -81,6 +84,7 @@ class ClipResult:
     ensemble: str
     n_parts: int
     seconds: dict[str, float]
+    info: dict | None = None
 
 
 def worker_cache(sf: SoundFont, frontend: str, front: Any) -> None:
