@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-fast bench install clean
+.PHONY: demo test test-fast bench install clean default-model
 
 $(BIN)/instrec: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,15 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
 
+# Rebuild the default model inside src/instrec/tagging/default (bit for bit on the same machine and fonts):
+# needs the General MIDI fonts of Debian's fluid-soundfont-gm, musescore-general-soundfont-lossless,
+# timgm6mb-soundfont and csound-soundfont, and pedalboard (pip install -e '.[augment]').
+default-model: install
+	$(BIN)/python -m pip install -q -e '.[augment]'
+	$(BIN)/instrec default-model --work default-model-work
+
 bench: install
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache
+	rm -rf $(VENV) demo-output default-model-work .pytest_cache

@@ -10,8 +10,8 @@ Systems:
 
 * ``musicnn-tags``: the reference of the real-music issue. The pretrained MTT_musicnn
   tagger (``instrec download musicnn``) used as is: its 50 MagnaTagATune tags averaged
-  over the 3-s patches of a file, mapped onto the OpenMIC classes they name (below;
-  the other classes get 0), present at 0.5. Files shorter than 3 s are zero-padded.
+  over the 3-s patches of a file, mapped onto the OpenMIC classes they name
+  (``instrec.features.musicnn_frontend.OPENMIC_TAGS``; the other classes get 0), present at 0.5. Files shorter than 3 s are zero-padded.
 * ``run:DIR``: a trained instrec run, through ``instrec.tagging`` (its tuned thresholds).
 """
 from __future__ import annotations
@@ -19,23 +19,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import _common as C  # noqa: E402  (sets up sys.path for a clean clone)
 import numpy as np
 
-import _common as C  # noqa: E402  (sets up sys.path for a clean clone)
 from instrec.classes import OPENMIC_CLASSES
 from instrec.evaluation.recordings import read_recording_labels, score_recordings
+from instrec.features.musicnn_frontend import OPENMIC_TAGS
 
 NAME = "bench_realaudio"
 DEFAULT_DATA = C.REPO.parent / "shared" / "realaudio-dev"
-#: OpenMIC class <- the MagnaTagATune tags of musicnn that name it (max over the tags).
-MTT_FOR_CLASS = {
-    "cello": ("cello",), "drums": ("drums",), "flute": ("flute",), "guitar": ("guitar",), "piano": ("piano",),
-    "synthesizer": ("synth",), "violin": ("violin",),
-    "voice": ("vocal", "vocals", "voice", "singing", "female", "male", "woman", "man", "male vocal",
-              "female vocal", "male voice", "female voice", "choir", "choral", "opera"),
-}
-
-
 def musicnn_tags_system(files: list[Path]) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(N, 20) probabilities and present flags of the musicnn tagger mapped onto OpenMIC."""
     from instrec.features.audio import load_audio
@@ -43,7 +35,7 @@ def musicnn_tags_system(files: list[Path]) -> tuple[np.ndarray, np.ndarray, list
     from instrec.features.musicnn_weights import load_musicnn
 
     model = load_musicnn()
-    cols = {c: [MTT_TAGS.index(t) for t in tags] for c, tags in MTT_FOR_CLASS.items()}
+    cols = {c: [MTT_TAGS.index(t) for t in tags] for c, tags in OPENMIC_TAGS.items()}
     probs = np.zeros((len(files), len(OPENMIC_CLASSES)), np.float32)
     notes = []
     for i, path in enumerate(files):

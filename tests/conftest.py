@@ -6,11 +6,16 @@ frames, so a model that attends to the right frames separates the classes easily
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+
+from instrec._io import InstrecError
+from instrec.features import musicnn as M
+from instrec.features import musicnn_weights as W
 
 torch.set_num_threads(1)
 
@@ -55,3 +60,28 @@ def make_tiny_dataset(root: Path, n: int = 240, n_frames: int = 10, n_features: 
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
     return make_tiny_dataset(tmp_path_factory.mktemp("tiny") / "data")
+
+
+# The pretrained musicnn weights, for the tests that need the real network.
+@pytest.fixture(scope="session")
+def musicnn_wheel(tmp_path_factory) -> Path:
+    """The musicnn 0.1.0 wheel, fetched once per session with pip (skip if the index is unreachable)."""
+    local = os.environ.get("INSTREC_MUSICNN_WHEEL")
+    if local:
+        return Path(local)
+    try:
+        return W.fetch_wheel(tmp_path_factory.mktemp("musicnn-wheel"), progress=False)
+    except InstrecError as exc:
+        pytest.skip(f"pip cannot download {W.PACKAGE} from the package index: {exc}")
+
+
+@pytest.fixture(scope="session")
+def weights_dir(musicnn_wheel, tmp_path_factory) -> Path:
+    cache = tmp_path_factory.mktemp("musicnn-weights")
+    W.download_musicnn(cache, wheel=musicnn_wheel, progress=False)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def net(weights_dir) -> M.Musicnn:
+    return W.load_musicnn(weights_dir=weights_dir)

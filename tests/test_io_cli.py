@@ -59,3 +59,22 @@ def test_cli_reports_user_errors_in_one_line(tmp_path):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("instrec: error: ") and "config.json: not found" in lines[0]
+
+
+def test_atomic_writes_respect_the_umask(tmp_path):
+    import os
+
+    from instrec._io import atomic_write_text
+
+    old = os.umask(0o027)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o640
+    old = os.umask(0o002)
+    try:
+        atomic_write_text(tmp_path / "b.txt", "y")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "b.txt").stat().st_mode & 0o777 == 0o664

@@ -5,7 +5,7 @@ and ``instrec --help`` stay fast.
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from instrec._version import __version__
 
 __all__ = ["__version__", "predict"]
 

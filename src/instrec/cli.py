@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from instrec import __version__
 from instrec._io import InstrecError
+from instrec._version import __version__
 from instrec.features import FRONTEND_NAMES
 from instrec.training.config import COMPILE_HELP, COMPILE_MODES, TrainConfig
 
@@ -35,7 +35,6 @@ def _download(args: argparse.Namespace) -> int:
 
 def _synth(args: argparse.Namespace) -> int:
     from instrec.synth import build_corpus
-
     from instrec.synth.real_worker import RealisticSettings
 
     build_corpus(args.out, args.clips, args.seed, soundfonts=args.soundfont, frontend=args.frontend,
@@ -81,19 +80,37 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from instrec._io import atomic_write_text
     from instrec.tagging.formats import format_results
+    from instrec.tagging.plot import write_plots
     from instrec.tagging.predict import predict
 
+    run_dir, inputs = args.run, list(args.inputs)
+    if run_dir is None and len(inputs) > 1 and (Path(inputs[0]) / "config.json").is_file():
+        run_dir, inputs = inputs[0], inputs[1:]  # the older form: instrec predict RUN_DIR FILES...
     out = Path(args.out) if args.out else None
-    if out is not None and out.exists() and not args.overwrite:
+    if args.format == "jams" and out is None:
+        raise InstrecError("--format jams writes one .jams file per audio file: give the folder with --out DIR")
+    if out is not None and out.exists() and not args.overwrite and not (args.format == "jams" and out.is_dir()
+                                                                        and not any(out.iterdir())):
         raise InstrecError(f"{out}: exists; pass --overwrite to replace it")
-    results = predict(args.run_dir, args.inputs, per_second=args.per_second, frontend=args.frontend,
+    results = predict(run_dir, inputs, per_second=args.per_second, frontend=args.frontend,
                       weights_dir=args.weights, progress=not args.quiet)
-    text = format_results(results, args.format, args.per_second)
-    if out is None:
-        sys.stdout.write(text)
-    elif results.files:
-        atomic_write_text(out, text)
-        print(f"tagged {len(results.files)} file(s) -> {out}", file=sys.stderr)
+    if args.format == "jams":
+        try:
+            from instrec.tagging.jams_output import write_jams
+        except ImportError:
+            raise InstrecError("--format jams needs the jams package: pip install 'instrec[jams]'") from None
+        written = write_jams(results, out)
+        print(f"tagged {len(written)} file(s) -> {out}/ (JAMS)", file=sys.stderr)
+    else:
+        text = format_results(results, args.format, args.per_second)
+        if out is None:
+            sys.stdout.write(text)
+        elif results.files:
+            atomic_write_text(out, text)
+            print(f"tagged {len(results.files)} file(s) -> {out}", file=sys.stderr)
+    if args.plot and results.files:
+        pictures = write_plots(results, args.plot)
+        print(f"{len(pictures)} picture(s) -> {args.plot}/", file=sys.stderr)
     return _report_failures(results.failures)
 
 
@@ -109,7 +126,15 @@ def _experiment(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from instrec.pipelines.demo import run_demo
 
-    run_demo(args.out, clips=args.clips, epochs=args.epochs, jobs=args.jobs, overwrite=args.overwrite)
+    run_demo(args.out, clips=args.clips, epochs=args.epochs, jobs=args.jobs, overwrite=args.overwrite,
+             real=None if args.no_real else args.real)
+    return 0
+
+
+def _default_model(args: argparse.Namespace) -> int:
+    from instrec.pipelines.default_model import build_default_model
+
+    build_default_model(args.work, dest=args.dest, jobs=args.jobs, progress=not args.quiet)
     return 0
 
 
@@ -202,14 +227,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", help="folder for the outputs (default: RUN_DIR)")
     sp.add_argument("--localization", action="store_true", help="score per-second outputs against strong labels")
 
-    sp = command("predict", _predict, "tag audio files with a trained run")
-    sp.add_argument("run_dir")
-    sp.add_argument("inputs", nargs="+", help="audio files or folders (searched recursively)")
-    sp.add_argument("--out", help="output file (default: standard output)")
-    sp.add_argument("--format", default="csv", choices=["csv", "json"])
+    sp = command("predict", _predict, "tag audio files with the default model or a trained run")
+    sp.add_argument("inputs", nargs="+", help="audio files or folders (searched recursively); a run directory "
+                    "first is taken as --run")
+    sp.add_argument("--run", help="run directory to tag with (default: the model that ships with instrec)")
+    sp.add_argument("--out", help="output file (default: standard output); with --format jams, a folder")
+    sp.add_argument("--format", default="csv", choices=["csv", "json", "jams"],
+                    help="csv (one row per file, or per frame with --per-second), json, or jams (one .jams per "
+                         "file: a tag_open annotation per instrument, per-second confidences)")
+    sp.add_argument("--plot", metavar="DIR", help="also write per file a PNG: instruments over time and the "
+                    "clip-level tags")
     sp.add_argument("--per-second", action="store_true", help="per-frame (0.96 s) probabilities and attention")
     sp.add_argument("--frontend", choices=FRONTEND_NAMES, help="must match the run's front end")
-    sp.add_argument("--weights", help="VGGish weights folder")
+    sp.add_argument("--weights", help="folder of the converted pretrained weights (VGGish, musicnn)")
     sp.add_argument("--overwrite", action="store_true")
 
     sp = command("experiment", _experiment, "the paper's comparison and ablations over seeds, with figures")
@@ -231,6 +261,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--epochs", type=int, default=200)
     sp.add_argument("--jobs", type=int, default=2)
     sp.add_argument("--overwrite", action="store_true")
+    sp.add_argument("--real", default="examples/real", help="folder of real recordings tagged at the end with the "
+                    "default model (default: examples/real)")
+    sp.add_argument("--no-real", action="store_true", help="skip tagging the real recordings")
+
+    sp = command("default-model", _default_model, "rebuild the default model that ships with instrec: realistic "
+                 "corpus with the musicnn front end, training, export into the package")
+    sp.add_argument("--work", required=True, help="folder for the corpus and the run (a corpus there is reused)")
+    sp.add_argument("--dest", help="where to export the model (default: inside the installed package)")
+    sp.add_argument("--jobs", type=int, default=2, help="rendering processes")
     return p
 
 

@@ -8,7 +8,6 @@ they are skipped only when pip cannot download it.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -22,6 +21,7 @@ import torch.nn.functional as F
 from instrec._io import InstrecError
 from instrec.features import musicnn as M
 from instrec.features import musicnn_weights as W
+from instrec.fetch import sha256_file
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = np.load(DATA / "musicnn_golden.npz")
@@ -146,30 +146,6 @@ def test_fast_layout_equals_direct_transcription(n_time):
 
 # --------------------------------------------------------------------------- real weights
 
-@pytest.fixture(scope="session")
-def musicnn_wheel(tmp_path_factory) -> Path:
-    """The musicnn 0.1.0 wheel, fetched once per session with pip (skip if the index is unreachable)."""
-    local = os.environ.get("INSTREC_MUSICNN_WHEEL")
-    if local:
-        return Path(local)
-    try:
-        return W.fetch_wheel(tmp_path_factory.mktemp("musicnn-wheel"), progress=False)
-    except InstrecError as exc:
-        pytest.skip(f"pip cannot download {W.PACKAGE} from the package index: {exc}")
-
-
-@pytest.fixture(scope="session")
-def weights_dir(musicnn_wheel, tmp_path_factory) -> Path:
-    cache = tmp_path_factory.mktemp("musicnn-weights")
-    W.download_musicnn(cache, wheel=musicnn_wheel, progress=False)
-    return cache
-
-
-@pytest.fixture(scope="session")
-def net(weights_dir) -> M.Musicnn:
-    return W.load_musicnn(weights_dir=weights_dir)
-
-
 # Tolerances against TensorFlow, absolute (measured max |diff| in brackets). Against a float64
 # evaluation of the same weights this port is the closer of the two in every tensor. The mid-end
 # values span +-53 and its float32 rounding reaches a few 1e-4 (~7e-6 of that range) on any
@@ -229,7 +205,7 @@ def test_extract_batching_and_options(net):
 def test_converted_files(weights_dir, musicnn_wheel):
     st, meta_path = W.weight_files("MTT_musicnn", weights_dir)
     meta = json.loads(meta_path.read_text())
-    assert meta["wheel_sha256"] == W.WHEEL_SHA256 == W.sha256_of(musicnn_wheel)
+    assert meta["wheel_sha256"] == W.WHEEL_SHA256 == sha256_file(musicnn_wheel)
     assert meta["model"] == "MTT_musicnn" and meta["tags"] == list(M.MTT_TAGS)
     assert W.musicnn_tags("MSD_musicnn", weights_dir) == list(W.MSD_TAGS)
     msd = W.load_musicnn("MSD_musicnn", weights_dir)
@@ -275,13 +251,13 @@ def test_wheel_contents_are_checked(tmp_path, monkeypatch):
     """A file with the right hash (patched here) but the wrong contents fails cleanly."""
     not_zip = tmp_path / "a.whl"
     not_zip.write_bytes(b"not a zip at all")
-    monkeypatch.setattr(W, "WHEEL_SHA256", W.sha256_of(not_zip))
+    monkeypatch.setattr(W, "WHEEL_SHA256", sha256_file(not_zip))
     with pytest.raises(InstrecError, match="not a readable wheel"):
         W.convert_wheel(not_zip, tmp_path / "out", progress=False)
     empty = tmp_path / "b.whl"
     with zipfile.ZipFile(empty, "w") as zf:
         zf.writestr("musicnn/__init__.py", "")
-    monkeypatch.setattr(W, "WHEEL_SHA256", W.sha256_of(empty))
+    monkeypatch.setattr(W, "WHEEL_SHA256", sha256_file(empty))
     with pytest.raises(InstrecError, match=r"no musicnn/MTT_musicnn/\.index in the wheel"):
         W.convert_wheel(empty, tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()

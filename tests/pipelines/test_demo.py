@@ -3,17 +3,21 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import matplotlib.image as mpimg
 import pytest
 
 from instrec.pipelines.demo import run_demo
 
+REAL = Path(__file__).resolve().parents[2] / "examples" / "real"
+
 
 @pytest.mark.slow
-def test_demo_pipeline_end_to_end(tmp_path, capsys):
+def test_demo_pipeline_end_to_end(tmp_path, capsys, monkeypatch, weights_dir):
+    monkeypatch.setenv("INSTREC_WEIGHTS_DIR", str(weights_dir))  # the musicnn weights of this test session
     out = tmp_path / "demo"
-    summary = run_demo(out, clips=48, epochs=2, jobs=1)
+    summary = run_demo(out, clips=48, epochs=2, jobs=1, real=REAL)
     saved = json.loads((out / "demo-summary.json").read_text())
     assert saved["tagged_clip"] == summary["tagged_clip"] and "_s0" in saved["tagged_with"]
     assert {(r["model"], r["augment"]) for r in saved["runs"]} == {
@@ -32,3 +36,9 @@ def test_demo_pipeline_end_to_end(tmp_path, capsys):
     assert mpimg.imread(out / "experiment" / "fig2_macro_f1.png").ndim == 3
     printed = capsys.readouterr().out
     assert "Test-set scores" in printed and "bilstm-att" in printed
+    # The real recordings, tagged with the default model that ships in the package.
+    real = saved["real_recordings"]
+    assert [Path(r["file"]).name for r in real] == sorted(p.name for p in REAL.glob("*.flac"))
+    assert all(len(r["top"]) == 3 and 0 <= r["top"][0][1] <= 1 for r in real)
+    assert len(list(csv.DictReader(open(out / "real-tags.csv")))) == 2
+    assert "Real recordings, tagged with the default model:" in printed

@@ -155,3 +155,51 @@ def test_instruments_never_labelled_positive_are_never_tagged(tmp_path):
     tags = predict(run, [_tone(tmp_path / "a.wav", 10.0)]).files[0]
     assert tags.present.tolist() == [True, True, True, False]
     assert any("never present: delta" in n for n in tags.notes)
+
+
+def test_jams_output_parses_back_with_one_annotation_per_instrument(run128, tmp_path):
+    import jams
+
+    (tmp_path / "in").mkdir()
+    clip = _tone(tmp_path / "in" / "c.wav", 10.0)
+    _tone(tmp_path / "in" / "d.wav", 3.0)
+    out = tmp_path / "jams"
+    assert main(["predict", str(tmp_path / "in"), "--run", str(run128), "--format", "jams", "--out", str(out),
+                 "-q", "--per-second"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["c.jams", "d.jams"]
+    from instrec.tagging.predict import predict
+
+    tags = predict(run128, [clip], per_second=True).files[0]
+    jam = jams.load(str(out / "c.jams"))
+    assert jam.file_metadata.duration == pytest.approx(10.0)
+    assert [a.sandbox.instrument for a in jam.annotations] == TINY_CLASSES
+    for c, ann in enumerate(jam.annotations):
+        assert ann.namespace == "tag_open"
+        obs = ann.data
+        assert len(obs) == tags.n_frames == 10
+        assert [o.time for o in obs] == pytest.approx([0.96 * t for t in range(10)])
+        assert [o.confidence for o in obs] == pytest.approx(tags.frame_probabilities[:, c].tolist(), abs=1e-6)
+        assert ann.sandbox.present == bool(tags.present[c])
+    assert main(["predict", str(clip), "--run", str(run128), "--format", "jams", "-q"]) == 2  # needs --out DIR
+
+
+def test_plots_are_written_and_readable(run128, tmp_path):
+    import matplotlib.image as mpimg
+
+    clip = _tone(tmp_path / "c.wav", 10.0)
+    assert main(["predict", str(clip), "--run", str(run128), "--out", str(tmp_path / "t.csv"),
+                 "--plot", str(tmp_path / "pics"), "-q"]) == 0
+    image = mpimg.imread(tmp_path / "pics" / "c.png")
+    assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 400
+    assert image[..., :3].std() > 0.05  # not a blank canvas
+
+
+def test_output_names_never_collide():
+    from instrec.tagging.formats import output_names
+    from instrec.tagging.predict import FileTags, TagResults
+
+    def tags(path):
+        return FileTags(path, np.zeros(2), np.zeros(2, bool), 1, 1, "single window")
+
+    results = TagResults(["a", "b"], [tags("x/song.wav"), tags("y/song.flac"), tags("z/other.mp3")], [])
+    assert output_names(results, ".jams") == ["song.jams", "song-2.jams", "other.jams"]

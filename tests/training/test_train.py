@@ -45,7 +45,7 @@ def test_run_directory_contents(tiny_dataset, tmp_path):
 def test_same_seed_same_weights_and_other_seed_differs(tiny_dataset, tmp_path):
     a = train(_cfg(tiny_dataset, tmp_path / "a", mixup=0.2, concat=0.5, epochs=2), progress=False)
     b = train(_cfg(tiny_dataset, tmp_path / "b", mixup=0.2, concat=0.5, epochs=2), progress=False)
-    c = train(_cfg(tiny_dataset, tmp_path / "c", mixup=0.2, concat=0.5, epochs=2, seed=8), progress=False)
+    train(_cfg(tiny_dataset, tmp_path / "c", mixup=0.2, concat=0.5, epochs=2, seed=8), progress=False)
     wa, wb, wc = (load_file(str(tmp_path / n / "last.safetensors")) for n in "abc")
     assert all(np.array_equal(wa[k], wb[k]) for k in wa)
     assert not all(np.array_equal(wa[k], wc[k]) for k in wa if k.startswith("model."))

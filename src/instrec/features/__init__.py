@@ -10,6 +10,6 @@ from __future__ import annotations
 from instrec.features.logmel import PATCH_SECONDS as FRAME_SECONDS
 
 #: The front ends :func:`instrec.features.frontends.get_frontend` builds.
-FRONTEND_NAMES: tuple[str, ...] = ("logmel", "vggish")
+FRONTEND_NAMES: tuple[str, ...] = ("logmel", "vggish", "musicnn")
 
 __all__ = ["FRAME_SECONDS", "FRONTEND_NAMES"]

@@ -10,11 +10,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from instrec._io import atomic_write_json, atomic_write_text
+from instrec._io import InstrecError, atomic_write_json, atomic_write_text
 from instrec.data.layout import NPZ_FILE, midi_path, partition_path, read_corpus_stats, read_strong_labels
 from instrec.data.openmic import read_partition
 from instrec.evaluation.evaluate import evaluate_run
 from instrec.evaluation.report import REPORT_FILE
+from instrec.features.audio import expand_inputs
 from instrec.pipelines.experiment import RunSpec, run_experiment, run_path
 from instrec.run import read_config
 from instrec.synth import build_corpus
@@ -22,6 +23,9 @@ from instrec.synth.render import render_midi_file
 from instrec.tagging.formats import format_results
 from instrec.tagging.predict import predict
 
+#: The two real recordings the repository carries (CC BY, credited in their README).
+REAL_EXAMPLES = Path("examples") / "real"
+REAL_TAGS_FILE = "real-tags.csv"
 TAGS_FILE = "tags.csv"
 TAGS_PER_SECOND_FILE = "tags-per-second.csv"
 SUMMARY_FILE = "demo-summary.json"
@@ -32,20 +36,22 @@ def _say(message: str) -> None:
 
 
 def run_demo(out: str | Path = "demo-output", clips: int = 2000, epochs: int = 200, jobs: int = 2,
-             overwrite: bool = False, seed: int = 0) -> dict[str, Any]:
+             overwrite: bool = False, seed: int = 0, real: str | Path | None = REAL_EXAMPLES) -> dict[str, Any]:
+    """The quick start (module docstring) into ``out``; ``real``: a folder of real recordings
+    to tag with the default model at the end (None: skip that step)."""
     out = Path(out)
     corpus = out / "corpus"
     if overwrite or not (corpus / NPZ_FILE).is_file():
-        _say(f"1/4 rendering {clips} clips into {corpus}")
+        _say(f"1/5 rendering {clips} clips into {corpus}")
         build_corpus(corpus, clips, seed, jobs=jobs, overwrite=True)
     else:
-        _say(f"1/4 reusing the corpus in {corpus}")
+        _say(f"1/5 reusing the corpus in {corpus}")
 
-    _say(f"2/4 training BiLSTM-ATT and ATT ({epochs} epochs, focal loss, with and without mixup+concat)")
+    _say(f"2/5 training BiLSTM-ATT and ATT ({epochs} epochs, focal loss, with and without mixup+concat)")
     experiment = out / "experiment"
     rows = run_experiment(corpus, experiment, grid="demo", seeds=1, epochs=epochs, jobs=jobs, overwrite=True)
 
-    _say("3/4 scoring per-second activations against the strong labels")
+    _say("3/5 scoring per-second activations against the strong labels")
     localization = {}
     for spec in (RunSpec("bilstm-att"), RunSpec("att")):
         run_dir = run_path(experiment, spec)
@@ -55,7 +61,7 @@ def run_demo(out: str | Path = "demo-output", clips: int = 2000, epochs: int = 2
 
     run_dirs = [run_path(experiment, RunSpec(r["model"], r["loss"], r["augment"], r["seed"])) for r in rows]
     run_dir = max(run_dirs, key=_best_val_f1)
-    _say(f"4/4 tagging a rendered test clip with the run of best validation macro F1 ({run_dir.name})")
+    _say(f"4/5 tagging a rendered test clip with the run of best validation macro F1 ({run_dir.name})")
     clip = _render_test_clip(corpus, out)
     results = predict(run_dir, [clip], per_second=True)
     atomic_write_text(out / TAGS_FILE, format_results(results, "csv"))
@@ -66,9 +72,27 @@ def run_demo(out: str | Path = "demo-output", clips: int = 2000, epochs: int = 2
                "localization_segment_f1": localization, "tagged_clip": str(clip), "tagged_with": str(run_dir),
                "tagged_present": [c for c, p in zip(results.classes, results.files[0].present) if p],
                "truth": _truth(corpus, clip.stem, results.classes)}
+    summary["real_recordings"] = _tag_real(Path(real), out) if real is not None else None
     atomic_write_json(out / SUMMARY_FILE, summary)
     _print_summary(summary)
     return summary
+
+
+def _tag_real(folder: Path, out: Path) -> list[dict[str, Any]] | str:
+    """Tag the real recordings in ``folder`` with the default model; what it heard, per file."""
+    _say(f"5/5 tagging the real recordings in {folder} with the default model")
+    files = expand_inputs([folder]) if folder.is_dir() else []
+    if not files:
+        return f"no recordings in {folder}"
+    try:
+        results = predict(None, files)
+    except InstrecError as exc:  # e.g. the package index cannot be reached for the musicnn weights
+        _say(f"skipped: {exc}")
+        return f"skipped: {exc}"
+    atomic_write_text(out / REAL_TAGS_FILE, format_results(results, "csv"))
+    return [{"file": f.path, "heard": [c for c, p in zip(results.classes, f.present) if p],
+             "top": sorted(zip(results.classes, map(float, f.probabilities)), key=lambda t: -t[1])[:3]}
+            for f in results.files]
 
 
 def _best_val_f1(run_dir: Path) -> float:
@@ -100,4 +124,12 @@ def _print_summary(s: dict[str, Any]) -> None:
     print(f"Tagged {s['tagged_clip']} with {Path(s['tagged_with']).name}: "
           f"{', '.join(s['tagged_present']) or '(nothing)'}")
     print(f"  instruments sounding in it: {', '.join(s['truth'])}")
+    real = s.get("real_recordings")
+    if isinstance(real, list):
+        print("Real recordings, tagged with the default model:")
+        for r in real:
+            top = ", ".join(f"{c} {p:.2f}" for c, p in r["top"])
+            print(f"  {Path(r['file']).name}: heard {', '.join(r['heard']) or '(nothing)'} (most probable: {top})")
+    elif real:
+        print(f"Real recordings: {real}")
     print(f"Report with the paper's figures: {s['experiment_report']}")

@@ -1,21 +1,18 @@
-"""Tags as files people and programs read: clip-level or per-second CSV, JSON, and JAMS
-(one ``.jams`` per audio file, ``tag_open`` annotations, for the MIR tool chain)."""
+"""Tags as text: clip-level or per-second CSV, and JSON (JAMS: :mod:`instrec.tagging.jams_output`)."""
 from __future__ import annotations
 
 import csv
 import io
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-import jams
 import numpy as np
 
-from instrec import __version__
-from instrec._io import InstrecError, atomic_write_text
-from instrec.tagging.predict import FileTags, TagResults
+from instrec._io import InstrecError
+from instrec.tagging.predict import TagResults
 
-FORMATS = ("csv", "json", "jams")
+FORMATS = ("csv", "json")
 
 
 def format_results(results: TagResults, fmt: str = "csv", per_second: bool = False) -> str:
@@ -61,54 +58,14 @@ def format_results(results: TagResults, fmt: str = "csv", per_second: bool = Fal
     return buf.getvalue()
 
 
-def to_jams(tags: FileTags, classes: Sequence[str], source: str = "instrec") -> jams.JAMS:
-    """One JAMS document for one file: a ``tag_open`` annotation per instrument.
-
-    With per-frame outputs every 0.96-s frame is an observation (time, duration,
-    value = the instrument, confidence = its frame probability); without them, one
-    observation spans the file with the clip-level probability. The clip-level
-    probability and present flag go into each annotation's sandbox."""
-    jam = jams.JAMS()
-    jam.file_metadata.duration = float(tags.seconds)
-    jam.file_metadata.title = Path(tags.path).name
-    for c, name in enumerate(classes):
-        ann = jams.Annotation(namespace="tag_open", time=0, duration=float(tags.seconds))
-        ann.annotation_metadata.data_source = source
-        ann.annotation_metadata.annotation_tools = f"instrec {__version__}"
-        ann.sandbox.update(instrument=name, clip_probability=float(tags.probabilities[c]),
-                           present=bool(tags.present[c]))
-        if tags.frame_probabilities is None:
-            ann.append(time=0.0, duration=float(tags.seconds), value=name, confidence=float(tags.probabilities[c]))
-        else:
-            for t, prob in enumerate(tags.frame_probabilities[:, c]):
-                start = t * tags.frame_seconds
-                ann.append(time=start, duration=float(min(tags.frame_seconds, max(0.0, tags.seconds - start))),
-                           value=name, confidence=float(prob))
-        jam.annotations.append(ann)
-    return jam
-
-
-def jams_names(results: TagResults) -> list[str]:
-    """A distinct ``<stem>.jams`` file name per tagged file (``<stem>-2.jams`` on a clash)."""
-    names, seen = [], set()
+def output_names(results: TagResults, suffix: str) -> list[str]:
+    """A distinct ``<stem><suffix>`` file name per tagged file (``<stem>-2<suffix>`` on a clash)."""
+    names: list[str] = []
     for f in results.files:
         stem, k = Path(f.path).stem, 1
-        name = f"{stem}.jams"
-        while name in seen:
+        name = f"{stem}{suffix}"
+        while name in names:
             k += 1
-            name = f"{stem}-{k}.jams"
-        seen.add(name)
+            name = f"{stem}-{k}{suffix}"
         names.append(name)
     return names
-
-
-def write_jams(results: TagResults, out_dir: str | Path, source: str = "instrec") -> list[Path]:
-    """Write one validated ``.jams`` file per tagged file into ``out_dir`` (atomically each)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for f, name in zip(results.files, jams_names(results)):
-        jam = to_jams(f, results.classes, source)
-        jam.validate()
-        paths.append(atomic_write_text(out / name, jam.dumps(indent=1) + "\n"))
-    return paths

@@ -20,9 +20,13 @@ from instrec._io import InstrecError
 from instrec.features import FRAME_SECONDS
 from instrec.features.audio import audio_info, expand_inputs
 from instrec.features.frontends import FrontEnd, get_frontend
+from instrec.features.musicnn_frontend import tag_prior
 from instrec.models import FRAME_MODELS, model_spec
 from instrec.models.inference import run_model
-from instrec.run import load_model
+from instrec.run import CONFIG_FILE, load_model
+
+#: Folder of the packaged default model, beside this module.
+DEFAULT_DIR = "default"
 
 
 @dataclass
@@ -56,6 +60,7 @@ class TagResults:
     files: list[FileTags]
     failures: list[tuple[str, str]]
     thresholds: np.ndarray | None = None  # (C,) decision thresholds of the present flags
+    trained: np.ndarray | None = None  # (C,) bool: instruments the model learned (others never present)
 
     @property
     def probabilities(self) -> np.ndarray:
@@ -74,9 +79,9 @@ class TagResults:
 class Tagger:
     """A trained model plus its front end and decision thresholds, loaded once."""
 
-    def __init__(self, run_dir: str | Path, frontend: str | None = None, weights_dir: str | Path | None = None,
-                 tuned_thresholds: bool = True):
-        self.run_dir = Path(run_dir)
+    def __init__(self, run_dir: str | Path | None = None, frontend: str | None = None,
+                 weights_dir: str | Path | None = None, tuned_thresholds: bool = True):
+        self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir()
         self.model, self.config = load_model(self.run_dir)
         self.classes: list[str] = list(self.config["classes"])
         self.n_frames: int = int(self.config["n_frames"])
@@ -92,12 +97,16 @@ class Tagger:
         # Instruments the training data never labelled positive: the model cannot know them.
         unknown = set(self.config.get("untrained_classes", []))
         self.trained = np.array([c not in unknown for c in self.classes])
+        self.prior_weight = float(self.config.get("tag_prior", {}).get("weight", 0.0))
+        if self.prior_weight and (trained_on != "musicnn" or not 0 < self.prior_weight <= 1):
+            raise InstrecError(f"{self.run_dir / CONFIG_FILE}: tag_prior needs the musicnn front end and a weight "
+                               f"in (0, 1], got {trained_on!r} and {self.prior_weight}")
 
     @property
     def frontend(self) -> FrontEnd:
-        """The run's front end, loaded on first use (VGGish loads its weights)."""
+        """The run's front end, loaded on first use (pretrained weights are fetched then if missing)."""
         if self._frontend is None:
-            self._frontend = get_frontend(self.frontend_name, weights_dir=self.weights_dir)
+            self._frontend = get_frontend(self.frontend_name, weights_dir=self.weights_dir, fetch=True)
         return self._frontend
 
     def windows(self, n: int) -> list[tuple[int, int]]:
@@ -130,11 +139,29 @@ class Tagger:
         if frame is not None and len(frame) > n:
             frame, att = frame[:n], (att[:n] if att is not None else None)
         aggregation = "single window" if len(spans) == 1 else f"max over {len(spans)} windows of {self.n_frames} frames"
+        if self.prior_weight:
+            clip, frame = self._with_tag_prior(np.asarray(features)[:n], clip, frame)
+            aggregation += f"; musicnn tag prior, weight {self.prior_weight:g}"
         if not self.trained.all():
             notes.append("never present: " + ", ".join(c for c, t in zip(self.classes, self.trained) if not t)
                          + " (no labelled positive in the training data)")
         return FileTags(path, clip, (clip > self.thresholds) & self.trained, n, len(spans), aggregation, frame, att,
                         notes)
+
+    def _with_tag_prior(self, rows: np.ndarray, clip: np.ndarray,
+                        frame: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Blend the model's probabilities with what musicnn's own tags say of the classes they
+        name (``config["tag_prior"]["weight"]`` w: w * tags + (1 - w) * model), per frame and
+        for the clip (the tags' mean over frames): knowledge learned from real music."""
+        prior = tag_prior(rows, self.classes)
+        named = ~np.isnan(prior[0])
+        w = np.float32(self.prior_weight)
+        clip = clip.copy()
+        clip[named] = w * prior[:, named].mean(axis=0) + (1 - w) * clip[named]
+        if frame is not None:
+            frame = frame.copy()
+            frame[:, named] = w * prior[:, named] + (1 - w) * frame[:, named]
+        return clip, frame
 
     def tag_file(self, path: str | Path) -> FileTags:
         """Featurise and tag one audio file; warnings from decoding become notes."""
@@ -157,16 +184,26 @@ def _stitch(per_window: np.ndarray, spans: list[tuple[int, int]], n: int) -> np.
     return out
 
 
-def predict(run_dir: str | Path, inputs: Iterable[str | Path], per_second: bool = False,
+def default_run_dir() -> Path:
+    """The default model that ships inside the package (``instrec/tagging/default``): the
+    run directory of ``make default-model`` (see :mod:`instrec.pipelines.default_model`)."""
+    path = Path(__file__).resolve().parent / DEFAULT_DIR
+    if not (path / CONFIG_FILE).is_file():
+        raise InstrecError(f"{path}: the default model is missing from this installation; pass a run "
+                           "directory with --run, or rebuild it with 'make default-model'")
+    return path
+
+
+def predict(run_dir: str | Path | None, inputs: Iterable[str | Path], per_second: bool = False,
             frontend: str | None = None, weights_dir: str | Path | None = None, progress: bool = False,
             tuned_thresholds: bool = True) -> TagResults:
-    """Tag audio files (or folders of them) with the model in ``run_dir``.
+    """Tag audio files (or folders of them) with the model in ``run_dir`` (None: the default model).
 
     Bad files do not stop the batch: they are listed in ``failures`` as (path, message).
     With ``per_second`` the model must have frame-level outputs."""
     tagger = Tagger(run_dir, frontend=frontend, weights_dir=weights_dir, tuned_thresholds=tuned_thresholds)
     if per_second and tagger.config["model"] not in FRAME_MODELS:
-        raise InstrecError(f"{run_dir}: model {tagger.config['model']!r} has no per-frame output; "
+        raise InstrecError(f"{tagger.run_dir}: model {tagger.config['model']!r} has no per-frame output; "
                            f"use a run of {', '.join(FRAME_MODELS)} for per-second tags")
     paths = expand_inputs(inputs)
     files, failures = [], []
@@ -177,4 +214,4 @@ def predict(run_dir: str | Path, inputs: Iterable[str | Path], per_second: bool 
             failures.append((str(path), str(exc)))
             continue
         files.append(tags)
-    return TagResults(tagger.classes, files, failures, tagger.thresholds)
+    return TagResults(tagger.classes, files, failures, tagger.thresholds, tagger.trained)

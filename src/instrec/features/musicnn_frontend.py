@@ -1,0 +1,109 @@
+"""The ``musicnn`` front end: what the pretrained musicnn network hears, per 0.96-s frame.
+
+Each OpenMIC frame (0.96 s = 60 musicnn spectrogram frames of 16 ms) gets 803 values:
+
+* columns 0-49: the 50 MagnaTagATune tag probabilities of the 3-s musicnn patch that covers
+  the frame (x 255, rounded): what musicnn learned from real music about instruments,
+  voices and genres;
+* columns 50-802: the maximum over the frame's 60 spectrogram frames of each of the 753
+  frame-level channels of musicnn (timbral and temporal front end, then the three mid-end
+  layers), log-compressed to 0..255 by ``255 * log1p(max(x, 0)) / log1p(100)`` (the
+  channels are mostly >= 0 with a long tail up to about 100; 5 % of values are below 0.1).
+
+Patches of 187 spectrogram frames (2.99 s, the network's input) start every 180 frames
+(three OpenMIC frames), so patch k covers frames 3k, 3k+1 and 3k+2 and sees 7 frames of the
+next. The choice of tags + max-pooled channels was made on the real recordings of the
+development set (benchmarks/bench_realaudio.py): with a linear classifier on rendered solos,
+tags + max scored best among the tags, penultimate, mean- and max-pooled features.
+Audio goes in peak-normalised at 16 kHz, as for the other front ends; a row group shorter than
+a patch is zero-padded.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import torch
+
+from instrec.features import logmel as lm
+from instrec.features import musicnn as mn
+from instrec.features.frontend import FrontEnd
+from instrec.features.musicnn_weights import DEFAULT_MODEL, load_musicnn, weight_files
+from instrec.fetch import sha256_file
+
+FRAMES_PER_ROW = int(round(lm.PATCH_SECONDS * mn.SAMPLE_RATE / mn.HOP))  # 60 spectrogram frames per 0.96 s
+ROWS_PER_PATCH = 3
+N_TAGS = len(mn.MTT_TAGS)
+DIM = N_TAGS + mn.N_FEATURES  # 803
+LOG_CEILING = 100.0  # channel value mapped to 255
+#: OpenMIC class <- the MagnaTagATune tags of musicnn that name it (the others have none:
+#: musicnn cannot tell clarinet, saxophone, trumpet, organ, ... apart by tag).
+OPENMIC_TAGS: dict[str, tuple[str, ...]] = {
+    "cello": ("cello",), "drums": ("drums",), "flute": ("flute",), "guitar": ("guitar",), "piano": ("piano",),
+    "synthesizer": ("synth",), "violin": ("violin",),
+    "voice": ("vocal", "vocals", "voice", "singing", "female", "male", "woman", "man", "male vocal",
+              "female vocal", "male voice", "female voice", "choir", "choral", "opera"),
+}
+
+
+def tag_prior(rows: np.ndarray, classes: list[str]) -> np.ndarray:
+    """(T, C) what musicnn's own tags say of each class per row of ``rows`` (T, 803) uint8 features:
+    the largest of the class's tag probabilities (:data:`OPENMIC_TAGS`), NaN for classes without tags."""
+    tags = rows[:, :N_TAGS].astype(np.float32) / 255.0
+    out = np.full((len(rows), len(classes)), np.nan, np.float32)
+    for c, name in enumerate(classes):
+        if name in OPENMIC_TAGS:
+            out[:, c] = tags[:, [mn.MTT_TAGS.index(t) for t in OPENMIC_TAGS[name]]].max(axis=1)
+    return out
+
+
+def quantise_channels(x: np.ndarray) -> np.ndarray:
+    """Frame-level musicnn channel values -> uint8 by ``255 * log1p(max(x, 0)) / log1p(100)``."""
+    scaled = np.log1p(np.maximum(x, 0.0)) * (255.0 / np.log1p(LOG_CEILING))
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+class MusicnnFrontEnd(FrontEnd):
+    """musicnn tags and max-pooled frame-level channels, 803 uint8 values per 0.96-s frame."""
+
+    name = "musicnn"
+    dim = DIM
+
+    def __init__(self, weights_dir: str | os.PathLike | None = None, batch_size: int = 16) -> None:
+        self.model = load_musicnn(DEFAULT_MODEL, weights_dir)
+        self._weights = weight_files(DEFAULT_MODEL, weights_dir)[0]
+        self._sha: str | None = None
+        self.batch_size = batch_size
+
+    def _patch_features(self, signal: np.ndarray, count: int) -> np.ndarray:
+        n_patches = -(-count // ROWS_PER_PATCH)
+        hop = ROWS_PER_PATCH * FRAMES_PER_ROW
+        needed = (n_patches - 1) * hop + mn.PATCH_FRAMES
+        # Frames past the signal's end see zeros (log_mel pads outside the signal).
+        padded = signal if mn.n_frames(len(signal)) >= needed else \
+            np.pad(signal, (0, (needed - 1) * mn.HOP - len(signal) + 1))
+        mel = torch.from_numpy(mn.log_mel(padded, 0, needed))
+        rows_tags, rows_max = [], []
+        with torch.inference_mode():
+            for p0 in range(0, n_patches, self.batch_size):
+                p1 = min(n_patches, p0 + self.batch_size)
+                patches = mel[p0 * hop:(p1 - 1) * hop + mn.PATCH_FRAMES].unfold(0, mn.PATCH_FRAMES, hop)
+                out = self.model(patches.transpose(1, 2))
+                frames = out["features"][:, :hop].reshape(p1 - p0, ROWS_PER_PATCH, FRAMES_PER_ROW, -1)
+                rows_max.append(frames.amax(dim=2).reshape(-1, mn.N_FEATURES).numpy())
+                rows_tags.append(out["taggram"].repeat_interleave(ROWS_PER_PATCH, dim=0).numpy())
+        tags = np.clip(np.rint(np.concatenate(rows_tags)[:count] * 255.0), 0, 255).astype(np.uint8)
+        return np.concatenate([tags, quantise_channels(np.concatenate(rows_max)[:count])], axis=1)
+
+    def describe(self) -> dict[str, Any]:
+        if self._sha is None:
+            self._sha = sha256_file(self._weights)
+        return {"name": self.name, "version": 1, "sample_rate": self.sample_rate, "resampler": "soxr HQ",
+                "mono": "channel mean", "normalisation": "peak (16 kHz signal)", "model": DEFAULT_MODEL,
+                "n_fft": mn.N_FFT, "hop_samples": mn.HOP, "n_mels": mn.N_MELS, "mel_scale": "slaney",
+                "log": "log10(10000 x + 1)", "patch_frames": mn.PATCH_FRAMES,
+                "patch_hop_frames": ROWS_PER_PATCH * FRAMES_PER_ROW, "patch_seconds": self.patch_seconds,
+                "dim": DIM, "dtype": "uint8", "columns": f"0-{N_TAGS - 1} tags x 255, {N_TAGS}-{DIM - 1} "
+                "max over the row of each frame-level channel, 255 log1p(max(x, 0)) / log1p(100)",
+                "weights_sha256": {self._weights.name: self._sha}}

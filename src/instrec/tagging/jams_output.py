@@ -1,0 +1,54 @@
+"""Tags as JAMS (one ``.jams`` per audio file, ``tag_open`` annotations), for the MIR tool chain.
+
+Needs the optional ``jams`` package: ``pip install 'instrec[jams]'``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import jams
+
+from instrec._io import atomic_write_text
+from instrec._version import __version__
+from instrec.tagging.formats import output_names
+from instrec.tagging.predict import FileTags, TagResults
+
+
+def to_jams(tags: FileTags, classes: Sequence[str], source: str = "instrec") -> jams.JAMS:
+    """One JAMS document for one file: a ``tag_open`` annotation per instrument.
+
+    With per-frame outputs every 0.96-s frame is an observation (time, duration,
+    value = the instrument, confidence = its frame probability); without them, one
+    observation spans the file with the clip-level probability. The clip-level
+    probability and present flag go into each annotation's sandbox."""
+    jam = jams.JAMS()
+    jam.file_metadata.duration = float(tags.seconds)
+    jam.file_metadata.title = Path(tags.path).name
+    for c, name in enumerate(classes):
+        ann = jams.Annotation(namespace="tag_open", time=0, duration=float(tags.seconds))
+        ann.annotation_metadata.data_source = source
+        ann.annotation_metadata.annotation_tools = f"instrec {__version__}"
+        ann.sandbox.update(instrument=name, clip_probability=float(tags.probabilities[c]),
+                           present=bool(tags.present[c]))
+        if tags.frame_probabilities is None:
+            ann.append(time=0.0, duration=float(tags.seconds), value=name, confidence=float(tags.probabilities[c]))
+        else:
+            for t, prob in enumerate(tags.frame_probabilities[:, c]):
+                start = t * tags.frame_seconds
+                ann.append(time=start, duration=float(min(tags.frame_seconds, max(0.0, tags.seconds - start))),
+                           value=name, confidence=float(prob))
+        jam.annotations.append(ann)
+    return jam
+
+
+def write_jams(results: TagResults, out_dir: str | Path, source: str = "instrec") -> list[Path]:
+    """Write one validated ``.jams`` file per tagged file into ``out_dir`` (atomically each)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for f, name in zip(results.files, output_names(results, ".jams")):
+        jam = to_jams(f, results.classes, source)
+        jam.validate()
+        paths.append(atomic_write_text(out / name, jam.dumps(indent=1) + "\n"))
+    return paths
