@@ -81,10 +81,11 @@ def _predict(args: argparse.Namespace) -> int:
     from instrec._io import atomic_write_text
     from instrec.tagging.formats import format_results
     from instrec.tagging.plot import write_plots
+    from instrec.run import CONFIG_FILE
     from instrec.tagging.predict import predict
 
     run_dir, inputs = args.run, list(args.inputs)
-    if run_dir is None and len(inputs) > 1 and (Path(inputs[0]) / "config.json").is_file():
+    if run_dir is None and len(inputs) > 1 and (Path(inputs[0]) / CONFIG_FILE).is_file():
         run_dir, inputs = inputs[0], inputs[1:]  # the older form: instrec predict RUN_DIR FILES...
     out = Path(args.out) if args.out else None
     if args.format == "jams" and out is None:
