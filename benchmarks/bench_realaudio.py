@@ -12,6 +12,7 @@ Systems:
   tagger (``instrec download musicnn``) used as is: its 50 MagnaTagATune tags averaged
   over the 3-s patches of a file, mapped onto the OpenMIC classes they name
   (``instrec.features.musicnn_frontend.OPENMIC_TAGS``; the other classes get 0), present at 0.5. Files shorter than 3 s are zero-padded.
+* ``default``: the default model that ships with instrec (``instrec predict`` without a run).
 * ``run:DIR``: a trained instrec run, through ``instrec.tagging`` (its tuned thresholds).
 """
 from __future__ import annotations
@@ -49,7 +50,7 @@ def musicnn_tags_system(files: list[Path]) -> tuple[np.ndarray, np.ndarray, list
     return probs, probs > 0.5, notes
 
 
-def run_system(run_dir: str, files: list[Path]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def run_system(run_dir: str | None, files: list[Path]) -> tuple[np.ndarray, np.ndarray, list[str]]:
     from instrec.tagging.predict import predict
 
     results = predict(run_dir, files)
@@ -62,16 +63,19 @@ def main() -> int:
     p = C.base_parser(__doc__.split("\n\n")[0], default_repeats=1)
     p.add_argument("--data", default=str(DEFAULT_DATA), help="folder with labels.csv and the recordings")
     p.add_argument("--system", action="append", default=None,
-                   help="musicnn-tags or run:DIR (repeatable; default musicnn-tags)")
+                   help="musicnn-tags, default or run:DIR (repeatable; default: musicnn-tags and default)")
     args = p.parse_args()
     machine = C.machine_info()
     files, truth = read_recording_labels(Path(args.data) / "labels.csv", OPENMIC_CLASSES)
     if args.quick:
         files, truth = files[:4], truth[:4]
     rows, per_class, notes = [], [], []
-    for system in args.system or ["musicnn-tags"]:
+    targets = []
+    for system in args.system or ["musicnn-tags", "default"]:
         if system == "musicnn-tags":
             probs, present, sys_notes = musicnn_tags_system(files)
+        elif system == "default":
+            probs, present, sys_notes = run_system(None, files)
         elif system.startswith("run:"):
             probs, present, sys_notes = run_system(system[4:], files)
         else:
@@ -80,6 +84,10 @@ def main() -> int:
         rows.append({"system": system, "files": s["n_files"], "top1": s["top1"], "mean_ap": s["mean_ap"],
                      "false_positives_per_file": s["false_positives_per_file"], "recall": s["recall"]})
         per_class += [{"system": system, **r} for r in s["per_class"]]
+        if system == "default":
+            targets += [C.target("default model top-1", s["top1"], ">=", 0.6),
+                        C.target("default model mean AP", s["mean_ap"], ">=", 0.7),
+                        C.target("default model false positives per file", s["false_positives_per_file"], "<=", 1.0)]
         notes += sys_notes
     columns = ["system", "files", "top1", "mean_ap", "false_positives_per_file", "recall"]
     C.print_table(f"Real recordings ({Path(args.data).name}, {len(files)} files)", rows, columns)
@@ -93,7 +101,8 @@ def main() -> int:
                            [C.table("systems", "Scores per system", rows, columns),
                             C.table("per_class", "Per instrument", per_class,
                                     ["system", "instrument", "support", "ap", "precision", "recall", "f1"])],
-                           machine, [], notes)
+                           machine, targets, notes)
+    C.print_targets(targets)
     print(f"\nwrote {path}")
     return 0
 

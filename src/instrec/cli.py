@@ -79,9 +79,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from instrec._io import atomic_write_text
+    from instrec.run import CONFIG_FILE
     from instrec.tagging.formats import format_results
     from instrec.tagging.plot import write_plots
-    from instrec.run import CONFIG_FILE
     from instrec.tagging.predict import predict
 
     run_dir, inputs = args.run, list(args.inputs)

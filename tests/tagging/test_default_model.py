@@ -20,25 +20,24 @@ def test_the_packaged_default_model_loads():
     tagger = Tagger()
     assert tagger.run_dir == default_run_dir() and tagger.frontend_name == "musicnn"
     assert tagger.classes == list(OPENMIC_CLASSES) and tagger.config["n_features"] == DIM
-    assert 0 < tagger.prior_weight <= 1
+    assert tagger.tag_prior and tagger.config["tag_prior"] == {"rule": "noisy-or"}
     assert tagger.config["default_model"]["rebuild"] == "make default-model"
 
 
-def test_tag_prior_blends_musicnn_tags_into_the_classes_they_name():
+def test_tag_prior_adds_musicnn_tags_to_the_classes_they_name():
     tagger = Tagger()
     rng = np.random.default_rng(0)
     rows = rng.integers(0, 256, size=(10, DIM)).astype(np.uint8)
     tags = tagger.tag_features(rows)
     model_clip = run_model(tagger.model, rows[None].astype(np.float32) / 255.0).clip[0]
-    w = tagger.prior_weight
     for c, name in enumerate(OPENMIC_CLASSES):
         if name in OPENMIC_TAGS:
             cols = [MTT_TAGS.index(t) for t in OPENMIC_TAGS[name]]
             prior = (rows[:, cols].astype(np.float32) / 255.0).max(axis=1).mean()
-            assert tags.probabilities[c] == pytest.approx(w * prior + (1 - w) * model_clip[c], abs=1e-5)
+            assert tags.probabilities[c] == pytest.approx(1 - (1 - prior) * (1 - model_clip[c]), abs=1e-5)
         else:
             assert tags.probabilities[c] == pytest.approx(model_clip[c], abs=1e-6)
-    assert "musicnn tag prior" in tags.aggregation
+    assert "noisy-OR" in tags.aggregation
 
 
 def test_predict_without_a_run_tags_real_recordings(monkeypatch, weights_dir, tmp_path, capsys):

@@ -107,3 +107,17 @@ class MusicnnFrontEnd(FrontEnd):
                 "dim": DIM, "dtype": "uint8", "columns": f"0-{N_TAGS - 1} tags x 255, {N_TAGS}-{DIM - 1} "
                 "max over the row of each frame-level channel, 255 log1p(max(x, 0)) / log1p(100)",
                 "weights_sha256": {self._weights.name: self._sha}}
+
+
+def with_tag_prior(rows: np.ndarray, classes: list[str], clip: np.ndarray,
+                   frame: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Clip (C,) and frame (T, C) probabilities with musicnn's tags of ``rows`` (T, 803) added to the
+    classes they name by noisy-OR, ``1 - (1 - p) (1 - tags)``; the clip takes the tags' mean over rows."""
+    prior = tag_prior(rows, classes)
+    named = ~np.isnan(prior[0])
+    clip = clip.copy()
+    clip[named] = 1 - (1 - clip[named]) * (1 - prior[:, named].mean(axis=0))
+    if frame is not None:
+        frame = frame.copy()
+        frame[:, named] = 1 - (1 - frame[:, named]) * (1 - prior[:, named])
+    return clip, frame

@@ -20,7 +20,7 @@ from instrec._io import InstrecError
 from instrec.features import FRAME_SECONDS
 from instrec.features.audio import audio_info, expand_inputs
 from instrec.features.frontends import FrontEnd, get_frontend
-from instrec.features.musicnn_frontend import tag_prior
+from instrec.features.musicnn_frontend import with_tag_prior
 from instrec.models import FRAME_MODELS, model_spec
 from instrec.models.inference import run_model
 from instrec.run import CONFIG_FILE, load_model
@@ -97,10 +97,10 @@ class Tagger:
         # Instruments the training data never labelled positive: the model cannot know them.
         unknown = set(self.config.get("untrained_classes", []))
         self.trained = np.array([c not in unknown for c in self.classes])
-        self.prior_weight = float(self.config.get("tag_prior", {}).get("weight", 0.0))
-        if self.prior_weight and (trained_on != "musicnn" or not 0 < self.prior_weight <= 1):
-            raise InstrecError(f"{self.run_dir / CONFIG_FILE}: tag_prior needs the musicnn front end and a weight "
-                               f"in (0, 1], got {trained_on!r} and {self.prior_weight}")
+        self.tag_prior = self.config.get("tag_prior") is not None
+        if self.tag_prior and (trained_on != "musicnn" or self.config["tag_prior"].get("rule") != "noisy-or"):
+            raise InstrecError(f"{self.run_dir / CONFIG_FILE}: tag_prior needs the musicnn front end and rule "
+                               f"'noisy-or', got {trained_on!r} and {self.config['tag_prior']!r}")
 
     @property
     def frontend(self) -> FrontEnd:
@@ -139,9 +139,9 @@ class Tagger:
         if frame is not None and len(frame) > n:
             frame, att = frame[:n], (att[:n] if att is not None else None)
         aggregation = "single window" if len(spans) == 1 else f"max over {len(spans)} windows of {self.n_frames} frames"
-        if self.prior_weight:
+        if self.tag_prior:
             clip, frame = self._with_tag_prior(np.asarray(features)[:n], clip, frame)
-            aggregation += f"; musicnn tag prior, weight {self.prior_weight:g}"
+            aggregation += "; musicnn tags added by noisy-OR"
         if not self.trained.all():
             notes.append("never present: " + ", ".join(c for c, t in zip(self.classes, self.trained) if not t)
                          + " (no labelled positive in the training data)")
@@ -150,18 +150,10 @@ class Tagger:
 
     def _with_tag_prior(self, rows: np.ndarray, clip: np.ndarray,
                         frame: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-        """Blend the model's probabilities with what musicnn's own tags say of the classes they
-        name (``config["tag_prior"]["weight"]`` w: w * tags + (1 - w) * model), per frame and
-        for the clip (the tags' mean over frames): knowledge learned from real music."""
-        prior = tag_prior(rows, self.classes)
-        named = ~np.isnan(prior[0])
-        w = np.float32(self.prior_weight)
-        clip = clip.copy()
-        clip[named] = w * prior[:, named].mean(axis=0) + (1 - w) * clip[named]
-        if frame is not None:
-            frame = frame.copy()
-            frame[:, named] = w * prior[:, named] + (1 - w) * frame[:, named]
-        return clip, frame
+        """Add what musicnn's own tags say of the classes they name (knowledge learned from real
+        music) by noisy-OR: ``1 - (1 - p_model) (1 - p_tags)``, per frame and for the clip (the
+        tags' mean over frames). See :func:`instrec.features.musicnn_frontend.tag_prior`."""
+        return with_tag_prior(rows, self.classes, clip, frame)
 
     def tag_file(self, path: str | Path) -> FileTags:
         """Featurise and tag one audio file; warnings from decoding become notes."""
