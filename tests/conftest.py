@@ -76,12 +76,12 @@ def musicnn_wheel(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def weights_dir(musicnn_wheel, tmp_path_factory) -> Path:
+def musicnn_weights_dir(musicnn_wheel, tmp_path_factory) -> Path:
     cache = tmp_path_factory.mktemp("musicnn-weights")
     W.download_musicnn(cache, wheel=musicnn_wheel, progress=False)
     return cache
 
 
 @pytest.fixture(scope="session")
-def net(weights_dir) -> M.Musicnn:
-    return W.load_musicnn(weights_dir=weights_dir)
+def net(musicnn_weights_dir) -> M.Musicnn:
+    return W.load_musicnn(weights_dir=musicnn_weights_dir)

@@ -16,7 +16,9 @@ from safetensors.torch import save_file as save_torch
 from instrec._io import InstrecError
 from instrec.features import logmel as lm
 from instrec.features.audio import AudioWarning, load_audio, stream_audio
-from instrec.features.frontends import FRONTEND_NAMES, GROUP_PATCHES, LogMelFrontEnd, describe_mismatch, get_frontend
+from instrec.features import FRONTEND_NAMES
+from instrec.features.frontend import GROUP_PATCHES
+from instrec.features.frontends import LogMelFrontEnd, describe_mismatch, get_frontend
 from instrec.features.vggish import PARAM_SHAPES, pca_quantise
 
 
@@ -106,7 +108,7 @@ def vggish(weights_dir):
 
 
 def test_registry():
-    assert FRONTEND_NAMES == ("logmel", "vggish")
+    assert FRONTEND_NAMES == ("logmel", "vggish", "musicnn")
     assert get_frontend("logmel").name == "logmel"
     with pytest.raises(InstrecError, match="unknown front end 'mfcc'"):
         get_frontend("mfcc")
@@ -138,19 +140,19 @@ def test_logmel_row_layout_and_calibration():
 
 
 @pytest.mark.parametrize("name", FRONTEND_NAMES)
-def test_peak_normalisation_makes_gain_irrelevant(name, vggish):
-    fe = vggish if name == "vggish" else get_frontend(name)
+def test_peak_normalisation_makes_gain_irrelevant(name, vggish, musicnn_weights_dir):
+    fe = vggish if name == "vggish" else get_frontend(name, weights_dir=musicnn_weights_dir)
     x = _music_like(3.0)
     np.testing.assert_array_equal(fe.features(x, 16000), fe.features(x * np.float32(0.125), 16000))
 
 
 @pytest.mark.parametrize("name", FRONTEND_NAMES)
-def test_short_clip_is_padded_with_warning(name, vggish):
-    fe = vggish if name == "vggish" else get_frontend(name)
+def test_short_clip_is_padded_with_warning(name, vggish, musicnn_weights_dir):
+    fe = vggish if name == "vggish" else get_frontend(name, weights_dir=musicnn_weights_dir)
     x = _music_like(0.4)
     with pytest.warns(AudioWarning, match="zero-padded to one patch"):
         short = fe.features(x, 16000)
-    assert short.shape == (1, 128) and short.dtype == np.uint8
+    assert short.shape == (1, fe.dim) and short.dtype == np.uint8
     padded = np.concatenate([x, np.zeros(16000 - len(x), np.float32)])
     np.testing.assert_array_equal(short, fe.features(padded, 16000))
 
@@ -183,7 +185,7 @@ def test_vggish_features_compose_model_and_pca(vggish):
     (0.0, False, 2),   # not kept: decoded twice
 ])
 def test_logmel_streaming_three_minutes(tmp_path, monkeypatch, cache_seconds, spill, decodes):
-    from instrec.features import frontends
+    from instrec.features import frontend
 
     sr = 22050
     x = np.tile(_music_like(9.0, sr=sr, seed=2), 21)[: int(180.5 * sr)]
@@ -193,7 +195,7 @@ def test_logmel_streaming_three_minutes(tmp_path, monkeypatch, cache_seconds, sp
     fe.cache_seconds, fe.spill = cache_seconds, spill
     whole = fe.features(load_audio(path, 16000), 16000)
     calls = []
-    monkeypatch.setattr(frontends, "stream_audio", lambda *a: calls.append(a) or stream_audio(*a))
+    monkeypatch.setattr(frontend, "stream_audio", lambda *a: calls.append(a) or stream_audio(*a))
     streamed = fe.features_from_file(path, block_seconds=1.37)  # blocks straddle patch and group bounds
     assert whole.shape == (int(180.5 / 0.96), 128)
     np.testing.assert_array_equal(streamed, whole)
@@ -205,7 +207,7 @@ def _full_disk(*args, **kwargs):
 
 
 def test_a_temporary_file_that_cannot_be_written_means_decoding_again(tmp_path, monkeypatch):
-    from instrec.features import audio, frontends
+    from instrec.features import audio, frontend
 
     x = _music_like(20.0, sr=16000, seed=3)
     path = tmp_path / "a.wav"
@@ -218,7 +220,7 @@ def test_a_temporary_file_that_cannot_be_written_means_decoding_again(tmp_path, 
         kept.add(block)
     assert kept.replay(32000) is None and kept.file is None
     calls = []
-    monkeypatch.setattr(frontends, "stream_audio", lambda *a: calls.append(a) or stream_audio(*a))
+    monkeypatch.setattr(frontend, "stream_audio", lambda *a: calls.append(a) or stream_audio(*a))
     np.testing.assert_array_equal(fe.features_from_file(path, block_seconds=2.0), fe.features(x, 16000))
     assert len(calls) == 2
 

@@ -202,19 +202,19 @@ def test_extract_batching_and_options(net):
     np.testing.assert_allclose(overlapped["patch_start_s"][11], 187 * 256 / 16000)
 
 
-def test_converted_files(weights_dir, musicnn_wheel):
-    st, meta_path = W.weight_files("MTT_musicnn", weights_dir)
+def test_converted_files(musicnn_weights_dir, musicnn_wheel):
+    st, meta_path = W.weight_files("MTT_musicnn", musicnn_weights_dir)
     meta = json.loads(meta_path.read_text())
     assert meta["wheel_sha256"] == W.WHEEL_SHA256 == sha256_file(musicnn_wheel)
     assert meta["model"] == "MTT_musicnn" and meta["tags"] == list(M.MTT_TAGS)
-    assert W.musicnn_tags("MSD_musicnn", weights_dir) == list(W.MSD_TAGS)
-    msd = W.load_musicnn("MSD_musicnn", weights_dir)
+    assert W.musicnn_tags("MSD_musicnn", musicnn_weights_dir) == list(W.MSD_TAGS)
+    msd = W.load_musicnn("MSD_musicnn", musicnn_weights_dir)
     assert msd.out.weight.shape == (50, 200)
     # already converted: nothing is fetched or read (the wheel path is not even looked at) ...
-    assert W.download_musicnn(weights_dir, wheel=weights_dir / "absent.whl") == st
+    assert W.download_musicnn(musicnn_weights_dir, wheel=musicnn_weights_dir / "absent.whl") == st
     # ... unless forced
     with pytest.raises(InstrecError, match="absent.whl: musicnn wheel not found"):
-        W.download_musicnn(weights_dir, wheel=weights_dir / "absent.whl", force=True)
+        W.download_musicnn(musicnn_weights_dir, wheel=musicnn_weights_dir / "absent.whl", force=True)
 
 
 def test_tampered_wheel_is_refused(musicnn_wheel, tmp_path):

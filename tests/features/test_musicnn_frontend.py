@@ -24,8 +24,8 @@ def _signal(seconds: float, seed: int = 0) -> np.ndarray:
             + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
 
 
-def test_rows_match_the_network_run_by_hand(weights_dir):
-    fe = get_frontend("musicnn", weights_dir=weights_dir)
+def test_rows_match_the_network_run_by_hand(musicnn_weights_dir):
+    fe = get_frontend("musicnn", weights_dir=musicnn_weights_dir)
     audio = _signal(7.0)
     rows = fe.features(audio, 16000)
     assert rows.shape == (7, DIM) and rows.dtype == np.uint8  # floor(7 / 0.96) = 7 rows
@@ -43,8 +43,8 @@ def test_rows_match_the_network_run_by_hand(weights_dir):
         assert np.abs(rows[row, 50:].astype(int) - chans.astype(int)).max() <= 1
 
 
-def test_streaming_equals_in_memory_and_short_clips_are_padded(weights_dir, tmp_path):
-    fe = get_frontend("musicnn", weights_dir=weights_dir)
+def test_streaming_equals_in_memory_and_short_clips_are_padded(musicnn_weights_dir, tmp_path):
+    fe = get_frontend("musicnn", weights_dir=musicnn_weights_dir)
     audio = _signal(40.0, seed=1)
     sf.write(tmp_path / "a.flac", audio, 16000)
     assert np.array_equal(fe.features_from_file(tmp_path / "a.flac"), fe.features(sf.read(tmp_path / "a.flac",
@@ -59,9 +59,9 @@ def test_missing_weights_are_fetched_on_first_use_with_a_note(monkeypatch, tmp_p
 
     calls = []
 
-    def fake_download(weights_dir, progress=True):
-        calls.append(weights_dir)
-        return musicnn_weights.download_musicnn(weights_dir, wheel=musicnn_wheel, progress=False)
+    def fake_download(musicnn_weights_dir, progress=True):
+        calls.append(musicnn_weights_dir)
+        return musicnn_weights.download_musicnn(musicnn_weights_dir, wheel=musicnn_wheel, progress=False)
 
     monkeypatch.setattr(frontends, "download_musicnn", fake_download)
     fe = frontends.get_frontend("musicnn", weights_dir=tmp_path / "w", fetch=True)

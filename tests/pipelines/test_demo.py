@@ -14,8 +14,8 @@ REAL = Path(__file__).resolve().parents[2] / "examples" / "real"
 
 
 @pytest.mark.slow
-def test_demo_pipeline_end_to_end(tmp_path, capsys, monkeypatch, weights_dir):
-    monkeypatch.setenv("INSTREC_WEIGHTS_DIR", str(weights_dir))  # the musicnn weights of this test session
+def test_demo_pipeline_end_to_end(tmp_path, capsys, monkeypatch, musicnn_weights_dir):
+    monkeypatch.setenv("INSTREC_WEIGHTS_DIR", str(musicnn_weights_dir))  # the musicnn weights of this test session
     out = tmp_path / "demo"
     summary = run_demo(out, clips=48, epochs=2, jobs=1, real=REAL)
     saved = json.loads((out / "demo-summary.json").read_text())

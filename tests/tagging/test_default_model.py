@@ -40,8 +40,8 @@ def test_tag_prior_adds_musicnn_tags_to_the_classes_they_name():
     assert "noisy-OR" in tags.aggregation
 
 
-def test_predict_without_a_run_tags_real_recordings(monkeypatch, weights_dir, tmp_path, capsys):
-    monkeypatch.setenv("INSTREC_WEIGHTS_DIR", str(weights_dir))
+def test_predict_without_a_run_tags_real_recordings(monkeypatch, musicnn_weights_dir, tmp_path, capsys):
+    monkeypatch.setenv("INSTREC_WEIGHTS_DIR", str(musicnn_weights_dir))
     files = sorted(REAL.glob("*.flac"))
     results = predict(None, files, per_second=True)
     assert not results.failures and results.probabilities.shape == (2, 20)

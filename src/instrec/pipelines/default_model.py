@@ -34,7 +34,7 @@ from instrec.training.loop import train
 CORPUS: dict[str, Any] = {"n_clips": 2000, "seed": 0, "recipe": "realistic", "frontend": "musicnn",
                           "labels_per_clip": 20.0, "disagreement": False}
 #: ``TrainConfig`` settings of the default model (data and out are filled in).
-TRAIN: dict[str, Any] = {"model": "att", "epochs": 80, "seed": 0, "threads": 1, "compile": "off"}
+TRAIN: dict[str, Any] = {"model": "att", "loss": "bce", "epochs": 80, "seed": 0, "threads": 1, "compile": "off"}
 #: How musicnn's own tags join the model's probabilities of the classes they name
 #: (:func:`instrec.features.musicnn_frontend.with_tag_prior`).
 TAG_PRIOR = {"rule": "noisy-or"}
