@@ -68,14 +68,15 @@ def test_no_import_cycle():
     graph = {m: {t for t in _imports(tree) if t != m} for m, tree in _modules().items()}
     state: dict[str, int] = {}
     stack: list[str] = []
+    cycles: list[str] = []
 
     def visit(m: str) -> None:
         state[m] = 1
         stack.append(m)
         for t in graph.get(m, ()):
             if state.get(t) == 1:
-                raise AssertionError("import cycle: " + " -> ".join(stack[stack.index(t):] + [t]))
-            if t not in state:
+                cycles.append(" -> ".join(stack[stack.index(t):] + [t]))
+            elif t not in state:
                 visit(t)
         stack.pop()
         state[m] = 2
@@ -83,6 +84,7 @@ def test_no_import_cycle():
     for m in graph:
         if m not in state:
             visit(m)
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)
 
 
 def _owned_names(module) -> set[str]:
