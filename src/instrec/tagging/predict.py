@@ -1,4 +1,4 @@
-"""Tagging audio files with a trained run: the inference module behind ``instrec predict``.
+"""Tagging audio files with a trained run or the default model: the module behind ``instrec predict``.
 
 Files are featurised with the run's front end, cut into consecutive windows of the
 training clip length (``n_frames`` frames of 0.96 s), and every window goes through the
@@ -140,20 +140,14 @@ class Tagger:
             frame, att = frame[:n], (att[:n] if att is not None else None)
         aggregation = "single window" if len(spans) == 1 else f"max over {len(spans)} windows of {self.n_frames} frames"
         if self.tag_prior:
-            clip, frame = self._with_tag_prior(np.asarray(features)[:n], clip, frame)
+            # musicnn's own tags (learned from real music) join the classes they name by noisy-OR.
+            clip, frame = with_tag_prior(np.asarray(features)[:n], self.classes, clip, frame)
             aggregation += "; musicnn tags added by noisy-OR"
         if not self.trained.all():
             notes.append("never present: " + ", ".join(c for c, t in zip(self.classes, self.trained) if not t)
                          + " (no labelled positive in the training data)")
         return FileTags(path, clip, (clip > self.thresholds) & self.trained, n, len(spans), aggregation, frame, att,
                         notes)
-
-    def _with_tag_prior(self, rows: np.ndarray, clip: np.ndarray,
-                        frame: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-        """Add what musicnn's own tags say of the classes they name (knowledge learned from real
-        music) by noisy-OR: ``1 - (1 - p_model) (1 - p_tags)``, per frame and for the clip (the
-        tags' mean over frames). See :func:`instrec.features.musicnn_frontend.tag_prior`."""
-        return with_tag_prior(rows, self.classes, clip, frame)
 
     def tag_file(self, path: str | Path) -> FileTags:
         """Featurise and tag one audio file; warnings from decoding become notes."""
