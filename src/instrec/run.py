@@ -119,9 +119,12 @@ def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
             (run_dir / name).unlink(missing_ok=True)
 
 
-def check_same_run(run_dir: Path, config: dict[str, Any]) -> None:
-    """Resuming is only meaningful with the settings the run started with (epochs may grow)."""
-    old = dict(read_config(run_dir)["train"])
+def check_same_run(run_dir: Path, config: dict[str, Any], defaults: dict[str, Any] | None = None) -> None:
+    """Resuming is only meaningful with the settings the run started with (epochs may grow).
+
+    ``defaults``: the value of a setting a run recorded before the setting existed (it ran as
+    that default)."""
+    old = {**(defaults or {}), **read_config(run_dir)["train"]}
     new = dict(config["train"])
     for key in RESUMABLE_CHANGES:
         old.pop(key, None), new.pop(key, None)

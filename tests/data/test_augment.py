@@ -103,3 +103,85 @@ def test_sample_partners_are_permutations() -> None:
     for p in perms:
         assert sorted(p.tolist()) == list(range(6))
     assert sample_partners(torch.Generator(), 6, k=1).shape == (0, 6)
+
+
+def _rule_batch():
+    """Two clips, five instruments; clip 1 is clip 0's partner and vice versa.
+
+    column:        0        1        2        3        4
+    clip 0:      pos 1.0  neg 0.0  pos 1.0  unknown  neg 0.0
+    clip 1:      neg 0.0  unknown  unknown  unknown  neg 0.0
+    """
+    y = torch.tensor([[1.0, 0.0, 1.0, 0.7, 0.0], [0.0, 0.3, 0.9, 0.0, 0.0]])  # unknown entries hold junk
+    mask = torch.tensor([[True, True, True, False, True], [True, False, False, False, True]])
+    return y, mask, torch.tensor([1, 0])
+
+
+@pytest.mark.parametrize("lam0", [0.9, 0.2])
+def test_mixup_label_rules_against_hand_computed_values(lam0) -> None:
+    from instrec.data.augment import mixup_labels
+
+    y, mask, perm = _rule_batch()
+    lam = torch.tensor([lam0, 0.6])  # clip 0 keeps lam0 of itself; clip 1 keeps 0.6 of itself
+    w0, w1 = lam0, 0.6
+    # both: only columns 0 and 4 are labelled in both clips.
+    t, m = mixup_labels(y, mask, lam, perm, "both")
+    assert m.tolist() == [[True, False, False, False, True], [True, False, False, False, True]]
+    torch.testing.assert_close(t[:, 0], torch.tensor([w0 * 1.0, (1 - w1) * 1.0]))
+    # known: the mixed target lies in [k, k + w_unknown]; kept when that interval is on one side of 0.5.
+    t, m = mixup_labels(y, mask, lam, perm, "known")
+    dominant = w0 >= 0.5
+    # row 0 col 1: clip 0 known negative with weight w0, partner unknown -> [0, 1 - w0]: kept iff w0 > 0.5
+    # row 0 col 2: known positive weight w0 -> [w0, 1]: kept iff w0 >= 0.5, target w0
+    # row 1 col 1: clip 1 unknown (weight 0.6), partner clip 0 known negative (0.4) -> [0, 0.6]: dropped
+    # row 1 col 2: partner known positive 1.0 with weight 0.4 -> [0.4, 1.0]: dropped
+    assert m.tolist() == [[True, dominant, dominant, False, True], [True, False, False, False, True]]
+    if dominant:
+        torch.testing.assert_close(t[0, 1:3], torch.tensor([1 - w0, w0]))
+    assert t[1, 1:4].tolist() == [0.0, 0.0, 0.0]
+    # presence: positive if either is a known positive; negative only if both are known negatives.
+    t, m = mixup_labels(y, mask, lam, perm, "presence")
+    assert m.tolist() == [[True, False, True, False, True], [True, False, True, False, True]]
+    assert t.tolist() == [[1.0, 0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 1.0, 0.0, 0.0]]
+    # naive: the anchor's mask; the partner's unknowns count as 0.
+    t, m = mixup_labels(y, mask, lam, perm, "naive")
+    assert torch.equal(m, mask)
+    torch.testing.assert_close(t[0], torch.tensor([w0, 0.0, w0, 0.0, 0.0]))
+    torch.testing.assert_close(t[1, [0, 4]], torch.tensor([1 - w1, 0.0]))
+
+
+def test_labelled_share_of_each_rule_matches_its_expectation() -> None:
+    from instrec.data.augment import mixup_labels
+
+    gen = torch.Generator().manual_seed(0)
+    y = (torch.rand(4000, 20, generator=gen) < 0.3).float()
+    mask = torch.rand(4000, 20, generator=gen) < 0.1
+    lam = sample_mixup_lambda(gen, 4000, 0.2)
+    perm = torch.randperm(4000, generator=gen)
+    kept = {r: mixup_labels(y, mask, lam, perm, r)[1].sum().item() / mask.sum().item()
+            for r in ("both", "known", "presence")}
+    # Mixed entries labelled, per labelled entry of the batch, with p = 0.1 labelled, 0.3 positive:
+    # both: p^2 / p = 0.1. known: both labelled (p^2) + exactly one labelled and dominant
+    # (2 p (1 - p) / 2) = p, so 1.0. presence: a known positive on either side, 1 - (1 - 0.03)^2,
+    # or both known negatives, 0.07^2: 0.0640 / 0.1 = 0.64.
+    assert kept["both"] == pytest.approx(0.10, abs=0.02)
+    assert kept["known"] == pytest.approx(1.00, abs=0.05)
+    assert kept["presence"] == pytest.approx(0.64, abs=0.05)
+    with pytest.raises(ValueError, match="unknown mixup label rule 'soft'"):
+        mixup_labels(y, mask, lam, perm, "soft")
+
+
+def test_mixup_prob_mixes_a_share_of_batches_and_the_default_draws_nothing_more() -> None:
+    from instrec.training.batches import augment_batch
+    from instrec.training.config import TrainConfig
+
+    x, y, mask = torch.randn(8, 3, 2), torch.ones(8, 4), torch.ones(8, 4, dtype=torch.bool)
+    every = TrainConfig(data="d", out="o", mixup=0.2)
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    augment_batch(x, y, mask, every, g1)
+    sample_mixup_lambda(g2, 8, 0.2), torch.randperm(8, generator=g2)
+    assert torch.equal(g1.get_state(), g2.get_state())  # mixing every batch: no extra draw
+    half = TrainConfig(data="d", out="o", mixup=0.2, mixup_prob=0.5)
+    gen = torch.Generator().manual_seed(1)
+    mixed = sum(not torch.equal(augment_batch(x, y, mask, half, gen)[0], x) for _ in range(400))
+    assert 160 < mixed < 240

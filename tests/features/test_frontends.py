@@ -14,9 +14,9 @@ from safetensors.numpy import save_file as save_numpy
 from safetensors.torch import save_file as save_torch
 
 from instrec._io import InstrecError
+from instrec.features import FRONTEND_NAMES
 from instrec.features import logmel as lm
 from instrec.features.audio import AudioWarning, load_audio, stream_audio
-from instrec.features import FRONTEND_NAMES
 from instrec.features.frontend import GROUP_PATCHES
 from instrec.features.frontends import LogMelFrontEnd, describe_mismatch, get_frontend
 from instrec.features.vggish import PARAM_SHAPES, pca_quantise

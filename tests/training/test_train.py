@@ -141,3 +141,18 @@ def test_threads_zero_is_resolved_and_recorded(tiny_dataset, tmp_path, monkeypat
         assert json.loads((tmp_path / "two" / "config.json").read_text())["threads"] == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_run_from_before_a_setting_existed_resumes_as_that_settings_default(tiny_dataset, tmp_path):
+    import json
+
+    run = tmp_path / "old"
+    train(_cfg(tiny_dataset, run, epochs=1), progress=False)
+    config = json.loads((run / "config.json").read_text())
+    for key in ("mixup_labels", "mixup_prob"):  # an instrec older than these options wrote neither
+        del config["train"][key]
+    (run / "config.json").write_text(json.dumps(config))
+    summary = train(_cfg(tiny_dataset, run, epochs=2), resume=True, progress=False)
+    assert summary["epochs_run"] == 2
+    with pytest.raises(InstrecError, match=r"cannot resume with different settings \(mixup_prob\)"):
+        train(_cfg(tiny_dataset, run, epochs=3, mixup_prob=0.5), resume=True, progress=False)

@@ -19,9 +19,11 @@ def augment_batch(x: torch.Tensor, y: torch.Tensor, m: torch.Tensor, cfg: TrainC
     """Mixup, then concatenation, drawn from the run's generator so runs are reproducible.
 
     x (B, T, F) features, y (B, C) targets, m (B, C) label mask; concatenation doubles T."""
-    if cfg.mixup > 0:
+    # The share draw is made only when some batches stay unmixed, so runs that mix every
+    # batch draw the same numbers as before the option existed.
+    if cfg.mixup > 0 and (cfg.mixup_prob >= 1 or float(torch.rand((), generator=generator)) < cfg.mixup_prob):
         lam = augment.sample_mixup_lambda(generator, len(x), cfg.mixup)
-        x, y, m = augment.mixup(x, y, m, lam, torch.randperm(len(x), generator=generator))
+        x, y, m = augment.mixup(x, y, m, lam, torch.randperm(len(x), generator=generator), cfg.mixup_labels)
     if cfg.concat > 0 and float(torch.rand((), generator=generator)) < cfg.concat:
         x, y, m = augment.concat(x, y, m, [torch.randperm(len(x), generator=generator)])
     return x, y, m

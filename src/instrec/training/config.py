@@ -7,10 +7,11 @@ no torch: the command line reads it at start-up.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 from instrec._io import InstrecError
+from instrec.data.label_rules import MIXUP_LABEL_RULES
 from instrec.models.registry import MODEL_NAMES
 
 LOSSES = ("focal", "bce")
@@ -36,6 +37,10 @@ class TrainConfig:
     focal_alpha: float = _opt(0.75, "focal loss: weight of positives (1 - alpha for negatives)")
     focal_gamma: float = _opt(2.0, "focal loss: focusing exponent")
     mixup: float = _opt(0.0, "mixup with lambda ~ Beta(A, A); 0 = off", metavar="A")
+    mixup_labels: str = _opt("both", "how mixed entries are labelled: both = only where both clips are labelled; "
+                             "known = where the answer at 0.5 is still known; presence = OR, as concatenation; "
+                             "naive = unknown as negative (a contrast)", MIXUP_LABEL_RULES)
+    mixup_prob: float = _opt(1.0, "share of batches that are mixed", metavar="P")
     concat: float = _opt(0.0, "probability that a batch becomes 2-clip concatenations", metavar="P")
     epochs: int = _opt(200, "training epochs")
     batch_size: int = _opt(32, "clips per batch")
@@ -51,7 +56,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         """A clear error for any setting that cannot train."""
-        for name, choices in (("model", MODEL_NAMES), ("loss", LOSSES)):
+        for name, choices in (("model", MODEL_NAMES), ("loss", LOSSES), ("mixup_labels", MIXUP_LABEL_RULES)):
             value = getattr(self, name)
             if value not in choices:
                 raise InstrecError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
@@ -59,6 +64,7 @@ class TrainConfig:
         checks = [(self.epochs >= 1, "epochs must be >= 1"), (self.batch_size >= 1, "batch size must be >= 1"),
                   (self.lr > 0 and math.isfinite(self.lr), "learning rate must be a finite number > 0"),
                   (self.mixup >= 0, "mixup Beta parameter must be >= 0"),
+                  (0 <= self.mixup_prob <= 1, "mixup probability must be in [0, 1]"),
                   (0 <= self.concat <= 1, "concat probability must be in [0, 1]"),
                   (0 < self.val_fraction < 1, "validation fraction must be in (0, 1)")]
         for ok, message in checks:
@@ -69,6 +75,11 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def setting_defaults() -> dict[str, Any]:
+    """The default of every setting with one (what a run recorded before a setting existed ran as)."""
+    return {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
 
 
 def check_compile_mode(mode: str) -> None:

@@ -57,7 +57,7 @@ from instrec.run import (
 )
 from instrec.runinfo import set_threads
 from instrec.training.batches import augment_batch, gather_rows
-from instrec.training.config import TrainConfig
+from instrec.training.config import TrainConfig, setting_defaults
 from instrec.training.lifecycle import (
     Run,
     end_epoch,
@@ -139,7 +139,7 @@ def _finished(run_dir: Path, cfg: TrainConfig) -> bool:
     """A complete run of these settings (refuses a run of other settings, as resuming does)."""
     if not (run_dir / CONFIG_FILE).is_file():
         return False
-    check_same_run(run_dir, {"train": asdict(cfg)})
+    check_same_run(run_dir, {"train": asdict(cfg)}, setting_defaults())
     return is_finished(run_dir, cfg.epochs)
 
 
@@ -268,7 +268,7 @@ def _resume(members: list[_Member], stacked, optimizer) -> None:
     if len({s[0]["epoch"] for s in saved}) != 1 or any(len(s[3]["masks"] or ()) != 1 for s in saved):
         return
     for m in members:
-        check_same_run(m.run.run_dir, m.run.config)
+        check_same_run(m.run.run_dir, m.run.config, setting_defaults())
     slots: dict[int, dict[str, Any]] = {}
     for k, (m, (state, model_state, opt_state, rng)) in enumerate(zip(members, saved)):
         m.run.state = state

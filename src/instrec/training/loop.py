@@ -35,7 +35,7 @@ from instrec.run import (
 )
 from instrec.runinfo import set_threads
 from instrec.training.batches import augment_batch, gather_rows
-from instrec.training.config import TrainConfig
+from instrec.training.config import TrainConfig, setting_defaults
 from instrec.training.lifecycle import (
     Run,
     end_epoch,
@@ -63,7 +63,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
     optimizer = make_optimizer(model.parameters(), cfg.lr)
     generator = torch.Generator().manual_seed(cfg.seed)
     if resume and has_resume_state(run.run_dir):
-        check_same_run(run.run_dir, run.config)
+        check_same_run(run.run_dir, run.config, setting_defaults())
         run.state = _load_resume(run.run_dir, model, optimizer, generator)
     write_config(run.run_dir, run.config)
 
