@@ -12,7 +12,8 @@ Thread policy (measured by ``benchmarks/bench_busy.py``; figures in the README):
   clips; 3 % of a 3-epoch ``instrec train`` command), but beside two CPU-bound processes a
   2-thread ``instrec train`` took 3-16 s of epoch loop where one thread took 1.2-2.6 s: a
   thread waiting at a barrier waits for its sibling to get a core back, and the
-  issue's measurement at load average 5 was 12x (94.8 s against 8.1 s).
+  issue's measurement at load average 5 was 12x (94.8 s against 8.1 s). bench_busy's
+  medians: 1 thread 0.86 s idle / 1.32 s loaded, 2 threads 0.76 s / 2.02 s (one repeat 18.4 s).
 * Parallelism comes from **processes, not threads**: ``experiment --jobs`` and ``synth
   --jobs`` run one single-threaded worker per core, which never wait for each other.
 * The ``vggish`` and ``musicnn`` front ends (``predict``/``featurize``) keep the usable cores,
