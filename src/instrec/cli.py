@@ -13,6 +13,9 @@ from instrec._version import __version__
 from instrec.features import FRONTEND_NAMES
 from instrec.training.config import COMPILE_HELP, COMPILE_MODES, TrainConfig
 
+THREADS_HELP = ("torch intra-op threads; 0 = auto: 1 with the logmel front end, the usable cores (at most 2) "
+                "with vggish and musicnn (see instrec.runinfo)")
+
 
 def _download(args: argparse.Namespace) -> int:
     if args.what == "openmic":
@@ -34,8 +37,11 @@ def _download(args: argparse.Namespace) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
+    from instrec.runinfo import set_threads
     from instrec.synth import build_corpus
     from instrec.synth.real_worker import RealisticSettings
+
+    set_threads(args.threads, frontend=args.frontend)  # this process; worker processes use one thread
 
     build_corpus(args.out, args.clips, args.seed, soundfonts=args.soundfont, frontend=args.frontend,
                  jobs=args.jobs, keep_audio=args.keep_audio, overwrite=args.overwrite,
@@ -50,7 +56,7 @@ def _featurize(args: argparse.Namespace) -> int:
 
     report = featurize(args.inputs, args.out, frontend=args.frontend, labels=args.labels,
                        weights_dir=args.weights, test_fraction=args.test_fraction, seed=args.seed,
-                       overwrite=args.overwrite, progress=not args.quiet)
+                       overwrite=args.overwrite, progress=not args.quiet, threads=args.threads)
     return _report_failures(report.failures)
 
 
@@ -94,7 +100,7 @@ def _predict(args: argparse.Namespace) -> int:
                                                                         and not any(out.iterdir())):
         raise InstrecError(f"{out}: exists; pass --overwrite to replace it")
     results = predict(run_dir, inputs, per_second=args.per_second, frontend=args.frontend,
-                      weights_dir=args.weights, progress=not args.quiet)
+                      weights_dir=args.weights, progress=not args.quiet, threads=args.threads)
     if args.format == "jams":
         try:
             from instrec.tagging.jams_output import write_jams
@@ -201,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--no-augment", action="store_true", help="realistic: skip the recording-chain augmentation")
     sp.add_argument("--frontend", default="logmel", choices=FRONTEND_NAMES)
     sp.add_argument("--jobs", type=int, default=2)
+    sp.add_argument("--threads", type=int, default=0, help=THREADS_HELP + "; worker processes (--jobs > 1) "
+                    "always use one")
     sp.add_argument("--keep-audio", action="store_true")
     sp.add_argument("--labels-per-clip", type=float, default=2.0)
     sp.add_argument("--no-disagreement", action="store_true", help="relevance exactly 0/1")
@@ -213,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--labels", help="CSV sample_key,instrument,relevance (OpenMIC's aggregated-labels format)")
     sp.add_argument("--weights", help="VGGish weights folder (default: the download location)")
     sp.add_argument("--test-fraction", type=float, default=0.25)
+    sp.add_argument("--threads", type=int, default=0, help=THREADS_HELP)
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--overwrite", action="store_true")
 
@@ -241,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--per-second", action="store_true", help="per-frame (0.96 s) probabilities and attention")
     sp.add_argument("--frontend", choices=FRONTEND_NAMES, help="must match the run's front end")
     sp.add_argument("--weights", help="folder of the converted pretrained weights (VGGish, musicnn)")
+    sp.add_argument("--threads", type=int, default=0, help=THREADS_HELP)
     sp.add_argument("--overwrite", action="store_true")
 
     sp = command("experiment", _experiment, "the paper's comparison and ablations over seeds, with figures")

@@ -1,4 +1,33 @@
-"""What a run records beside its results: package versions, host, seed, threads."""
+"""What a run records beside its results: package versions, host, seed, threads; and the
+thread policy of every command.
+
+Thread policy (measured by ``benchmarks/bench_busy.py``; figures in the README):
+
+* **One torch intra-op thread per process** is the default (``threads=0``/``--threads 0``)
+  of ``train``, ``experiment`` (per worker process), ``predict`` and ``featurize`` with the
+  ``logmel`` front end, and ``synth`` (its worker processes). These models' operations are
+  tiny (a 64-unit BiLSTM step, a 20-class attention head, a 128-band mel frame): two threads
+  meet at an OpenMP barrier after every one of them. Idle on 2 cores two threads are only
+  about 1.1x faster in the epoch loop (bilstm-att: 0.26 s against 0.29 s per epoch of 2,550
+  clips; 3 % of a 3-epoch ``instrec train`` command), but beside two CPU-bound processes a
+  2-thread ``instrec train`` took 3-16 s of epoch loop where one thread took 1.2-2.6 s: a
+  thread waiting at a barrier waits for its sibling to get a core back, and the
+  issue's measurement at load average 5 was 12x (94.8 s against 8.1 s). bench_busy's
+  medians: 1 thread 0.86 s idle / 1.32 s loaded, 2 threads 0.76 s / 2.02 s (one repeat 18.4 s).
+* Parallelism comes from **processes, not threads**: ``experiment --jobs`` and ``synth
+  --jobs`` run one single-threaded worker per core, which never wait for each other.
+* The ``vggish`` and ``musicnn`` front ends (``predict``/``featurize``) keep the usable cores,
+  at most 2: their convolutions are large enough that two threads win idle (musicnn 1.24x,
+  ``bench_musicnn``) and synchronise rarely.
+* **OpenMP wait policy**: left at its default. ``OMP_WAIT_POLICY=PASSIVE`` (threads sleep
+  instead of spinning at barriers) made a 2-thread plain loop 2.5x slower idle (4.3 s
+  against 1.7 s) and only helped it under load, where one thread is faster still; with one
+  intra-op thread OpenMP's pool is not used, so the policy does not matter.
+* **Inter-op threads**: set to 1. instrec never forks torch work (no ``torch.jit.fork``), so
+  the inter-op pool only holds idle threads.
+* ``--threads N`` (N > 0) overrides all of this; the resolved count is recorded in
+  ``config.json`` (it can change float rounding).
+"""
 from __future__ import annotations
 
 import os
@@ -31,22 +60,38 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def auto_threads(jobs: int = 1) -> int:
-    """Intra-op threads for one of ``jobs`` concurrent training processes: the cores each
-    gets, at most 2. The models' big products are batched over the BiLSTM's two directions,
-    which two threads split evenly (about 1.2x a single thread); more threads only add
-    synchronisation to ops this small."""
-    return max(1, min(2, usable_cores() // max(1, jobs)))
+#: Front ends whose convolutions are big enough for more than one thread (see the module docstring).
+MULTI_THREAD_FRONTENDS = ("vggish", "musicnn")
 
 
-def set_threads(n: int | None) -> int:
+def auto_threads(jobs: int = 1, frontend: str | None = None) -> int:
+    """Intra-op threads for one of ``jobs`` concurrent processes (see the policy in the
+    module docstring): 1 for training and for the ``logmel`` front end; for the ``vggish``
+    and ``musicnn`` front ends the cores each process gets, at most 2."""
+    if frontend in MULTI_THREAD_FRONTENDS:
+        return max(1, min(2, usable_cores() // max(1, jobs)))
+    return 1
+
+
+def _one_interop_thread() -> None:
+    """Inter-op threads to 1 (only possible before torch has used its inter-op pool)."""
+    if torch.get_num_interop_threads() != 1:
+        try:
+            torch.set_num_interop_threads(1)
+        except RuntimeError:  # already set, or inter-op work already started: keep it
+            pass
+
+
+def set_threads(n: int | None, frontend: str | None = None) -> int:
     """Set torch's intra-op thread count and return it: ``n`` > 0 as given, 0 for
-    :func:`auto_threads`, ``None`` to keep the current one.
+    :func:`auto_threads` (``frontend``: the front end the work runs, if any), ``None`` to
+    keep the current one. Also sets one inter-op thread.
 
     The thread count can change float rounding, so the resolved count is part of a run's
     recorded configuration."""
     if n == 0:
-        n = auto_threads()
+        n = auto_threads(frontend=frontend)
     if n is not None and n > 0:
         torch.set_num_threads(n)
+    _one_interop_thread()
     return torch.get_num_threads()

@@ -118,11 +118,15 @@ def test_bad_settings_give_clear_errors(tiny_dataset, tmp_path):
 
 
 def test_auto_threads_share_the_cores_between_jobs(monkeypatch):
+    """Training and logmel get one thread whatever the cores; vggish and musicnn share them."""
     from instrec import runinfo
 
     for cores, jobs, want in [(1, 1, 1), (2, 1, 2), (8, 1, 2), (2, 2, 1), (3, 2, 1), (8, 4, 2), (8, 16, 1)]:
         monkeypatch.setattr(runinfo, "usable_cores", lambda c=cores: c)
-        assert runinfo.auto_threads(jobs) == want, (cores, jobs)
+        assert runinfo.auto_threads(jobs) == 1, (cores, jobs)
+        assert runinfo.auto_threads(jobs, frontend="logmel") == 1, (cores, jobs)
+        for fe in ("vggish", "musicnn"):
+            assert runinfo.auto_threads(jobs, frontend=fe) == want, (cores, jobs, fe)
 
 
 def test_threads_zero_is_resolved_and_recorded(tiny_dataset, tmp_path, monkeypatch):

@@ -68,8 +68,13 @@ def fit_frames(feats: np.ndarray, frames: int) -> tuple[np.ndarray, str]:
 
 def featurize(inputs: Iterable[str | Path], out: str | Path, frontend: str = "vggish", labels: str | Path | None = None,
               weights_dir: str | Path | None = None, frames: int = 10, test_fraction: float = 0.25, seed: int = 0,
-              overwrite: bool = False, progress: bool = True) -> FeaturizeReport:
-    """Featurise audio files into ``out`` (OpenMIC layout plus ``frontend.json``)."""
+              overwrite: bool = False, progress: bool = True, threads: int | None = None) -> FeaturizeReport:
+    """Featurise audio files into ``out`` (OpenMIC layout plus ``frontend.json``). ``threads``:
+    torch intra-op threads, 0 for the policy of :mod:`instrec.runinfo`, None to keep the
+    current count."""
+    from instrec.runinfo import set_threads
+
+    set_threads(threads, frontend=frontend)
 
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:

@@ -220,7 +220,7 @@ def run_specs(specs: Sequence[RunSpec], data: str | Path, out: str | Path, epoch
     tasks = plan_tasks(specs, jobs, engine, max_members)
     (Path(out) / RUNS_DIR).mkdir(parents=True, exist_ok=True)
     own = executor is None
-    # One process per core gets one thread; spare cores go to the runs as extra threads.
+    # Parallel across processes, one torch thread each (see instrec.runinfo's thread policy).
     threads = auto_threads(jobs) if own else 1
     if own:
         executor = ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=get_context("spawn"))

@@ -24,6 +24,7 @@ from instrec.features.musicnn_frontend import with_tag_prior
 from instrec.models import FRAME_MODELS, model_spec
 from instrec.models.inference import run_model
 from instrec.run import CONFIG_FILE, load_model
+from instrec.runinfo import set_threads
 
 #: Folder of the packaged default model, beside this module.
 DEFAULT_DIR = "default"
@@ -182,12 +183,15 @@ def default_run_dir() -> Path:
 
 def predict(run_dir: str | Path | None, inputs: Iterable[str | Path], per_second: bool = False,
             frontend: str | None = None, weights_dir: str | Path | None = None, progress: bool = False,
-            tuned_thresholds: bool = True) -> TagResults:
+            tuned_thresholds: bool = True, threads: int | None = None) -> TagResults:
     """Tag audio files (or folders of them) with the model in ``run_dir`` (None: the default model).
 
     Bad files do not stop the batch: they are listed in ``failures`` as (path, message).
-    With ``per_second`` the model must have frame-level outputs."""
+    With ``per_second`` the model must have frame-level outputs. ``threads``: torch
+    intra-op threads, 0 for the policy of :mod:`instrec.runinfo` (1 with the ``logmel``
+    front end), None to keep the current count."""
     tagger = Tagger(run_dir, frontend=frontend, weights_dir=weights_dir, tuned_thresholds=tuned_thresholds)
+    set_threads(threads, frontend=tagger.frontend_name)
     if per_second and tagger.config["model"] not in FRAME_MODELS:
         raise InstrecError(f"{tagger.run_dir}: model {tagger.config['model']!r} has no per-frame output; "
                            f"use a run of {', '.join(FRAME_MODELS)} for per-second tags")

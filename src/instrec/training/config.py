@@ -48,7 +48,7 @@ class TrainConfig:
     val_fraction: float = _opt(0.15, "fraction of the training partition held out for validation")
     seed: int = _opt(0, "seed of weights, validation split, batch order, augmentation and dropout")
     split: str = _opt("split01", "partition name: partitions/<split>_{train,test}.csv")
-    threads: int = _opt(0, "torch intra-op threads; 0 = auto: the usable cores, at most 2")
+    threads: int = _opt(0, "torch intra-op threads; 0 = auto: 1 (fastest on a busy machine, see instrec.runinfo)")
     compile: str = _opt("auto", COMPILE_HELP, COMPILE_MODES)
     rf_trees: int = _opt(100, "rf: trees per instrument")
     rf_max_depth: int = _opt(8, "rf: maximum tree depth")
