@@ -86,7 +86,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from instrec._io import atomic_write_text
     from instrec.run import CONFIG_FILE
-    from instrec.tagging.formats import format_results
+    from instrec.tagging.formats import format_results, readable
     from instrec.tagging.plot import write_plots
     from instrec.tagging.predict import predict
 
@@ -110,11 +110,15 @@ def _predict(args: argparse.Namespace) -> int:
         print(f"tagged {len(written)} file(s) -> {out}/ (JAMS)", file=sys.stderr)
     else:
         text = format_results(results, args.format, args.per_second)
-        if out is None:
+        if out is None and (args.print or sys.stdout.isatty()):
+            sys.stdout.write(readable(results))  # a person reads the terminal
+        elif out is None:
             sys.stdout.write(text)
         elif results.files:
             atomic_write_text(out, text)
             print(f"tagged {len(results.files)} file(s) -> {out}", file=sys.stderr)
+    if args.print and out is not None:
+        sys.stdout.write(readable(results))
     if args.plot and results.files:
         pictures = write_plots(results, args.plot)
         print(f"{len(pictures)} picture(s) -> {args.plot}/", file=sys.stderr)
@@ -247,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "file: a tag_open annotation per instrument, per-second confidences)")
     sp.add_argument("--plot", metavar="DIR", help="also write per file a PNG: instruments over time and the "
                     "clip-level tags")
+    sp.add_argument("--print", action="store_true", help="print per file the instruments heard, with probabilities "
+                    "and thresholds (the default on a terminal without --out)")
     sp.add_argument("--per-second", action="store_true", help="per-frame (0.96 s) probabilities and attention")
     sp.add_argument("--frontend", choices=FRONTEND_NAMES, help="must match the run's front end")
     sp.add_argument("--weights", help="folder of the converted pretrained weights (VGGish, musicnn)")

@@ -203,3 +203,21 @@ def test_output_names_never_collide():
 
     results = TagResults(["a", "b"], [tags("x/song.wav"), tags("y/song.flac"), tags("z/other.mp3")], [])
     assert output_names(results, ".jams") == ["song.jams", "song-2.jams", "other.jams"]
+
+
+def test_readable_answer_lists_what_was_heard_with_thresholds(run128, tmp_path, capsys):
+    from instrec.tagging.formats import readable
+    from instrec.tagging.predict import FileTags, TagResults
+
+    heard = FileTags("a.wav", np.array([0.2, 0.9, 0.7, 0.1]), np.array([False, True, True, False]), 10, 1, "x")
+    quiet = FileTags("b.wav", np.array([0.3, 0.1, 0.45, 0.2]), np.zeros(4, bool), 5, 1, "x")
+    results = TagResults(TINY_CLASSES, [heard, quiet], [], np.array([0.5, 0.6, 0.65, 0.5]),
+                         np.array([True, True, True, False]))
+    assert readable(results, top=2).splitlines() == [
+        "a.wav (9.6 s): beta 0.90 (threshold 0.60), gamma 0.70 (threshold 0.65)",
+        "b.wav (4.8 s): nothing above its threshold; most probable: gamma 0.45 (threshold 0.65), "
+        "alpha 0.30 (threshold 0.50)"]
+    clip = _tone(tmp_path / "c.wav", 10.0)
+    assert main(["predict", str(clip), "--run", str(run128), "--print", "-q"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{clip} (10.0 s): ") and "file,n_frames" not in line

@@ -69,3 +69,23 @@ def output_names(results: TagResults, suffix: str) -> list[str]:
             name = f"{stem}-{k}{suffix}"
         names.append(name)
     return names
+
+
+def readable(results: TagResults, top: int = 3) -> str:
+    """What a person reads: per file the instruments tagged present, most probable first, each
+    with its probability and the threshold it passed; when none passed, the ``top`` most
+    probable. Instruments the model never learned are not listed."""
+    thresholds = results.thresholds if results.thresholds is not None else np.full(len(results.classes), 0.5)
+    trained = results.trained if results.trained is not None else np.ones(len(results.classes), bool)
+    lines = []
+    for f in results.files:
+        order = [c for c in np.argsort(-f.probabilities, kind="stable") if trained[c]]
+        present = [c for c in order if f.present[c]]
+        if present:
+            heard = ", ".join(f"{results.classes[c]} {f.probabilities[c]:.2f} (threshold {thresholds[c]:.2f})"
+                              for c in present)
+        else:
+            heard = "nothing above its threshold; most probable: " + ", ".join(
+                f"{results.classes[c]} {f.probabilities[c]:.2f} (threshold {thresholds[c]:.2f})" for c in order[:top])
+        lines.append(f"{f.path} ({f.seconds:.1f} s): {heard}")
+    return "".join(line + "\n" for line in lines)
