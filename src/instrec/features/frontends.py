@@ -38,8 +38,6 @@ from instrec.features.vggish import (
 )
 from instrec.fetch import sha256_file
 
-FEATURE_DIM = 128
-
 
 def _mel_params(fe: FrontEnd) -> dict[str, Any]:
     return {
@@ -48,7 +46,7 @@ def _mel_params(fe: FrontEnd) -> dict[str, Any]:
         "hop_samples": lm.HOP_SAMPLES, "fft_size": lm.FFT_SIZE, "window": "periodic hann",
         "n_mels": lm.N_MELS, "mel_min_hz": lm.MEL_MIN_HZ, "mel_max_hz": lm.MEL_MAX_HZ,
         "mel_scale": "htk", "log_offset": lm.LOG_OFFSET, "patch_frames": lm.PATCH_FRAMES,
-        "patch_seconds": fe.patch_seconds, "dim": FEATURE_DIM, "dtype": "uint8",
+        "patch_seconds": fe.patch_seconds, "dim": fe.dim, "dtype": "uint8",
     }
 
 
@@ -72,7 +70,7 @@ class LogMelFrontEnd(FrontEnd):
     def _patch_features(self, signal: np.ndarray, count: int) -> np.ndarray:
         patches = lm.log_mel_patches(signal, count).astype(np.float64)
         mean, std = patches.mean(axis=1), patches.std(axis=1)
-        out = np.empty((count, FEATURE_DIM), dtype=np.float64)
+        out = np.empty((count, self.dim), dtype=np.float64)
         out[:, : lm.N_MELS] = (mean - self.MEAN_RANGE[0]) * (255.0 / (self.MEAN_RANGE[1] - self.MEAN_RANGE[0]))
         out[:, lm.N_MELS:] = (std - self.STD_RANGE[0]) * (255.0 / (self.STD_RANGE[1] - self.STD_RANGE[0]))
         return np.clip(np.rint(out), 0, 255).astype(np.uint8)

@@ -26,7 +26,7 @@ from instrec.features.musicnn_frontend import with_tag_prior
 from instrec.models.inference import run_model
 from instrec.run import CONFIG_FILE, MODEL_FILE, load_model, read_validation_keys
 from instrec.synth import build_corpus
-from instrec.tagging.predict import DEFAULT_DIR
+from instrec.tagging.predict import DEFAULT_DIR, default_model_dir
 from instrec.training.config import TrainConfig
 from instrec.training.loop import train
 
@@ -38,11 +38,6 @@ TRAIN: dict[str, Any] = {"model": "att", "loss": "bce", "epochs": 80, "seed": 0,
 #: How musicnn's own tags join the model's probabilities of the classes they name
 #: (:func:`instrec.features.musicnn_frontend.with_tag_prior`).
 TAG_PRIOR = {"rule": "noisy-or"}
-
-
-def package_dir() -> Path:
-    """Where the default model lives inside the installed package."""
-    return Path(__file__).resolve().parents[1] / "tagging" / DEFAULT_DIR
 
 
 def export_run(run_dir: str | Path, dest: str | Path, data_dir: str | Path) -> Path:
@@ -78,7 +73,7 @@ def build_default_model(work: str | Path, dest: str | Path | None = None, jobs: 
         build_corpus(corpus, jobs=jobs, overwrite=True, progress=progress, **CORPUS)
     cfg = TrainConfig(data=str(corpus), out=str(work / "run"), **TRAIN)
     summary = train(cfg, overwrite=True, progress=progress)
-    export_run(work / "run", dest if dest is not None else package_dir(), corpus)
+    export_run(work / "run", dest if dest is not None else default_model_dir(), corpus)
     if progress:
         print(json.dumps({k: summary[k] for k in ("best_epoch", "best_val_macro_f1")}))
     return summary

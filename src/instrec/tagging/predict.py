@@ -171,10 +171,15 @@ def _stitch(per_window: np.ndarray, spans: list[tuple[int, int]], n: int) -> np.
     return out
 
 
+def default_model_dir() -> Path:
+    """Where the default model lives in the installed package (``instrec/tagging/default``)."""
+    return Path(__file__).resolve().parent / DEFAULT_DIR
+
+
 def default_run_dir() -> Path:
-    """The default model that ships inside the package (``instrec/tagging/default``): the
-    run directory of ``make default-model`` (see :mod:`instrec.pipelines.default_model`)."""
-    path = Path(__file__).resolve().parent / DEFAULT_DIR
+    """The default model that ships inside the package: the run directory of ``make
+    default-model`` (see :mod:`instrec.pipelines.default_model`); a clear error if missing."""
+    path = default_model_dir()
     if not (path / CONFIG_FILE).is_file():
         raise InstrecError(f"{path}: the default model is missing from this installation; pass a run "
                            "directory with --run, or rebuild it with 'make default-model'")
