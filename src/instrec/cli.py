@@ -96,8 +96,8 @@ def _predict(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
     if args.format == "jams" and out is None:
         raise InstrecError("--format jams writes one .jams file per audio file: give the folder with --out DIR")
-    if out is not None and out.exists() and not args.overwrite and not (args.format == "jams" and out.is_dir()
-                                                                        and not any(out.iterdir())):
+    empty_folder = out is not None and out.is_dir() and not any(out.iterdir())
+    if out is not None and out.exists() and not args.overwrite and not (args.format == "jams" and empty_folder):
         raise InstrecError(f"{out}: exists; pass --overwrite to replace it")
     results = predict(run_dir, inputs, per_second=args.per_second, frontend=args.frontend,
                       weights_dir=args.weights, progress=not args.quiet, threads=args.threads)
@@ -108,15 +108,13 @@ def _predict(args: argparse.Namespace) -> int:
             raise InstrecError("--format jams needs the jams package: pip install 'instrec[jams]'") from None
         written = write_jams(results, out)
         print(f"tagged {len(written)} file(s) -> {out}/ (JAMS)", file=sys.stderr)
-    else:
-        text = format_results(results, args.format, args.per_second)
-        if out is None and (args.print or sys.stdout.isatty()):
-            sys.stdout.write(readable(results))  # a person reads the terminal
-        elif out is None:
-            sys.stdout.write(text)
-        elif results.files:
-            atomic_write_text(out, text)
-            print(f"tagged {len(results.files)} file(s) -> {out}", file=sys.stderr)
+    elif out is None and (args.print or sys.stdout.isatty()):
+        sys.stdout.write(readable(results))  # a person reads the terminal
+    elif out is None:
+        sys.stdout.write(format_results(results, args.format, args.per_second))
+    elif results.files:
+        atomic_write_text(out, format_results(results, args.format, args.per_second))
+        print(f"tagged {len(results.files)} file(s) -> {out}", file=sys.stderr)
     if args.print and out is not None:
         sys.stdout.write(readable(results))
     if args.plot and results.files:
