@@ -58,7 +58,7 @@ def test_cli_reports_user_errors_in_one_line(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("instrec: error: ") and "config.json: not found" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("instrec: error: ") and "nope: run directory not found" in lines[0]
 
 
 @pytest.mark.parametrize("umask, mode", [(0o027, 0o640), (0o002, 0o664)])

@@ -96,3 +96,128 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+# --- Output safety: refuse a colliding or unwritable output before the work starts ---------
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (a zombie counts as alive until reaped)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def lock_path(target: str | os.PathLike) -> Path:
+    """``<parent>/.<name>.lock``: the lock file of output ``target`` (beside it, never inside)."""
+    target = Path(target)
+    return target.parent / f".{target.name}.lock"
+
+
+class OutputLock:
+    """An exclusive lock on an output being produced (a context manager).
+
+    The lock is ``fcntl.flock`` on :func:`lock_path`, which holds the owner's pid for the
+    message a second writer gets. The kernel drops the lock when its owner dies, so a lock
+    file left by a killed process never blocks anyone; it is removed by the next owner.
+    Taking the lock also proves the folder is writable (a read-only folder, a full disk or
+    a file where a folder should be is reported here, before any work).
+    """
+
+    def __init__(self, target: str | os.PathLike) -> None:
+        self.target = Path(target)
+        self.path = lock_path(self.target)
+        self.fd: int | None = None
+
+    def acquire(self) -> "OutputLock":
+        import fcntl  # POSIX only; imported here so that importing _io stays portable
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InstrecError(f"{self.target}: cannot create its folder ({exc.strerror or exc})") from None
+        for _ in range(10):
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+            except OSError as exc:
+                raise InstrecError(f"{self.target}: cannot write here ({exc.strerror or exc})") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = _read_pid(fd)
+                os.close(fd)
+                who = f"pid {holder}" if holder else "another process"
+                raise InstrecError(f"{self.target}: being written by another instrec process ({who}); "
+                                   "wait for it to finish") from None
+            # The previous owner may have removed the file between our open and our lock:
+            # then we hold a lock on an orphan inode and must take the new file instead.
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:
+                os.close(fd)
+                continue
+            try:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
+                os.fsync(fd)
+            except OSError as exc:  # a full disk shows here, before any work
+                self._drop(fd)
+                raise InstrecError(f"{self.target}: cannot write here ({exc.strerror or exc})") from None
+            self.fd = fd
+            return self
+        raise InstrecError(f"{self.path}: could not take the lock (it keeps being replaced)")
+
+    def _drop(self, fd: int) -> None:
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+        os.close(fd)
+
+    def release(self) -> None:
+        if self.fd is not None:
+            self._drop(self.fd)  # unlink while still holding: nobody can lock the old inode's name
+            self.fd = None
+
+    def __enter__(self) -> "OutputLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        return int(text) if text.isdigit() else None
+    except OSError:
+        return None
+
+
+def check_output_file(path: str | os.PathLike, overwrite: bool) -> Path:
+    """Refuse an output *file* path that names a folder, or exists without ``overwrite``."""
+    path = Path(path)
+    if path.is_dir():
+        raise InstrecError(f"{path}: is a folder; give a file name for this output")
+    if path.exists() and not overwrite:
+        raise InstrecError(f"{path}: exists; pass --overwrite to replace it")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise InstrecError(f"{path}: {path.parent} is not a folder")
+    return path
+
+
+def check_output_dir(path: str | os.PathLike, overwrite: bool) -> Path:
+    """Refuse an output *folder* that is a file, or is not empty without ``overwrite``."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InstrecError(f"{path}: exists and is not a folder")
+    if path.is_dir() and not overwrite and any(p.name != lock_path(path).name for p in path.iterdir()):
+        raise InstrecError(f"{path}: output folder is not empty; pass --overwrite to replace it")
+    return path

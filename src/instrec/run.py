@@ -4,18 +4,27 @@ Weights are safetensors, everything else JSON or CSV; nothing is ever unpickled.
 
 - ``config.json``: the resolved training config, the model name and constructor kwargs,
   class names, front end, seed, threads and package versions, then the results
-  (thresholds, best epoch) once the run has finished;
+  (thresholds, best epoch) and ``finished`` (a UTC time stamp, written last) once the run
+  has finished: a run without it was interrupted, and is refused by :func:`load_model`
+  unless ``allow_unfinished``;
 - ``model.safetensors``: the best weights (neural models) or the exported trees (``rf``);
 - ``last.safetensors`` + ``last.json``: the state needed to resume training (weights,
   Adam moments, RNG states; epoch counters and history);
 - ``train_log.csv``: one row per epoch; ``validation-keys.csv``: the held-out clips;
-- ``metrics.json``, ``per_class.csv``, ``predictions.npz``: written by ``instrec evaluate``.
+- ``metrics.json``, ``per_class.csv``, ``predictions.npz``: written by ``instrec evaluate``
+  on the test split; other splits add theirs to the name (``metrics-validation.json``...).
+
+Everything read back is checked (:func:`check_run_config`) so a damaged or edited file is a
+one-line error naming the file and the field.
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
+import math
+import time
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -29,7 +38,7 @@ from instrec._io import (
     atomic_write_json,
     atomic_write_text,
 )
-from instrec.models import model_from_tensors, model_tensors
+from instrec.models import model_from_tensors, model_spec, model_tensors
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.safetensors"
@@ -44,21 +53,93 @@ PREDICTIONS_FILE = "predictions.npz"
 TRAINING_FILES = (CONFIG_FILE, MODEL_FILE, RESUME_WEIGHTS, RESUME_STATE, LOG_FILE)
 #: Settings a resumed run may change: the others must match the run it continues.
 RESUMABLE_CHANGES = ("epochs", "out", "compile")
+#: The ``config.json`` key written last by a finished run.
+FINISHED_KEY = "finished"
+#: The splits ``instrec evaluate`` scores; ``test`` keeps the plain file names.
+EVAL_SPLITS = ("test", "train", "validation")
+
+
+def eval_files(split: str) -> tuple[str, str, str]:
+    """(metrics, per-class, predictions) file names of an evaluation on ``split``."""
+    if split not in EVAL_SPLITS:
+        raise InstrecError(f"unknown split {split!r}; choose {', '.join(EVAL_SPLITS)}")
+    if split == "test":
+        return METRICS_FILE, PER_CLASS_FILE, PREDICTIONS_FILE
+    return tuple(f"{Path(n).stem}-{split}{Path(n).suffix}" for n in (METRICS_FILE, PER_CLASS_FILE, PREDICTIONS_FILE))
 
 
 def read_config(run_dir: str | Path) -> dict[str, Any]:
-    """Parse ``run_dir/config.json``; a clear error if it is missing or not a run directory."""
+    """Parse and check ``run_dir/config.json``; a clear error if it is missing, not a run
+    directory, or damaged (see :func:`check_run_config`)."""
     path = Path(run_dir) / CONFIG_FILE
+    if not Path(run_dir).is_dir():
+        raise InstrecError(f"{run_dir}: run directory not found")
     if not path.is_file():
         raise InstrecError(f"{path}: not found; is {run_dir} a run directory written by 'instrec train'?")
     try:
-        config = json.loads(path.read_text())
+        config = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InstrecError(f"{path}: not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise InstrecError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    check_run_config(config, path)
+    return config
+
+
+def _positive_int(value: Any) -> bool:
+    return type(value) is int and value >= 1
+
+
+def check_run_config(config: Any, path: Path) -> None:
+    """The schema of a run's ``config.json``: each failure names ``path`` and the field."""
+    def bad(field: str, problem: str) -> InstrecError:
+        return InstrecError(f"{path}: field {field!r} {problem}")
+
+    if not isinstance(config, dict):
+        raise InstrecError(f"{path}: must be a JSON object")
     for key in ("model", "model_config", "classes"):
         if key not in config:
             raise InstrecError(f"{path}: missing key {key!r}")
-    return config
+    if not isinstance(config["model"], str):
+        raise bad("model", "must be a model name")
+    try:
+        model_spec(config["model"])
+    except InstrecError as exc:
+        raise bad("model", f"is wrong: {exc}") from None
+    if not isinstance(config["model_config"], dict):
+        raise bad("model_config", "must be an object of constructor settings")
+    classes = config["classes"]
+    if (not isinstance(classes, list) or not classes or not all(isinstance(c, str) and c for c in classes)
+            or len(set(classes)) != len(classes)):
+        raise bad("classes", "must be a non-empty list of distinct instrument names")
+    for key in ("n_frames", "n_features"):
+        if key in config and not _positive_int(config[key]):
+            raise bad(key, f"must be an integer >= 1, got {config[key]!r}")
+    if "thresholds" in config:
+        t = config["thresholds"]
+        if (not isinstance(t, list) or len(t) != len(classes)
+                or not all(type(v) in (int, float) and math.isfinite(v) and 0 <= v <= 1 for v in t)):
+            raise bad("thresholds", f"must be a list of {len(classes)} numbers in [0, 1] (one per class)")
+    untrained = config.get("untrained_classes", [])
+    if not isinstance(untrained, list) or not set(untrained) <= set(classes):
+        raise bad("untrained_classes", "must list some of the run's classes")
+    frontend = config.get("frontend", {})
+    if not isinstance(frontend, dict) or not isinstance(frontend.get("name", ""), str):
+        raise bad("frontend", "must be an object with a front-end 'name'")
+    if not isinstance(config.get("train", {}), dict):
+        raise bad("train", "must be an object of training settings")
+
+
+def run_finished(config: dict[str, Any]) -> bool:
+    """Whether a run's config says it finished: the ``finished`` marker (or, for runs
+    written before it existed, the results only the last step writes)."""
+    return FINISHED_KEY in config or ("thresholds" in config and "epochs_run" in config)
+
+
+def mark_finished(config: dict[str, Any]) -> None:
+    """Add the ``finished`` time stamp (UTC); it must be the last key written."""
+    config.pop(FINISHED_KEY, None)
+    config[FINISHED_KEY] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def write_config(run_dir: str | Path, config: dict[str, Any]) -> None:
@@ -88,11 +169,34 @@ def save_model(run_dir: str | Path, model: Any) -> None:
     save_tensors(Path(run_dir) / MODEL_FILE, model_tensors(model))
 
 
-def load_model(run_dir: str | Path) -> tuple[Any, dict[str, Any]]:
-    """Rebuild the model of a run directory from its config and weights, in eval mode."""
+def load_model(run_dir: str | Path, allow_unfinished: bool = False) -> tuple[Any, dict[str, Any]]:
+    """Rebuild the model of a run directory from its config and weights, in eval mode.
+
+    A run whose training did not finish (killed, a full disk) is refused, or with
+    ``allow_unfinished`` used with a warning (its thresholds are then 0.5)."""
     config = read_config(run_dir)
+    if not run_finished(config):
+        message = (f"{Path(run_dir) / CONFIG_FILE}: the run did not finish ({_progress(Path(run_dir), config)}); "
+                   "resume it with 'instrec train ... --resume'")
+        if not allow_unfinished:
+            raise InstrecError(message + " or pass --allow-unfinished to use it as it is")
+        warnings.warn(message + "; used as it is (allow_unfinished)", stacklevel=2)
+    return model_of(run_dir, config), config
+
+
+def _progress(run_dir: Path, config: dict[str, Any]) -> str:
+    """'trained N of M epochs' from the resume state, where readable."""
+    try:
+        done = json.loads((run_dir / RESUME_STATE).read_text())["epoch"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "no finished marker"
+    return f"trained {done} of {config.get('train', {}).get('epochs', '?')} epochs"
+
+
+def model_of(run_dir: str | Path, config: dict[str, Any]) -> Any:
+    """The model of ``config`` with the weights in ``run_dir/model.safetensors``."""
     path = Path(run_dir) / MODEL_FILE
-    return model_from_tensors(config["model"], config["model_config"], load_tensors(path), str(path)), config
+    return model_from_tensors(config["model"], config["model_config"], load_tensors(path), str(path))
 
 
 def write_validation_keys(run_dir: Path, keys: Sequence[str]) -> None:
@@ -103,7 +207,10 @@ def read_validation_keys(run_dir: Path) -> list[str]:
     path = run_dir / VALIDATION_KEYS
     if not path.is_file():
         raise InstrecError(f"{path}: not found; the run's validation clips are unknown")
-    return path.read_text().split()
+    try:
+        return [line for line in path.read_text(encoding="utf-8").splitlines() if line]
+    except UnicodeDecodeError:
+        raise InstrecError(f"{path}: not UTF-8 text") from None
 
 
 def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
@@ -138,7 +245,7 @@ def is_finished(run_dir: Path, epochs: int) -> bool:
     if not (run_dir / CONFIG_FILE).is_file():
         return False
     config = read_config(run_dir)
-    return "thresholds" in config and config.get("epochs_run") == epochs
+    return run_finished(config) and "thresholds" in config and config.get("epochs_run") == epochs
 
 
 def save_resume_state(run_dir: Path, model_state: dict[str, Any], opt_state: dict[str, Any], torch_rng,

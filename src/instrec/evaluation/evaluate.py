@@ -3,7 +3,9 @@
 Writes ``metrics.json`` (overall and per-instrument scores at threshold 0.5 and at the
 per-instrument thresholds tuned on the validation split), ``per_class.csv`` and
 ``predictions.npz`` (``sample_key``, ``probabilities`` (N, C), and where the model has
-them ``frame_probabilities`` and ``attention`` (N, T, C)).
+them ``frame_probabilities`` and ``attention`` (N, T, C)); a split other than ``test``
+adds its name (``metrics-validation.json``, ...). Existing results are replaced only
+with ``overwrite``; the check and the output folder's lock come before the work.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import numpy as np
 
 from instrec._io import (
     InstrecError,
+    OutputLock,
     atomic_save_npz,
     atomic_write_json,
     atomic_write_text,
@@ -29,10 +32,8 @@ from instrec.features import FRAME_SECONDS
 from instrec.models import model_spec
 from instrec.models.inference import Predictions, run_model
 from instrec.run import (
-    METRICS_FILE,
-    PER_CLASS_FILE,
-    PREDICTIONS_FILE,
     VALIDATION_KEYS,
+    eval_files,
     load_model,
     read_validation_keys,
 )
@@ -68,10 +69,29 @@ def check_compatible(config: dict[str, Any], data, data_dir: str | Path, run_dir
 
 
 def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str = "test",
-                 out: str | Path | None = None, localization: bool = False) -> "OrderedDict[str, Any]":
-    """Evaluate ``run_dir`` on ``split`` of ``data`` (default: the training dataset)."""
+                 out: str | Path | None = None, localization: bool = False, overwrite: bool = False,
+                 allow_unfinished: bool = False) -> "OrderedDict[str, Any]":
+    """Evaluate ``run_dir`` on ``split`` of ``data`` (default: the training dataset).
+
+    ``out``: folder of the result files (default ``run_dir``); existing ones are replaced
+    only with ``overwrite``. ``allow_unfinished``: score a run whose training did not finish
+    (with a warning)."""
     run_dir = Path(run_dir)
-    model, config = load_model(run_dir)
+    out_dir = Path(out) if out is not None else run_dir
+    names = eval_files(split)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InstrecError(f"{out_dir}: exists and is not a folder")
+    taken = [n for n in names if (out_dir / n).exists()]
+    if taken and not overwrite:
+        raise InstrecError(f"{out_dir / taken[0]}: exists (an earlier evaluation on {split}); "
+                           "pass --overwrite to replace it")
+    model, config = load_model(run_dir, allow_unfinished=allow_unfinished)
+    with OutputLock(out_dir / names[0]):
+        return _evaluate(run_dir, model, config, data, split, out_dir, names, localization)
+
+
+def _evaluate(run_dir: Path, model: Any, config: dict[str, Any], data: str | Path | None, split: str,
+              out_dir: Path, names: tuple[str, str, str], localization: bool) -> "OrderedDict[str, Any]":
     data_dir = Path(data) if data is not None else Path(config["train"]["data"])
     ds = load_eval_split(data_dir, split, run_dir, config["train"].get("split", "split01"))
     check_compatible(config, ds, data_dir, run_dir)
@@ -93,15 +113,15 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str
     if localization:
         result["localization"] = _localization(data_dir, ds, preds, classes, config)
 
-    out_dir = Path(out) if out is not None else run_dir
     arrays = {"sample_key": np.asarray(ds.sample_key, dtype=str), "probabilities": preds.clip}
     if preds.frame is not None:
         arrays["frame_probabilities"] = preds.frame
     if preds.attention is not None:
         arrays["attention"] = preds.attention
-    atomic_save_npz(out_dir / PREDICTIONS_FILE, arrays)
-    atomic_write_text(out_dir / PER_CLASS_FILE, _per_class_csv(at_half["per_class"], tuned["per_class"]))
-    atomic_write_json(out_dir / METRICS_FILE, result)
+    metrics_file, per_class_file, predictions_file = names
+    atomic_save_npz(out_dir / predictions_file, arrays)
+    atomic_write_text(out_dir / per_class_file, _per_class_csv(at_half["per_class"], tuned["per_class"]))
+    atomic_write_json(out_dir / metrics_file, result)  # last: its presence means the evaluation is complete
     return result
 
 

@@ -36,7 +36,8 @@ class MaskRNG:
 
     def __init__(self, seed: int | None = None) -> None:
         if seed is None:
-            seed = int(torch.randint(0, 2**62, (1,), dtype=torch.int64).item())
+            # device="cpu": the seed is a number even while a model is built on "meta".
+            seed = int(torch.randint(0, 2**62, (1,), dtype=torch.int64, device="cpu").item())
         self._bits = np.random.PCG64(seed)
 
     def mask(self, shape: tuple[int, ...], p: float) -> torch.Tensor:

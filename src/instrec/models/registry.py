@@ -93,8 +93,10 @@ def model_from_tensors(name: str, config: Mapping[str, Any], tensors: Mapping[st
                        source: str = "<weights>") -> Any:
     """Rebuild a trained model from its constructor ``config`` and saved torch ``tensors``, in eval mode."""
     spec = model_spec(name)
-    if not spec.neural:
+    if not spec.neural:  # the forest's arrays use NaN as a marker; it checks them itself
         return spec.cls.from_arrays({k: v.numpy() for k, v in tensors.items()})
+    _check_finite(tensors, source)
+    _check_shapes(name, config, tensors, source)
     model = build_model(name, **config)
     try:
         model.load_state_dict(dict(tensors), strict=True)
@@ -103,6 +105,41 @@ def model_from_tensors(name: str, config: Mapping[str, Any], tensors: Mapping[st
         raise InstrecError(f"{source}: weights do not fit model {name!r} ({first})") from None
     model.eval()
     return model
+
+
+def _check_finite(tensors: Mapping[str, Any], source: str) -> None:
+    """Refuse weights holding NaN or Inf: they would tag every file with NaN."""
+    import torch
+
+    for key, value in tensors.items():
+        if torch.is_tensor(value) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise InstrecError(f"{source}: tensor {key!r} holds NaN or Inf; the weights are damaged")
+
+
+def _check_shapes(name: str, config: Mapping[str, Any], tensors: Mapping[str, Any], source: str) -> None:
+    """Build the model on torch's ``meta`` device (no memory) and compare every parameter
+    shape with the saved weights *before* allocating: a damaged or edited constructor config
+    (an absurd hidden size, say) is an error naming the weights, never terabytes asked for.
+    The saved file bounds what is allocated afterwards."""
+    import torch
+
+    try:  # fork_rng: building must not move the global RNG that training or dropout use
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):
+            skeleton = build_model(name, **config)
+    except InstrecError:
+        raise
+    except (TypeError, ValueError, RuntimeError, OverflowError) as exc:
+        raise InstrecError(f"{source}: model_config {dict(config)!r} cannot build model {name!r} ({exc})") from None
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    saved = {k: tuple(v.shape) for k, v in tensors.items()}
+    missing = sorted(set(expected) - set(saved))
+    if missing:
+        raise InstrecError(f"{source}: weights do not fit model {name!r} (missing {missing[0]})")
+    wrong = [k for k in expected if expected[k] != saved[k]]
+    if wrong:
+        k = wrong[0]
+        raise InstrecError(f"{source}: weights do not fit model {name!r} with its model_config "
+                           f"({k}: saved {saved[k]}, config asks for {expected[k]})")
 
 
 def model_tensors(model: Any) -> dict[str, Any]:

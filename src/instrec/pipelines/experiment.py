@@ -131,7 +131,7 @@ def run_group(specs: Sequence[RunSpec], data: str, out: str, epochs: int, thread
 
 
 def _write_metrics(run_dir: Path, extra: dict[str, Any]) -> None:
-    metrics = evaluate_run(run_dir)
+    metrics = evaluate_run(run_dir, overwrite=True)  # the experiment owns its runs
     metrics.update(extra)
     atomic_write_json(run_dir / METRICS_FILE, metrics)
 

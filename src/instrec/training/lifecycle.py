@@ -20,12 +20,12 @@ import numpy as np
 import torch
 
 from instrec._io import InstrecError
-from instrec.data.layout import read_frontend
+from instrec.data.layout import partition_path, read_frontend
 from instrec.data.openmic import OpenMICData, validation_split
 from instrec.evaluation.metrics import f1_summary, tune_thresholds
 from instrec.models import build_model, model_spec
 from instrec.models.inference import run_model
-from instrec.run import load_model, write_config, write_validation_keys
+from instrec.run import mark_finished, model_of, write_config, write_validation_keys
 from instrec.runinfo import package_versions
 from instrec.training.config import TrainConfig
 from instrec.training.losses import loss_function
@@ -71,9 +71,27 @@ def run_config(cfg: TrainConfig, classes, n_frames: int, n_features: int, n_trai
     }
 
 
+def check_trainable(data: OpenMICData, tr_idx: np.ndarray, va_idx: np.ndarray, source: str) -> None:
+    """Refuse training data that cannot give a meaningful model: too few clips to hold out a
+    validation clip, no labelled entry to learn from or to tune thresholds on, features that
+    are all zero."""
+    if len(tr_idx) < 1 or len(va_idx) < 1:
+        raise InstrecError(f"{source}: {len(data)} clip(s) in the training partition; at least 2 are needed "
+                           "(one is held out for validation)")
+    if not data.Y_mask[tr_idx].any():
+        raise InstrecError(f"{source}: no labelled entry among the {len(tr_idx)} training clips (Y_mask is all "
+                           "False); there is nothing to learn from")
+    if not data.Y_mask[va_idx].any():
+        raise InstrecError(f"{source}: no labelled entry among the {len(va_idx)} validation clips; raise "
+                           "--val-fraction or label more clips")
+    if not data.X.any():
+        raise InstrecError(f"{source}: every feature value is zero; the features carry no information")
+
+
 def open_run(cfg: TrainConfig, data: OpenMICData, threads: int) -> Run:
     """Split off the run's validation clips, write their keys, compose its config."""
     tr_idx, va_idx = validation_split(len(data), cfg.val_fraction, cfg.seed)
+    check_trainable(data, tr_idx, va_idx, str(partition_path(cfg.data, "train", cfg.split)))
     val_set = data.subset(va_idx)
     run_dir = Path(cfg.out)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -118,11 +136,12 @@ def end_epoch(run: Run, epoch: int, train_loss: float, val: dict[str, float], se
 
 def finish_run(run: Run) -> dict[str, Any]:
     """Tune per-class thresholds with the best weights and complete ``config.json``."""
-    model, _ = load_model(run.run_dir)
+    model = model_of(run.run_dir, run.config)
     probs = run_model(model, run.val_set.X).clip
     config, state = run.config, run.state
     config["thresholds"] = [float(t) for t in tune_thresholds(run.val_set.Y_true, run.val_set.Y_mask, probs)]
     config["best_epoch"], config["best_val_macro_f1"] = state["best_epoch"], state["best_f1"]
     config["epochs_run"] = state["epoch"]
+    mark_finished(config)  # last: a run killed before this line is known to be unfinished
     write_config(run.run_dir, config)
     return config

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -37,7 +38,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from instrec._io import InstrecError
+from instrec._io import InstrecError, OutputLock
 from instrec.data.openmic import load_split
 from instrec.models import STACKABLE_MODELS, model_spec
 from instrec.models.dropout import MaskRNG, mask_rngs
@@ -130,8 +131,11 @@ def train_lockstep(cfgs: Sequence[TrainConfig], resume: bool = False, overwrite:
     if len(todo) == 1:
         results[todo[0]] = train(cfgs[todo[0]], resume=resume, overwrite=overwrite, progress=progress)
     elif todo:
-        for i, summary in zip(todo, _train_group([cfgs[i] for i in todo], resume, progress)):
-            results[i] = summary
+        with ExitStack() as locks:  # every run folder of the group, as train() locks its one
+            for i in todo:
+                locks.enter_context(OutputLock(cfgs[i].out))
+            for i, summary in zip(todo, _train_group([cfgs[i] for i in todo], resume, progress)):
+                results[i] = summary
     return [r for r in results if r is not None]
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from instrec._io import OutputLock
 from instrec.data.openmic import OpenMICData, load_split
 from instrec.evaluation.metrics import f1_summary
 from instrec.models import model_spec
@@ -49,8 +50,14 @@ from instrec.training.step import TrainingStep
 
 
 def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Train one model; return the run summary (also in ``config.json``)."""
+    """Train one model; return the run summary (also in ``config.json``). The run folder is
+    locked while it trains: a second ``train`` into it is refused."""
     cfg.validate()
+    with OutputLock(cfg.out):
+        return _train(cfg, resume, overwrite, progress)
+
+
+def _train(cfg: TrainConfig, resume: bool, overwrite: bool, progress: bool) -> dict[str, Any]:
     check_run_dir(Path(cfg.out), resume, overwrite)
     threads = set_threads(cfg.threads)
     data = load_split(cfg.data, "train", cfg.split)
