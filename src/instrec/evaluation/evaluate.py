@@ -29,6 +29,7 @@ from instrec.data.openmic import OpenMICData, load_split
 from instrec.evaluation.localization import evaluate_localization, frame_agnostic_probs
 from instrec.evaluation.metrics import evaluate
 from instrec.features import FRAME_SECONDS
+from instrec.features.frontends import describe_mismatch
 from instrec.models import model_spec
 from instrec.models.inference import Predictions, run_model
 from instrec.run import (
@@ -62,10 +63,14 @@ def check_compatible(config: dict[str, Any], data, data_dir: str | Path, run_dir
     if data.X.shape[2] != config["n_features"]:
         raise InstrecError(f"{data_dir}: features have {data.X.shape[2]} values per frame, "
                            f"run {run_dir} was trained on {config['n_features']}")
-    theirs, ours = read_frontend(data_dir)["name"], config.get("frontend", {}).get("name")
-    if ours and theirs != ours:
-        raise InstrecError(f"{data_dir}: features come from front end {theirs!r} but run {run_dir} "
-                           f"was trained on {ours!r}")
+    theirs, ours = read_frontend(data_dir), config.get("frontend", {})
+    if ours.get("name") and theirs["name"] != ours["name"]:
+        raise InstrecError(f"{data_dir}: features come from front end {theirs['name']!r} but run {run_dir} "
+                           f"was trained on {ours['name']!r}")
+    problems = describe_mismatch(ours, theirs) if ours else []
+    if problems:
+        raise InstrecError(f"{data_dir}: the features' front end differs from the one run {run_dir} was trained "
+                           f"on ({'; '.join(problems[:3])})")
 
 
 def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str = "test",

@@ -141,6 +141,17 @@ def describe_mismatch(recorded: dict[str, Any], current: dict[str, Any]) -> list
     return problems
 
 
+def check_frontend(recorded: dict[str, Any], current: dict[str, Any], source: str | os.PathLike) -> None:
+    """Refuse a front end whose parameters (sample rate, mel bands, version, weights...) differ
+    from those ``source`` recorded: features from it would not be what the model learned from."""
+    if not recorded:
+        return  # a record written before front ends were recorded: only the name was compared
+    problems = describe_mismatch(recorded, current)
+    if problems:
+        raise InstrecError(f"{source}: field 'frontend' differs from the installed front end "
+                           f"({'; '.join(problems[:3])}); features would not match what the model learned from")
+
+
 def _norm(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_norm(v) for v in value]

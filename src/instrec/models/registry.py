@@ -134,7 +134,8 @@ def _check_shapes(name: str, config: Mapping[str, Any], tensors: Mapping[str, An
     saved = {k: tuple(v.shape) for k, v in tensors.items()}
     missing = sorted(set(expected) - set(saved))
     if missing:
-        raise InstrecError(f"{source}: weights do not fit model {name!r} (missing {missing[0]})")
+        raise InstrecError(f"{source}: weights do not fit model {name!r} with its model_config "
+                           f"(no tensor {missing[0]})")
     wrong = [k for k in expected if expected[k] != saved[k]]
     if wrong:
         k = wrong[0]

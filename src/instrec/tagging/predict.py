@@ -18,8 +18,8 @@ from tqdm import tqdm
 
 from instrec._io import InstrecError
 from instrec.features import FRAME_SECONDS
-from instrec.features.audio import audio_info, expand_inputs
-from instrec.features.frontends import FrontEnd, get_frontend
+from instrec.features.audio import AUDIO_SUFFIXES, audio_info, expand_inputs
+from instrec.features.frontends import FrontEnd, check_frontend, get_frontend
 from instrec.features.musicnn_frontend import with_tag_prior
 from instrec.models import FRAME_MODELS, model_spec
 from instrec.models.inference import run_model
@@ -81,9 +81,10 @@ class Tagger:
     """A trained model plus its front end and decision thresholds, loaded once."""
 
     def __init__(self, run_dir: str | Path | None = None, frontend: str | None = None,
-                 weights_dir: str | Path | None = None, tuned_thresholds: bool = True):
+                 weights_dir: str | Path | None = None, tuned_thresholds: bool = True,
+                 allow_unfinished: bool = False):
         self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir()
-        self.model, self.config = load_model(self.run_dir)
+        self.model, self.config = load_model(self.run_dir, allow_unfinished=allow_unfinished)
         self.classes: list[str] = list(self.config["classes"])
         self.n_frames: int = int(self.config["n_frames"])
         trained_on = self.config.get("frontend", {}).get("name", "vggish")
@@ -107,7 +108,9 @@ class Tagger:
     def frontend(self) -> FrontEnd:
         """The run's front end, loaded on first use (pretrained weights are fetched then if missing)."""
         if self._frontend is None:
-            self._frontend = get_frontend(self.frontend_name, weights_dir=self.weights_dir, fetch=True)
+            frontend = get_frontend(self.frontend_name, weights_dir=self.weights_dir, fetch=True)
+            check_frontend(self.config.get("frontend", {}), frontend.describe(), self.run_dir / CONFIG_FILE)
+            self._frontend = frontend
         return self._frontend
 
     def windows(self, n: int) -> list[tuple[int, int]]:
@@ -188,19 +191,27 @@ def default_run_dir() -> Path:
 
 def predict(run_dir: str | Path | None, inputs: Iterable[str | Path], per_second: bool = False,
             frontend: str | None = None, weights_dir: str | Path | None = None, progress: bool = False,
-            tuned_thresholds: bool = True, threads: int | None = None) -> TagResults:
+            tuned_thresholds: bool = True, threads: int | None = None,
+            allow_unfinished: bool = False) -> TagResults:
     """Tag audio files (or folders of them) with the model in ``run_dir`` (None: the default model).
 
     Bad files do not stop the batch: they are listed in ``failures`` as (path, message).
     With ``per_second`` the model must have frame-level outputs. ``threads``: torch
     intra-op threads, 0 for the policy of :mod:`instrec.runinfo` (1 with the ``logmel``
-    front end), None to keep the current count."""
-    tagger = Tagger(run_dir, frontend=frontend, weights_dir=weights_dir, tuned_thresholds=tuned_thresholds)
+    front end), None to keep the current count. ``allow_unfinished``: tag with a run whose
+    training did not finish (with a warning)."""
+    tagger = Tagger(run_dir, frontend=frontend, weights_dir=weights_dir, tuned_thresholds=tuned_thresholds,
+                    allow_unfinished=allow_unfinished)
     set_threads(threads, frontend=tagger.frontend_name)
     if per_second and tagger.config["model"] not in FRAME_MODELS:
         raise InstrecError(f"{tagger.run_dir}: model {tagger.config['model']!r} has no per-frame output; "
                            f"use a run of {', '.join(FRAME_MODELS)} for per-second tags")
+    inputs = list(inputs)
     paths = expand_inputs(inputs)
+    if not paths:
+        raise InstrecError(f"{', '.join(map(str, inputs)) or 'no inputs'}: no audio files found "
+                           f"(looked for {', '.join(AUDIO_SUFFIXES)})")
+    tagger.frontend  # noqa: B018 - loads and checks it now: a mismatch is one error, not one per file
     files, failures = [], []
     for path in tqdm(paths, desc="tagging", unit="file", disable=not progress):
         try:
