@@ -5,18 +5,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from instrec._io import InstrecError
+from instrec._io import InstrecError, OutputLock, check_output_dir, check_output_file
 from instrec.cli.args import THREADS, THREADS_HELP, examples
 from instrec.cli.report import report_failures
 from instrec.features import FRONTEND_NAMES
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from instrec._io import atomic_write_text
     from instrec.run import CONFIG_FILE
-    from instrec.tagging.formats import format_results, readable
-    from instrec.tagging.plot import write_plots
-    from instrec.tagging.predict import predict
 
     run_dir, inputs = args.run, list(args.inputs)
     if run_dir is None and len(inputs) > 1 and (Path(inputs[0]) / CONFIG_FILE).is_file():
@@ -24,11 +20,27 @@ def _predict(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
     if args.format == "jams" and out is None:
         raise InstrecError("--format jams writes one .jams file per audio file: give the folder with --out DIR")
-    empty_folder = out is not None and out.is_dir() and not any(out.iterdir())
-    if out is not None and out.exists() and not args.overwrite and not (args.format == "jams" and empty_folder):
-        raise InstrecError(f"{out}: exists; pass --overwrite to replace it")
+    if out is None:
+        return _tag(args, run_dir, inputs, out)
+    # The lock first, then the collision check, then the work: a second writer of the same
+    # --out is refused, and nothing is found taken only after all the files were tagged.
+    with OutputLock(out):
+        if args.format == "jams":
+            check_output_dir(out, args.overwrite)
+        else:
+            check_output_file(out, args.overwrite)
+        return _tag(args, run_dir, inputs, out)
+
+
+def _tag(args: argparse.Namespace, run_dir: str | None, inputs: list[str], out: Path | None) -> int:
+    from instrec._io import atomic_write_text
+    from instrec.tagging.formats import format_results, readable
+    from instrec.tagging.plot import write_plots
+    from instrec.tagging.predict import predict
+
     results = predict(run_dir, inputs, per_second=args.per_second, frontend=args.frontend,
-                      weights_dir=args.weights, progress=not args.quiet, threads=args.threads)
+                      weights_dir=args.weights, progress=not args.quiet, threads=args.threads,
+                      allow_unfinished=args.allow_unfinished)
     if args.format == "jams":
         try:
             from instrec.tagging.jams_output import write_jams
@@ -74,3 +86,5 @@ def add_commands(command) -> None:
     sp.add_argument("--weights", help="folder of the converted pretrained weights (VGGish, musicnn)")
     sp.add_argument("--threads", type=THREADS, default=0, help=THREADS_HELP)
     sp.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    sp.add_argument("--allow-unfinished", action="store_true", help="tag with a run whose training did not finish "
+                    "(killed, a full disk), with a warning")

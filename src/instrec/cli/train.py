@@ -21,7 +21,8 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from instrec.evaluation.evaluate import evaluate_run
 
-    m = evaluate_run(args.run_dir, data=args.data, split=args.split, out=args.out, localization=args.localization)
+    m = evaluate_run(args.run_dir, data=args.data, split=args.split, out=args.out, localization=args.localization,
+                     overwrite=args.overwrite, allow_unfinished=args.allow_unfinished)
     print(f"{args.run_dir} on {m['split']} ({m['n_clips']} clips): macro F1 {m['macro_f1']:.4f}, "
           f"micro F1 {m['micro_f1']:.4f}, 2-class macro F1 {m['macro_f1_2class']:.4f}, mAP {m['mean_ap']:.4f}")
     loc = m.get("localization")
@@ -76,3 +77,7 @@ def add_commands(command) -> None:
     sp.add_argument("--split", default="test", choices=["test", "train", "validation"], help="partition scored")
     sp.add_argument("--out", help="folder for the outputs (default: RUN_DIR)")
     sp.add_argument("--localization", action="store_true", help="score per-second outputs against strong labels")
+    sp.add_argument("--overwrite", action="store_true", help="replace the results of an earlier evaluation on "
+                    "this split (other splits write metrics-SPLIT.json, ...)")
+    sp.add_argument("--allow-unfinished", action="store_true", help="score a run whose training did not finish "
+                    "(killed, a full disk), with a warning")

@@ -18,10 +18,10 @@ from typing import Iterable
 import numpy as np
 from tqdm import tqdm
 
-from instrec._io import InstrecError, atomic_write_json, atomic_write_text
+from instrec._io import InstrecError, OutputLock, atomic_write_json, atomic_write_text, check_output_dir
 from instrec.classes import OPENMIC_CLASSES
 from instrec.data.layout import FEATURIZE_NOTES_FILE, FRONTEND_FILE
-from instrec.data.openmic import write_openmic
+from instrec.data.openmic import sample_key_problem, write_openmic
 from instrec.features.audio import expand_inputs
 from instrec.features.frontends import get_frontend
 
@@ -72,13 +72,23 @@ def featurize(inputs: Iterable[str | Path], out: str | Path, frontend: str = "vg
     """Featurise audio files into ``out`` (OpenMIC layout plus ``frontend.json``). ``threads``:
     torch intra-op threads, 0 for the policy of :mod:`instrec.runinfo`, None to keep the
     current count."""
+    out = Path(out)
+    if not (isinstance(test_fraction, (int, float)) and 0.0 <= test_fraction < 1.0):
+        raise InstrecError(f"{out}: test fraction must be in [0, 1), got {test_fraction!r}")
+    if not (isinstance(frames, int) and frames >= 1):
+        raise InstrecError(f"{out}: frames per clip must be an integer >= 1, got {frames!r}")
+    # The folder is locked (and so proved writable) before any file is decoded.
+    with OutputLock(out):
+        check_output_dir(out, overwrite)
+        return _featurize(inputs, out, frontend, labels, weights_dir, frames, test_fraction, seed, progress, threads)
+
+
+def _featurize(inputs: Iterable[str | Path], out: Path, frontend: str, labels: str | Path | None,
+               weights_dir: str | Path | None, frames: int, test_fraction: float, seed: int, progress: bool,
+               threads: int | None) -> FeaturizeReport:
     from instrec.runinfo import set_threads
 
     set_threads(threads, frontend=frontend)
-
-    out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise InstrecError(f"{out}: output directory is not empty; pass --overwrite to replace it")
     table = read_label_csv(labels) if labels else {}
     fe = get_frontend(frontend, weights_dir=weights_dir)
     paths = expand_inputs(inputs)
@@ -90,6 +100,10 @@ def featurize(inputs: Iterable[str | Path], out: str | Path, frontend: str = "vg
     keys, files, feats, notes, failures = [], [], [], [], []
     for path in iterator:
         key = Path(path).stem
+        problem = sample_key_problem(key)
+        if problem:  # the partition files hold one key a line: such a name would not read back
+            failures.append((str(path), f"{path}: the file name cannot be a sample key ({problem}); rename it"))
+            continue
         if key in keys:
             failures.append((str(path), f"{path}: sample key {key!r} already used by another file"))
             continue
@@ -107,6 +121,8 @@ def featurize(inputs: Iterable[str | Path], out: str | Path, frontend: str = "vg
         notes.append(" | ".join([str(w.message) for w in caught] + ([note] if note else [])))
     if not keys:
         raise InstrecError("no file could be featurised: " + "; ".join(m for _, m in failures[:3]))
+    if not any(table.get(k) for k in keys) and table:
+        warnings.warn(f"{labels}: no label matches a featurised file (sample keys are file names without suffix)")
 
     instruments = sorted({i for d in table.values() for i in d})
     classes = list(OPENMIC_CLASSES) if set(instruments) <= set(OPENMIC_CLASSES) else instruments
@@ -122,7 +138,7 @@ def featurize(inputs: Iterable[str | Path], out: str | Path, frontend: str = "vg
 
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(keys))
-    n_test = int(round(len(keys) * test_fraction)) if len(keys) > 1 else 0
+    n_test = min(int(round(len(keys) * test_fraction)), len(keys) - 1) if len(keys) > 1 else 0
     test = sorted(keys[i] for i in order[:n_test])
     train = sorted(keys[i] for i in order[n_test:])
     write_openmic(out, np.stack(feats), y_true, y_mask, np.array(keys), classes, train, test)

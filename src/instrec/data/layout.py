@@ -55,6 +55,8 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InstrecError(f"{path}: not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise InstrecError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
 def read_frontend(data_dir: str | Path) -> dict[str, Any]:
@@ -72,7 +74,12 @@ def read_frontend(data_dir: str | Path) -> dict[str, Any]:
 def read_corpus_stats(data_dir: str | Path) -> dict[str, Any] | None:
     """``corpus-stats.json`` of a rendered corpus, or None for other datasets."""
     path = Path(data_dir) / CORPUS_STATS_FILE
-    return _read_json(path) if path.is_file() else None
+    if not path.is_file():
+        return None
+    stats = _read_json(path)
+    if not isinstance(stats, dict) or not isinstance(stats.get("renderable_classes", []), list):
+        raise InstrecError(f"{path}: must be a JSON object (field 'renderable_classes': a list of class names)")
+    return stats
 
 
 def read_strong_labels(data_dir: str | Path, classes: Sequence[str]) -> dict[str, list[tuple[str, float, float]]]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import pickle
 import warnings
 import zipfile
@@ -101,10 +102,21 @@ def _read_member(zf: zipfile.ZipFile, member: str, source: Path) -> np.ndarray:
     """Read one ``.npy`` member; object arrays go through the restricted unpickler."""
     fmt = np.lib.format
     with zf.open(member) as fh:
-        version = fmt.read_magic(fh)
+        try:
+            version = fmt.read_magic(fh)
+        except ValueError as exc:
+            raise InstrecError(f"{source}: {member} is not an .npy array ({exc})") from None
         if version in ((1, 0), (2, 0)):
             reader = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
-            shape, _fortran, dtype = reader(fh)
+            try:
+                shape, _fortran, dtype = reader(fh)
+            except ValueError as exc:
+                raise InstrecError(f"{source}: {member} has a damaged header ({exc})") from None
+            # The header's shape must fit in the member: never allocate what the file cannot hold.
+            size = zf.getinfo(member).file_size
+            if not dtype.hasobject and math.prod(shape) * dtype.itemsize > size:
+                raise InstrecError(f"{source}: {member} header claims shape {tuple(shape)} of {dtype} "
+                                   f"({math.prod(shape) * dtype.itemsize} bytes) but holds {size} bytes")
             if dtype.hasobject:
                 arr = _ArrayOnlyUnpickler(fh, source, member).load()
                 if not isinstance(arr, np.ndarray) or arr.shape != tuple(shape):
@@ -139,6 +151,8 @@ def _check_features(X: np.ndarray, path: Path) -> None:
     """Refuse (N, T, F) features that are not on the 0-255 scale; warn for odd floats."""
     if X.ndim != 3:
         raise InstrecError(f"{path}: X must have shape (N, T, F), got {X.shape}")
+    if X.shape[1] < 1 or X.shape[2] < 1:
+        raise InstrecError(f"{path}: X has {X.shape[1]} frames of {X.shape[2]} features per clip; both must be >= 1")
     if X.dtype.kind in "ui":
         if X.size and (X.min() < 0 or X.max() > 255):
             raise InstrecError(f"{path}: integer X values must lie in 0-255, found {X.min()}..{X.max()}")
@@ -165,7 +179,10 @@ def _keys(arr: np.ndarray, path: Path) -> np.ndarray:
     if arr.ndim != 1:
         raise InstrecError(f"{path}: sample_key must be 1-D, got shape {arr.shape}")
     if arr.dtype.kind == "S":
-        arr = np.char.decode(arr, "utf-8")
+        try:
+            arr = np.char.decode(arr, "utf-8")
+        except UnicodeDecodeError as exc:
+            raise InstrecError(f"{path}: sample_key holds bytes that are not UTF-8 ({exc.reason})") from None
     elif arr.dtype.kind != "U":
         if arr.dtype != object:
             raise InstrecError(f"{path}: sample_key must hold strings, got dtype {arr.dtype}")
@@ -173,6 +190,9 @@ def _keys(arr: np.ndarray, path: Path) -> np.ndarray:
         if bad is not None:
             raise InstrecError(f"{path}: sample_key elements must be strings, found {type(bad).__name__}")
         arr = np.array(arr.tolist(), dtype=str) if len(arr) else np.zeros(0, dtype="<U1")
+    bad = next((k for k in arr.tolist() if sample_key_problem(k)), None)
+    if bad is not None:
+        raise InstrecError(f"{path}: sample key {bad!r} {sample_key_problem(bad)}")
     uniq, counts = np.unique(arr, return_counts=True)
     if (counts > 1).any():
         raise InstrecError(f"{path}: duplicate sample keys, e.g. {', '.join(uniq[counts > 1][:3])}")
@@ -215,8 +235,31 @@ def read_class_map(path: str | Path, n_classes: int | None = None) -> tuple[str,
     return tuple(sorted(mapping, key=mapping.__getitem__))
 
 
+def sample_key_problem(key: str) -> str | None:
+    """Why ``key`` cannot be a sample key (partition files hold one key a line and strip
+    blanks, so such a key would not read back), or None."""
+    if not key:
+        return "is empty"
+    if key != key.strip():
+        return "starts or ends with white space"
+    if any(ord(ch) < 32 or ch == "\x7f" for ch in key) or key.splitlines() != [key]:
+        return "holds a control character (a newline, a tab...)"
+    return None
+
+
+def require_dataset_dir(data_dir: str | Path) -> Path:
+    """``data_dir`` as a Path; a clear error if the folder itself is missing (rather than
+    the first file looked for in it)."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        what = "is not a folder" if data_dir.exists() else "dataset folder not found"
+        raise InstrecError(f"{data_dir}: {what}")
+    return data_dir
+
+
 def _read_dataset(data_dir: Path) -> OpenMICData:
     """All clips of ``data_dir``, validated, with ``X`` as stored (not yet divided by 255)."""
+    require_dataset_dir(data_dir)
     path = data_dir / NPZ_FILE
     arrays = read_npz_safely(path)
     n = {name: arrays[name].shape[0] if arrays[name].ndim else None for name in ARRAYS}
@@ -245,7 +288,11 @@ def read_partition(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise InstrecError(f"{path}: partition file not found")
-    keys = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InstrecError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    keys = [line.strip() for line in text.splitlines() if line.strip()]
     if len(set(keys)) != len(keys):
         dup = next(k for i, k in enumerate(keys) if k in keys[:i])
         raise InstrecError(f"{path}: sample key {dup!r} listed twice")
@@ -258,6 +305,7 @@ def load_split(data_dir: str | Path, split: str = "train", split_name: str = "sp
 
     ``data`` may pass an already loaded :func:`load_openmic` result to avoid reading twice.
     """
+    require_dataset_dir(data_dir)
     path = partition_path(data_dir, split, split_name)
     keys = read_partition(path)
     if not keys:

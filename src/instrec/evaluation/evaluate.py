@@ -29,7 +29,7 @@ from instrec.data.openmic import OpenMICData, load_split
 from instrec.evaluation.localization import evaluate_localization, frame_agnostic_probs
 from instrec.evaluation.metrics import evaluate
 from instrec.features import FRAME_SECONDS
-from instrec.features.frontends import describe_mismatch
+from instrec.features.frontends import frontend_problems
 from instrec.models import model_spec
 from instrec.models.inference import Predictions, run_model
 from instrec.run import (
@@ -67,7 +67,7 @@ def check_compatible(config: dict[str, Any], data, data_dir: str | Path, run_dir
     if ours.get("name") and theirs["name"] != ours["name"]:
         raise InstrecError(f"{data_dir}: features come from front end {theirs['name']!r} but run {run_dir} "
                            f"was trained on {ours['name']!r}")
-    problems = describe_mismatch(ours, theirs) if ours else []
+    problems = frontend_problems(ours, theirs)
     if problems:
         raise InstrecError(f"{data_dir}: the features' front end differs from the one run {run_dir} was trained "
                            f"on ({'; '.join(problems[:3])})")

@@ -141,12 +141,23 @@ def describe_mismatch(recorded: dict[str, Any], current: dict[str, Any]) -> list
     return problems
 
 
+#: describe() keys that may differ between two front ends giving the same features.
+UNCOMPARED = ("weights_sha256",)
+
+
+def frontend_problems(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """:func:`describe_mismatch` less :data:`UNCOMPARED` (the weights' file hash: converting
+    the same checkpoint again may give other bytes for the same numbers); an empty
+    ``recorded`` (runs from before front ends were recorded) matches anything."""
+    if not recorded:
+        return []
+    return [p for p in describe_mismatch(recorded, current) if not p.startswith(UNCOMPARED)]
+
+
 def check_frontend(recorded: dict[str, Any], current: dict[str, Any], source: str | os.PathLike) -> None:
     """Refuse a front end whose parameters (sample rate, mel bands, version, weights...) differ
     from those ``source`` recorded: features from it would not be what the model learned from."""
-    if not recorded:
-        return  # a record written before front ends were recorded: only the name was compared
-    problems = describe_mismatch(recorded, current)
+    problems = frontend_problems(recorded, current)
     if problems:
         raise InstrecError(f"{source}: field 'frontend' differs from the installed front end "
                            f"({'; '.join(problems[:3])}); features would not match what the model learned from")

@@ -93,12 +93,12 @@ def open_run(cfg: TrainConfig, data: OpenMICData, threads: int) -> Run:
     tr_idx, va_idx = validation_split(len(data), cfg.val_fraction, cfg.seed)
     check_trainable(data, tr_idx, va_idx, str(partition_path(cfg.data, "train", cfg.split)))
     val_set = data.subset(va_idx)
-    run_dir = Path(cfg.out)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_validation_keys(run_dir, val_set.sample_key)
     n_frames, n_features = data.X.shape[1], data.X.shape[2]
     config = run_config(cfg, data.classes, n_frames, n_features, len(tr_idx), len(va_idx), threads,
                         labelled_positive(data.targets[tr_idx], data.Y_mask[tr_idx]))
+    run_dir = Path(cfg.out)  # created only once the data and its side files have passed
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_validation_keys(run_dir, val_set.sample_key)
     return Run(cfg, run_dir, config, tr_idx, val_set, loss_function(cfg))
 
 
