@@ -140,7 +140,7 @@ class OutputLock:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise InstrecError(f"{self.target}: cannot create its folder ({exc.strerror or exc})") from None
+            raise InstrecError(f"{self.target}: cannot create the output folder ({exc.strerror or exc})") from None
         for _ in range(10):
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())

@@ -9,8 +9,15 @@ default ``jobs > 1`` uses a :class:`~concurrent.futures.ProcessPoolExecutor` and
 from __future__ import annotations
 
 import collections
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import signal
+import sys
+import threading
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 from tqdm.auto import tqdm
 
@@ -40,7 +47,7 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], jobs: int = 1, executo
                     bar.update(1)
             return
         own = executor is None
-        pool = executor if executor is not None else ProcessPoolExecutor(max_workers=jobs)
+        pool = executor if executor is not None else process_pool(jobs)
         limit = max_in_flight or 4 * max(jobs, 1)
         pending: collections.deque[Future] = collections.deque()
         try:
@@ -66,3 +73,74 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], jobs: int = 1, executo
     finally:
         if bar is not None:
             bar.close()
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int | None = None) -> None:
+    """Make this (worker) process die with SIGTERM when its parent dies, even by SIGKILL.
+
+    Linux: ``prctl(PR_SET_PDEATHSIG)``; elsewhere a daemon thread watches the parent pid.
+    ``parent``: the pid the worker was started by (checked after arming, as the parent may
+    have died before)."""
+    parent = parent if parent is not None else os.getppid()
+    armed = False
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            armed = libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            armed = False
+    if os.getppid() != parent:  # orphaned already, before the signal was armed
+        os._exit(1)
+    if not armed:
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
+
+
+def _init_worker(parent: int, initializer: Callable[..., Any] | None, args: tuple) -> None:
+    # A forked worker inherits the parent's Python SIGTERM handler (sigterm_as_interrupt);
+    # a worker has nothing to clean up, so SIGTERM (the parent-death signal too) ends it.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    die_with_parent(parent)
+    if initializer is not None:
+        initializer(*args)
+
+
+def process_pool(jobs: int, mp_context: Any = None, initializer: Callable[..., Any] | None = None,
+                 initargs: tuple = ()) -> ProcessPoolExecutor:
+    """A process pool whose workers die with this process (see :func:`die_with_parent`): a
+    killed instrec leaves no orphan workers running for minutes."""
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=mp_context, initializer=_init_worker,
+                               initargs=(os.getpid(), initializer, initargs))
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C so that cleanup code runs."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Terminated` (a KeyboardInterrupt) instead of
+    ending the process at once, so ``finally`` blocks remove staging folders and locks.
+    Only in the main thread (elsewhere signal handlers cannot be set; nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -21,7 +21,7 @@ import ctypes
 import ctypes.util
 import json
 import time
-from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -33,6 +33,7 @@ from instrec._io import InstrecError, atomic_write_json
 from instrec.evaluation import report
 from instrec.evaluation.evaluate import evaluate_run
 from instrec.models import MODEL_NAMES, STACKABLE_MODELS, model_spec
+from instrec.parallel import process_pool
 from instrec.run import CONFIG_FILE, METRICS_FILE, has_resume_state, read_config
 from instrec.runinfo import auto_threads, package_versions
 from instrec.training.config import TrainConfig
@@ -223,7 +224,7 @@ def run_specs(specs: Sequence[RunSpec], data: str | Path, out: str | Path, epoch
     # Parallel across processes, one torch thread each (see instrec.runinfo's thread policy).
     threads = auto_threads(jobs) if own else 1
     if own:
-        executor = ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=get_context("spawn"))
+        executor = process_pool(max(1, jobs), mp_context=get_context("spawn"))  # workers die with us
     rows: dict[str, dict[str, Any]] = {}
     try:
         futures = {}

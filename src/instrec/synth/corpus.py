@@ -23,7 +23,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from instrec._io import InstrecError, atomic_write_json
+from instrec._io import InstrecError, OutputLock, atomic_write_json
 from instrec.classes import OPENMIC_CLASSES
 from instrec.data.layout import (
     AUDIO_DIR,
@@ -37,7 +37,7 @@ from instrec.data.layout import (
 )
 from instrec.data.openmic import write_openmic
 from instrec.features.frontends import get_frontend
-from instrec.parallel import ordered_map
+from instrec.parallel import ordered_map, sigterm_as_interrupt
 from instrec.synth.augment import require_pedalboard
 from instrec.synth.fonts import AUTO, FontSet, FontSpec
 from instrec.synth.gm import renderable_classes
@@ -93,6 +93,19 @@ def _prepare(out: Path, overwrite: bool) -> Path:
     except OSError as exc:
         raise InstrecError(f"{out}: cannot create the output folder ({exc.strerror or exc})") from None
     return staging
+
+
+def _remove_stale(out: Path) -> list[Path]:
+    """Remove the staging and backup folders of ``out`` that earlier, killed writers left
+    (call with ``out``'s lock held: no live writer can own one); return them."""
+    stale = [p for pattern in (f".{out.name}.staging-*", f".{out.name}.old-*") for p in out.parent.glob(pattern)
+             if p.is_dir()]
+    for path in stale:
+        if ".old-" in path.name and not out.exists():
+            os.rename(path, out)  # killed between the two renames of _publish: the old corpus comes back
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+    return stale
 
 
 def _publish(staging: Path, out: Path) -> None:
@@ -204,14 +217,19 @@ def build_corpus(out_dir: str | os.PathLike, n_clips: int, seed: int, soundfont:
     renderable = renderable_classes(sf.preset_keys) if recipe == "ensemble" else fonts.renderable
     if not renderable:
         raise InstrecError(f"{sf.path}: SoundFont has no preset for any of the 20 instrument classes")
-    staging = _prepare(out, overwrite)
-    try:
-        clips = _render_all(staging, fonts, cfg, executor, progress)
-        stats = _write(staging, out, fonts, renderable, described, cfg, clips, executor, started)
-        _publish(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    # Locked: a second synth into the same folder is refused, and every staging folder of
+    # ``out`` found now belongs to a writer that is gone (it held this lock), so is removed.
+    # SIGTERM unwinds like Ctrl-C so that the staging folder goes too; workers die with us.
+    with OutputLock(out), sigterm_as_interrupt():
+        _remove_stale(out)
+        staging = _prepare(out, overwrite)
+        try:
+            clips = _render_all(staging, fonts, cfg, executor, progress)
+            stats = _write(staging, out, fonts, renderable, described, cfg, clips, executor, started)
+            _publish(staging, out)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     if progress:
         print(stats.summary(), flush=True)
     return stats

@@ -1,0 +1,228 @@
+"""Killed, interrupted and concurrent runs: no staging debris, no orphan workers, no second
+writer of one output, no unfinished run used as if finished, no half-written file on a
+full disk."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from robust_helpers import SRC, assert_one_line_error, cli, data128, finished_run, python  # noqa: F401
+
+from instrec._io import OutputLock, lock_path
+from instrec.synth import build_corpus
+
+
+def _instrec(*argv: str, log: Path | None = None) -> subprocess.Popen:
+    """``instrec ARGV`` in a subprocess. With ``log``, stderr goes to that file (an orphaned
+    worker holding a pipe open would block ``communicate`` forever)."""
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    if log is not None:
+        with open(log, "w") as fh:
+            return subprocess.Popen([sys.executable, "-m", "instrec.cli", *argv], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=fh, text=True)
+    return subprocess.Popen([sys.executable, "-m", "instrec.cli", *argv], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(condition, timeout: float = 60.0, what: str = "") -> None:
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _children(pid: int) -> list[int]:
+    """Pids whose parent is ``pid`` (from /proc)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _staging(parent: Path) -> list[Path]:
+    return [p for p in parent.iterdir() if ".staging-" in p.name or ".old-" in p.name]
+
+
+@pytest.fixture
+def synth_run(tmp_path):
+    """Start a long synth with two workers and wait until it renders: (process, worker pids,
+    stderr log). Afterwards any process it left is killed, whatever the test found."""
+    out, log = tmp_path / "corpus", tmp_path / "stderr.txt"
+    proc = _instrec("synth", "--out", str(out), "--clips", "2000", "--jobs", "2", "--threads", "1", "-q", log=log)
+    workers: list[int] = []
+    try:
+        _wait_for(lambda: any(p.glob("midi/*.mid") for p in _staging(tmp_path)) or proc.poll() is not None,
+                  what="synth to start rendering")
+        assert proc.poll() is None, log.read_text()
+        _wait_for(lambda: len(_children(proc.pid)) >= 2, 20, "the second worker")
+        workers = _children(proc.pid)
+        yield proc, workers, log
+    finally:
+        proc.kill()
+        proc.wait()
+        for pid in workers:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stopped_synth_leaves_no_staging_and_no_workers(synth_run, tmp_path, sig):
+    proc, workers, log = synth_run
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    err = log.read_text()
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+    out = tmp_path / "corpus"
+    assert not out.exists() and _staging(tmp_path) == [] and not lock_path(out).exists()
+    _wait_for(lambda: not any(_alive(w) for w in workers), 10, "the workers to end")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_killed_synth_workers_die_and_the_next_run_cleans_its_staging(synth_run, tmp_path):
+    out = tmp_path / "corpus"
+    proc, workers, _ = synth_run
+    proc.kill()
+    proc.wait()
+    _wait_for(lambda: not any(_alive(w) for w in workers), 10, "the orphaned workers to die")
+    assert len(_staging(tmp_path)) == 1  # nothing can clean up after SIGKILL...
+    build_corpus(out, 2, 0, progress=False)  # ...the next run does: it holds the lock, so the staging is dead
+    assert _staging(tmp_path) == [] and (out / "openmic-2018.npz").is_file()
+
+
+def test_second_synth_into_the_same_folder_is_refused(tmp_path):
+    out = tmp_path / "corpus"
+    holder = python(f"""
+        from instrec._io import OutputLock
+        import sys, time
+        with OutputLock({str(out)!r}):
+            print("locked", flush=True)
+            time.sleep(60)
+    """)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert_one_line_error(*cli("synth", "--out", str(out), "--clips", "2", "-q"), str(out),
+                              f"being written by another instrec process (pid {holder.pid})")
+        assert not out.exists() and _staging(tmp_path) == []
+    finally:
+        holder.kill()
+        holder.communicate()
+    # A lock file left by a killed owner blocks nobody (the kernel dropped its lock).
+    assert lock_path(out).exists()
+    assert cli("synth", "--out", str(out), "--clips", "2", "-q")[0] == 0
+    assert not lock_path(out).exists()
+
+
+def _tone(path: Path) -> Path:
+    t = np.arange(16000 * 2) / 16000
+    sf.write(path, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 16000)
+    return path
+
+
+def test_two_predicts_writing_one_file(finished_run, tmp_path):
+    clips = [str(_tone(tmp_path / f"{i}.wav")) for i in range(3)]
+    out = tmp_path / "tags.csv"
+    procs = [_instrec("predict", *clips, "--run", str(finished_run), "--out", str(out), "--threads", "1", "-q")
+             for _ in range(2)]
+    results = [(p.wait(timeout=120), p.communicate()[1]) for p in procs]
+    assert sorted(code for code, _ in results) == [0, 2], results
+    code, err = next(r for r in results if r[0] == 2)
+    line = assert_one_line_error(code, err, str(out))
+    assert "being written by another instrec process" in line or "exists" in line
+    with open(out, newline="") as fh:
+        assert [r["file"] for r in csv.DictReader(fh)] == clips
+    assert not lock_path(out).exists()
+
+
+def test_output_problems_are_reported_before_the_work(finished_run, tmp_path):
+    clip = str(_tone(tmp_path / "a.wav"))
+    (tmp_path / "folder").mkdir()
+    assert_one_line_error(*cli("predict", clip, "--run", str(finished_run), "--out", str(tmp_path / "folder")),
+                          "folder: is a folder")
+    (tmp_path / "file").write_text("x")
+    assert_one_line_error(*cli("predict", clip, "--run", str(finished_run), "--out", str(tmp_path / "file" / "t.csv")),
+                          "t.csv")
+    if os.geteuid() != 0:  # root writes into read-only folders
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        assert_one_line_error(*cli("predict", clip, "--run", str(finished_run), "--out", str(ro / "t.csv")),
+                              "t.csv", "cannot write here")
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 256 KiB tmpfs filled to the last byte (root and a working mount only)."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("a full disk is simulated with a small tmpfs, which needs root and mount")
+    mnt = tmp_path / "full"
+    mnt.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], capture_output=True,
+                          text=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        try:
+            with open(mnt / "filler", "wb") as fh:
+                while True:
+                    fh.write(b"\0" * 4096)
+                    fh.flush()
+        except OSError:
+            pass  # full
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_full_disk_is_reported_before_the_work_and_leaves_nothing(finished_run, full_disk, tmp_path):
+    before = sorted(p.name for p in full_disk.iterdir())
+    clip = str(_tone(tmp_path / "a.wav"))
+    assert_one_line_error(*cli("predict", clip, "--run", str(finished_run), "--out", str(full_disk / "t.csv")),
+                          "t.csv", "No space left")
+    run = Path(shutil.copytree(finished_run, tmp_path / "run"))
+    assert_one_line_error(*cli("evaluate", str(run), "--out", str(full_disk / "scores")), "No space left")
+    assert sorted(p.name for p in full_disk.iterdir() if p.name != "scores") == before
+    assert not (full_disk / "scores").exists() or not any((full_disk / "scores").iterdir())
+
+
+def test_training_killed_midway_is_refused_then_resumed(data128, tmp_path):
+    run = tmp_path / "run"
+    proc = _instrec("train", "--data", str(data128), "--out", str(run), "--model", "fc", "--epochs", "400",
+                    "--threads", "1", "-q")
+    _wait_for(lambda: (run / "last.json").is_file() or proc.poll() is not None, what="the first epoch")
+    proc.kill()
+    proc.communicate()
+    assert_one_line_error(*cli("evaluate", str(run)), "config.json", "did not finish", "trained")
+    assert not (run / "metrics.json").exists()
+    config = json.loads((run / "config.json").read_text())
+    assert "finished" not in config and "thresholds" not in config
+    # Resuming finishes it (epochs may change on resume; 2 <= the epochs already run: it just finishes).
+    assert cli("train", "--data", str(data128), "--out", str(run), "--model", "fc", "--epochs", "2", "--threads", "1",
+               "--resume", "-q")[0] == 0
+    assert json.loads((run / "config.json").read_text())["finished"]
+    assert cli("evaluate", str(run))[0] == 0
