@@ -105,8 +105,8 @@ def test_missing_and_empty_files(tmp_path):
 def test_non_audio_file(tmp_path):
     junk = tmp_path / "junk.mp3"
     junk.write_bytes(b"this is a text file, not audio\n" * 50)
-    _assert_one_line_error(junk, "cannot decode")
-    with pytest.raises(InstrecError, match="cannot decode"):
+    _assert_one_line_error(junk, "not decodable audio")
+    with pytest.raises(InstrecError, match="not decodable audio"):
         audio_info(junk)
 
 

@@ -68,13 +68,22 @@ def _open(path: Path):
     try:
         return sf.SoundFile(os.fspath(path))
     except (RuntimeError, TypeError, ValueError) as exc:  # LibsndfileError is a RuntimeError
-        raise InstrecError(f"{path}: cannot decode audio ({_first_line(exc)})") from None
+        reason = _first_line(exc)
+        if "possibly a pipe" in reason or "unknown format" in reason.lower():
+            # libsndfile's words for "no decoder recognised the bytes" (the path is a regular file)
+            reason = "no supported audio format recognised in its bytes"
+        raise InstrecError(f"{path}: not decodable audio ({reason})") from None
+
+
+#: libsndfile log lines that mean the data ends early: an Ogg stream cut inside or after a
+#: page (its last granule position then gives a shorter, self-consistent length).
+_OGG_TRUNCATION = ("ended unexpectedly", "lacks an end-of-stream", "Junk after the last page")
 
 
 def _header_says_truncated(extra_info: str) -> bool:
     """libsndfile's log notices a wav/aiff data chunk longer than the file, or an ogg
     stream that ends without its end-of-stream page."""
-    if "ended unexpectedly" in extra_info:
+    if any(marker in extra_info for marker in _OGG_TRUNCATION):
         return True
     for match in re.finditer(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", extra_info, re.MULTILINE):
         declared, actual = int(match.group(1)), int(match.group(2))
@@ -82,6 +91,31 @@ def _header_says_truncated(extra_info: str) -> bool:
         if 0 < declared < 0xFFFFFF00 and actual < declared:
             return True
     return False
+
+
+def _mp3_missing_bytes(path: Path) -> int:
+    """Bytes an mp3 stream lacks according to its Xing/Info (LAME) header, 0 when complete or
+    when the file has no such header. The header counts the stream's bytes from its own frame."""
+    with open(path, "rb") as fh:
+        head = fh.read(16384)
+        size = os.fstat(fh.fileno()).st_size
+    start = 0
+    if head[:3] == b"ID3" and len(head) >= 10:  # skip an ID3v2 tag (synchsafe size)
+        start = 10 + ((head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7 | (head[9] & 0x7F))
+        with open(path, "rb") as fh:
+            fh.seek(start)
+            head = fh.read(16384)
+    for tag in (b"Xing", b"Info"):
+        at = head.find(tag, 0, 200)
+        if at < 0 or len(head) < at + 16:
+            continue
+        flags = int.from_bytes(head[at + 4:at + 8], "big")
+        if not flags & 0x2:
+            return 0
+        offset = at + 8 + (4 if flags & 0x1 else 0)
+        declared = int.from_bytes(head[offset:offset + 4], "big")
+        return max(0, declared - (size - start))
+    return 0
 
 
 def audio_info(path: str | os.PathLike) -> AudioInfo:
@@ -117,6 +151,9 @@ def stream_audio(path: str | os.PathLike, sr: int, block_seconds: float = 60.0) 
             raise InstrecError(f"{path}: invalid sample rate {native_sr} in the header")
         if _header_says_truncated(f.extra_info):
             raise InstrecError(f"{path}: audio file is truncated (the header promises more data than the file holds)")
+        if str(f.format) == "MP3" and (missing := _mp3_missing_bytes(path)):
+            raise InstrecError(f"{path}: audio file is truncated (its Xing header counts {missing} bytes more "
+                               "than the file holds)")
         declared = int(f.frames)
         tolerance = _TRUNCATION_TOLERANCE.get(str(f.format), _DEFAULT_TRUNCATION_TOLERANCE)
         block_frames = max(1, int(round(block_seconds * native_sr)))
