@@ -1,12 +1,16 @@
 """Resumable, md5-checked downloads and safe tar extraction: what every download of instrec uses.
 
 Downloads go to ``<dest>.part`` and are renamed onto ``dest`` only once complete and
-verified; rerunning after an interruption resumes with an HTTP ``Range`` request.
+verified; rerunning after an interruption resumes with an HTTP ``Range`` request. An
+extraction records, last, a manifest of its members' sizes beside them
+(``.<archive>.extracted.json``): :func:`extraction_complete` is false for one that was
+interrupted, and it is redone.
 """
 from __future__ import annotations
 
 import hashlib
 import http.client
+import json
 import os
 import posixpath
 import sys
@@ -19,7 +23,7 @@ from typing import Any, BinaryIO
 
 from tqdm import tqdm
 
-from instrec._io import InstrecError
+from instrec._io import InstrecError, atomic_write_json
 
 TIMEOUT_S = 60.0
 #: Environment variable naming the folder of converted pretrained weights.
@@ -246,5 +250,23 @@ def safe_extract_tar(archive: str | Path, dest: str | Path) -> list[Path]:
         raise InstrecError(f"{archive}: refused member ({exc})") from None
     except (tarfile.TarError, EOFError) as exc:
         raise InstrecError(f"{archive}: not a readable tar archive ({exc})") from None
+    sizes = {posixpath.normpath(m.name): m.size for m in members if m.isfile()}
+    # Written last: without it (a killed extraction) the members cannot be trusted.
+    atomic_write_json(manifest_path(archive, dest), {"archive": archive.name, "members": sizes})
     return [dest.joinpath(*posixpath.normpath(m.name).split("/")) for m in members
             if posixpath.normpath(m.name) != "."]
+
+
+def manifest_path(archive: str | Path, dest: str | Path) -> Path:
+    """``dest/.<archive name>.extracted.json``: the record of a completed extraction."""
+    return Path(dest) / f".{Path(archive).name}.extracted.json"
+
+
+def extraction_complete(archive: str | Path, dest: str | Path) -> bool:
+    """Whether ``archive`` was extracted into ``dest`` to the end and its regular files still
+    have the sizes they were extracted with."""
+    try:
+        members = json.loads(manifest_path(archive, dest).read_text(encoding="utf-8"))["members"]
+        return all(Path(dest).joinpath(*name.split("/")).stat().st_size == size for name, size in members.items())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False

@@ -6,6 +6,7 @@ A loopback HTTP server (127.0.0.1, any free port) serves the test files and hono
 from __future__ import annotations
 
 import hashlib
+import json
 import io
 import re
 import tarfile
@@ -234,3 +235,25 @@ def test_download_openmic_without_dataset(server, tmp_path):
     server.files["/empty.tgz"] = archive.read_bytes()
     with pytest.raises(InstrecError, match=r"empty\.tgz: archive holds no openmic-2018\.npz"):
         download_openmic(tmp_path / "root", url=server.url + "/empty.tgz", md5=None, progress=False)
+
+
+@pytest.mark.parametrize("keep_manifest", [False, True])
+def test_an_interrupted_extraction_is_done_again(server, tmp_path, keep_manifest):
+    archive = _openmic_archive(tmp_path)
+    server.files["/openmic.tgz"] = archive.read_bytes()
+    md5 = hashlib.md5(archive.read_bytes()).hexdigest()
+    root = tmp_path / "root"
+    data_dir = download_openmic(root, url=server.url + "/openmic.tgz", md5=md5, progress=False)
+    manifest = root / ".openmic.tgz.extracted.json"
+    assert json.loads(manifest.read_text())["members"]["openmic-2018/class-map.json"] > 0
+    # As a killed extraction leaves it: a member cut short, the manifest not yet written
+    # (or, a damaged member beside an old manifest: its size no longer matches).
+    partition = data_dir / "partitions" / "split01_train.csv"
+    whole = partition.read_bytes()
+    partition.write_bytes(whole[:5])
+    if not keep_manifest:
+        manifest.unlink()
+    assert load_openmic(data_dir).X.shape[0] == 4  # the npz alone still loads: not a proof of completeness
+    assert download_openmic(root, url=server.url + "/openmic.tgz", md5=md5, progress=False) == data_dir
+    assert partition.read_bytes() == whole and manifest.is_file()
+    assert len(server.ranges) == 1  # extracted again from the kept archive, not downloaded again
