@@ -240,6 +240,37 @@ def check_same_run(run_dir: Path, config: dict[str, Any], defaults: dict[str, An
         raise InstrecError(f"{run_dir / CONFIG_FILE}: cannot resume with different settings ({', '.join(changed)})")
 
 
+#: Settings that do not make a run's results different (rounding aside) or that are
+#: compared by content instead (``data``: see :func:`stale_settings`).
+REUSE_IGNORES = ("out", "compile", "threads", "data")
+
+
+def stale_settings(run_dir: Path, train: dict[str, Any], data_sha256: str,
+                   defaults: dict[str, Any] | None = None) -> list[str]:
+    """The settings in which the run recorded in ``run_dir`` differs from ``train`` (a
+    TrainConfig as a dict) and the dataset content ``data_sha256``; empty when it may be
+    reused or resumed. Runs written before the fingerprint existed compare the data path."""
+    config = read_config(run_dir)
+    old = {**(defaults or {}), **config.get("train", {})}
+    changed = sorted(k for k in train if k not in (*REUSE_IGNORES, "epochs") and old.get(k) != train[k])
+    if isinstance(old.get("epochs"), int) and old["epochs"] > train["epochs"]:
+        changed.append("epochs")  # more epochs resume the run; fewer cannot be had from it
+    recorded = config.get("data_sha256")
+    if recorded is not None:
+        if recorded != data_sha256:
+            changed.append("data (its content)")
+    elif Path(str(old.get("data", ""))).resolve() != Path(str(train["data"])).resolve():
+        changed.append("data")
+    return changed
+
+
+def clear_run(run_dir: Path) -> None:
+    """Remove the files of a run (training and every evaluation), keeping anything else."""
+    names = {*TRAINING_FILES, VALIDATION_KEYS, *(n for split in EVAL_SPLITS for n in eval_files(split))}
+    for name in names:
+        (run_dir / name).unlink(missing_ok=True)
+
+
 def is_finished(run_dir: Path, epochs: int) -> bool:
     """Whether ``run_dir`` holds a complete run of ``epochs`` epochs (thresholds tuned)."""
     if not (run_dir / CONFIG_FILE).is_file():

@@ -14,6 +14,7 @@ instrec writes add side files:
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from pathlib import Path
 from typing import Any, Sequence
@@ -101,3 +102,20 @@ def read_strong_labels(data_dir: str | Path, classes: Sequence[str]) -> dict[str
                 raise InstrecError(f"{path}: line {line}: unknown instrument or bad interval")
             events.setdefault(row["sample_key"], []).append((row["instrument"], onset, offset))
     return events
+
+
+def dataset_fingerprint(data_dir: str | Path, split_name: str = "split01") -> str:
+    """sha256 over the files a training run reads (the npz, the class map, the training
+    partition): a run records it, so a run trained on other data is recognised whatever
+    the folder is called. Missing files count as empty."""
+    digest = hashlib.sha256()
+    for path in (Path(data_dir) / NPZ_FILE, Path(data_dir) / CLASS_MAP_FILE,
+                 Path(data_dir) / PARTITIONS_DIR / f"{split_name}_train.csv"):
+        digest.update(path.name.encode() + b"\0")
+        try:
+            with open(path, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(chunk)
+        except OSError:
+            pass
+    return digest.hexdigest()

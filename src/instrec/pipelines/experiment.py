@@ -38,6 +38,7 @@ from instrec.run import CONFIG_FILE, METRICS_FILE, has_resume_state, read_config
 from instrec.runinfo import auto_threads, package_versions
 from instrec.training.config import TrainConfig
 from instrec.training.lockstep import train_lockstep
+from instrec.training.lifecycle import reusable
 from instrec.training.loop import train
 
 AUGMENTATIONS = {"none": (0.0, 0.0), "mixup": (0.2, 0.0), "concat": (0.0, 0.5), "both": (0.2, 0.5)}
@@ -94,7 +95,10 @@ def _train_config(spec: RunSpec, data: str, out: str, epochs: int, threads: int 
     if has_resume_state(run_dir) and (run_dir / CONFIG_FILE).is_file():
         # An interrupted run continues with the thread count it started with (it can change
         # float rounding), whatever --jobs the experiment is resumed with.
-        threads = read_config(run_dir)["train"].get("threads", threads)
+        try:
+            threads = read_config(run_dir)["train"].get("threads", threads)
+        except InstrecError:
+            pass  # a damaged run: reusable() reports it, or removes it with overwrite
     mixup, concat = AUGMENTATIONS[spec.augment]
     if not model_spec(spec.model).variable_length:
         concat = 0.0  # concatenated clips are longer than such a model accepts
@@ -104,23 +108,26 @@ def _train_config(spec: RunSpec, data: str, out: str, epochs: int, threads: int 
 
 
 def run_one(spec: RunSpec, data: str, out: str, epochs: int, threads: int = 1,
-            compile: str = "auto") -> dict[str, Any]:
+            compile: str = "auto", overwrite: bool = False) -> dict[str, Any]:
     """Train and evaluate one configuration (in a worker process, with ``threads`` torch
-    threads; ``compile``: see :mod:`instrec.training.step`); return its results row."""
+    threads; ``compile``: see :mod:`instrec.training.step`); return its results row.
+    A finished run is reused only if it recorded these settings and this dataset's content
+    (:func:`~instrec.training.lifecycle.reusable`; ``overwrite`` retrains one that did not)."""
     run_dir = run_path(out, spec)
-    if not (run_dir / METRICS_FILE).is_file():
+    if not reusable(_train_config(spec, data, out, epochs, threads, compile), overwrite):
         t0 = time.perf_counter()
         train(_train_config(spec, data, out, epochs, threads, compile), resume=True, progress=False)
         _write_metrics(run_dir, {"train_seconds": time.perf_counter() - t0, "train_engine": "solo"})
     return _row(spec, run_dir)
 
 
-def run_group(specs: Sequence[RunSpec], data: str, out: str, epochs: int, threads: int = 1) -> list[dict[str, Any]]:
+def run_group(specs: Sequence[RunSpec], data: str, out: str, epochs: int, threads: int = 1,
+              overwrite: bool = False) -> list[dict[str, Any]]:
     """Train the configurations ``specs`` (one architecture) in lockstep in this process,
     evaluate each, and return their results rows. ``train_seconds`` of a lockstep run is
-    its share of the group's wall time (group time / group size)."""
+    its share of the group's wall time (group time / group size). Reuse: as :func:`run_one`."""
     tune_malloc()
-    todo = [s for s in specs if not (run_path(out, s) / METRICS_FILE).is_file()]
+    todo = [s for s in specs if not reusable(_train_config(s, data, out, epochs, threads), overwrite)]
     if todo:
         t0 = time.perf_counter()
         train_lockstep([_train_config(s, data, out, epochs, threads) for s in todo], resume=True, progress=False)
@@ -206,16 +213,17 @@ def run_experiment(data: str | Path, out: str | Path, grid: str = "paper", seeds
     specs = grid_specs(grid, seeds)
     if out.exists() and (out / RESULTS_FILE).exists() and not overwrite:
         raise InstrecError(f"{out}: holds a finished experiment (results.csv); pass --overwrite to redo the "
-                           "tables and figures (finished runs are reused)")
+                           "tables and figures (finished runs of the same settings and data are reused, others "
+                           "trained again)")
     rows = run_specs(specs, data, out, epochs, jobs, executor, engine, max_members,
-                     desc=f"experiment {grid}" if progress else None, compile=compile)
+                     desc=f"experiment {grid}" if progress else None, compile=compile, overwrite=overwrite)
     write_outputs(out, rows, grid, data, seeds, epochs)
     return rows
 
 
 def run_specs(specs: Sequence[RunSpec], data: str | Path, out: str | Path, epochs: int, jobs: int = 2,
               executor: Executor | None = None, engine: str = "solo", max_members: int = 8,
-              desc: str | None = None, compile: str = "auto") -> list[dict[str, Any]]:
+              desc: str | None = None, compile: str = "auto", overwrite: bool = False) -> list[dict[str, Any]]:
     """Train and evaluate ``specs`` into ``out/runs`` (see :func:`run_experiment`); return
     their results rows in the order of ``specs``. ``desc``: progress-bar title (None: no bar)."""
     tasks = plan_tasks(specs, jobs, engine, max_members)
@@ -230,9 +238,10 @@ def run_specs(specs: Sequence[RunSpec], data: str | Path, out: str | Path, epoch
         futures = {}
         for task in tasks:
             if engine == "lockstep" and task[0].model in STACKABLE_MODELS:
-                futures[executor.submit(run_group, task, str(data), str(out), epochs, threads)] = task
+                futures[executor.submit(run_group, task, str(data), str(out), epochs, threads, overwrite)] = task
             else:
-                futures[executor.submit(run_one, task[0], str(data), str(out), epochs, threads, compile)] = task
+                futures[executor.submit(run_one, task[0], str(data), str(out), epochs, threads, compile,
+                                        overwrite)] = task
         bar = None
         if desc is not None:
             bar = tqdm(total=len(specs), desc=desc, unit="run")

@@ -20,14 +20,25 @@ import numpy as np
 import torch
 
 from instrec._io import InstrecError
-from instrec.data.layout import partition_path, read_frontend
+from instrec.data.layout import dataset_fingerprint, partition_path, read_frontend
 from instrec.data.openmic import OpenMICData, validation_split
 from instrec.evaluation.metrics import f1_summary, tune_thresholds
 from instrec.models import build_model, model_spec
 from instrec.models.inference import run_model
-from instrec.run import mark_finished, model_of, write_config, write_validation_keys
+from instrec.run import (
+    CONFIG_FILE,
+    METRICS_FILE,
+    clear_run,
+    mark_finished,
+    model_of,
+    read_config,
+    run_finished,
+    stale_settings,
+    write_config,
+    write_validation_keys,
+)
 from instrec.runinfo import package_versions
-from instrec.training.config import TrainConfig
+from instrec.training.config import TrainConfig, setting_defaults
 from instrec.training.losses import loss_function
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -66,7 +77,8 @@ def run_config(cfg: TrainConfig, classes, n_frames: int, n_features: int, n_trai
     return {
         "model": cfg.model, "train": asdict(cfg), "classes": list(classes),
         "n_frames": int(n_frames), "n_features": int(n_features), "seed": cfg.seed, "threads": threads,
-        "frontend": read_frontend(cfg.data), "n_train": int(n_train), "n_validation": int(n_validation),
+        "frontend": read_frontend(cfg.data), "data_sha256": dataset_fingerprint(cfg.data, cfg.split),
+        "n_train": int(n_train), "n_validation": int(n_validation),
         "untrained_classes": untrained, "versions": package_versions(),
     }
 
@@ -145,3 +157,28 @@ def finish_run(run: Run) -> dict[str, Any]:
     mark_finished(config)  # last: a run killed before this line is known to be unfinished
     write_config(run.run_dir, config)
     return config
+
+
+def reusable(cfg: TrainConfig, overwrite: bool) -> bool:
+    """Whether the run folder ``cfg.out`` holds a finished, evaluated run of exactly these
+    settings on this dataset's content (then a pipeline reuses it). A run of other settings
+    is an error, or with ``overwrite`` removed so that it is trained again; an unfinished
+    run of these settings is left to be resumed."""
+    run_dir = Path(cfg.out)
+    if not (run_dir / CONFIG_FILE).is_file():
+        return False
+    try:
+        changed = stale_settings(run_dir, asdict(cfg), dataset_fingerprint(cfg.data, cfg.split), setting_defaults())
+    except InstrecError:
+        if not overwrite:
+            raise
+        changed = ["config.json unreadable"]
+    if changed:
+        if not overwrite:
+            raise InstrecError(f"{run_dir / CONFIG_FILE}: this run was trained with other settings "
+                               f"({', '.join(changed)}); pass --overwrite to train it again")
+        clear_run(run_dir)
+        return False
+    config = read_config(run_dir)
+    epochs_done = config.get("epochs_run") == cfg.epochs or not model_spec(cfg.model).neural  # a forest: 1 fit
+    return (run_dir / METRICS_FILE).is_file() and run_finished(config) and epochs_done
