@@ -58,7 +58,13 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write ``obj`` as indented, strict JSON (keys in insertion order) atomically.
     Non-finite floats (an undefined average precision, say) are written as ``null``."""
-    return atomic_write_text(path, json.dumps(_finite(obj), indent=2, default=_json_default, allow_nan=False) + "\n")
+    return atomic_write_text(path, json_text(obj))
+
+
+def json_text(obj: Any) -> str:
+    """``obj`` as indented, strict JSON text ending in a newline: NaN and infinities become
+    ``null`` (``json.dumps`` would write ``NaN``, which is not JSON)."""
+    return json.dumps(_finite(obj), indent=2, default=_json_default, allow_nan=False) + "\n"
 
 
 def _finite(obj: Any) -> Any:

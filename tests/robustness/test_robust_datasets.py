@@ -126,3 +126,19 @@ def test_featurize_keeps_a_training_clip(tmp_path):
     featurize([tmp_path], tmp_path / "ds", frontend="logmel", test_fraction=0.99, progress=False, threads=1)
     assert len(load_split(tmp_path / "ds", "train")) == 1 and len(load_split(tmp_path / "ds", "test")) == 2
     assert json.loads((tmp_path / "ds" / "frontend.json").read_text())["name"] == "logmel"
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"lr": float("inf")}, "lr must be a finite number"), ({"seed": -1}, "seed must be >= 0"),
+    ({"threads": -1}, "threads must be >= 0"), ({"mixup": float("nan")}, "mixup must be a finite number"),
+    ({"epochs": 2.5}, "epochs must be an integer"), ({"focal_alpha": 3.0}, "focal alpha must be in"),
+    ({"batch_size": True}, "batch size must be an integer"), ({"model_kwargs": [1]}, "model_kwargs must be a dict"),
+])
+def test_training_settings_are_checked_by_the_library(small, tmp_path, change, message):
+    from instrec.training.config import TrainConfig
+    from instrec.training.loop import train
+
+    cfg = TrainConfig(**{"data": str(small), "out": str(tmp_path / "run"), "epochs": 1, **change})
+    with pytest.raises(InstrecError, match=message):
+        train(cfg, progress=False)
+    assert not (tmp_path / "run").exists()

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from instrec._io import InstrecError
+from instrec._io import InstrecError, json_text
 from instrec.tagging.predict import TagResults
 
 FORMATS = ("csv", "json")
@@ -36,7 +35,7 @@ def format_results(results: TagResults, fmt: str = "csv", per_second: bool = Fal
                 if f.attention is not None:
                     item["attention"] = np.round(f.attention, 5).tolist()
             doc["files"].append(item)
-        return json.dumps(doc, indent=2) + "\n"
+        return json_text(doc)  # strict JSON: a NaN would be written as null, never as NaN
     if fmt != "csv":
         raise InstrecError(f"unknown output format {fmt!r}; choose csv or json")
     buf = io.StringIO()

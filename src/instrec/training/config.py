@@ -7,6 +7,8 @@ no torch: the command line reads it at start-up.
 from __future__ import annotations
 
 import math
+import numbers
+import os
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
@@ -61,12 +63,29 @@ class TrainConfig:
             if value not in choices:
                 raise InstrecError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
         check_compile_mode(self.compile)
+        for f in fields(self):  # types first: the range checks below compare numbers
+            if f.default is MISSING and f.default_factory is not MISSING:
+                continue
+            value, kind = getattr(self, f.name), type(f.default) if f.default is not MISSING else str
+            real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+            if kind is float and (not real or not math.isfinite(value)):
+                raise InstrecError(f"{f.name.replace('_', ' ')} must be a finite number, got {value!r}")
+            integral = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+            if (kind is int and not integral) or (kind is str and not isinstance(value, (str, os.PathLike))):
+                raise InstrecError(f"{f.name.replace('_', ' ')} must be {'an integer' if kind is int else 'text'}, "
+                                   f"got {value!r}")
+        if not isinstance(self.model_kwargs, dict):
+            raise InstrecError(f"model_kwargs must be a dict, got {self.model_kwargs!r}")
         checks = [(self.epochs >= 1, "epochs must be >= 1"), (self.batch_size >= 1, "batch size must be >= 1"),
-                  (self.lr > 0 and math.isfinite(self.lr), "learning rate must be a finite number > 0"),
+                  (self.lr > 0, "learning rate must be a finite number > 0"),
                   (self.mixup >= 0, "mixup Beta parameter must be >= 0"),
                   (0 <= self.mixup_prob <= 1, "mixup probability must be in [0, 1]"),
                   (0 <= self.concat <= 1, "concat probability must be in [0, 1]"),
-                  (0 < self.val_fraction < 1, "validation fraction must be in (0, 1)")]
+                  (0 < self.val_fraction < 1, "validation fraction must be in (0, 1)"),
+                  (0 <= self.focal_alpha <= 1, "focal alpha must be in [0, 1]"),
+                  (self.focal_gamma >= 0, "focal gamma must be >= 0"),
+                  (self.seed >= 0, "seed must be >= 0"), (self.threads >= 0, "threads must be >= 0 (0 = auto)"),
+                  (self.rf_trees >= 1, "rf trees must be >= 1"), (self.rf_max_depth >= 1, "rf max depth must be >= 1")]
         for ok, message in checks:
             if not ok:
                 raise InstrecError(message)
