@@ -228,3 +228,35 @@ def test_readable_answer_lists_what_was_heard_with_thresholds(run128, tmp_path, 
     head, line = capsys.readouterr().out.strip().splitlines()
     assert head.startswith("threshold: tuned: ")
     assert line.startswith(f"{clip} (10.0 s): ") and "file,n_frames" not in line
+
+
+def test_localization_writes_a_per_instrument_segment_table(run128, tmp_path):
+    from instrec.evaluation.evaluate import evaluate_run, localize_run
+
+    data = run128.parent / "data"
+    keys = (data / "partitions" / "split01_test.csv").read_text().split()
+    (data / "strong-labels.csv").write_text("sample_key,instrument,onset,offset\n" + "".join(
+        f"{k},alpha,0.0,3.0\n{k},beta,5.0,5.5\n" for k in keys))
+    try:
+        m = evaluate_run(run128, out=tmp_path / "eval", localization=True)
+        before = (run128 / "metrics.json").read_text() if (run128 / "metrics.json").exists() else None
+        scores = localize_run(run128, out=tmp_path / "loc")
+    finally:
+        (data / "strong-labels.csv").unlink()
+    clip_table = (tmp_path / "eval" / "per_class.csv").read_text()
+    seg_table = (tmp_path / "eval" / "localization" / "per_class.csv").read_text()
+    assert seg_table != clip_table
+    rows = list(csv.DictReader(seg_table.splitlines()))
+    assert [(r["method"], r["instrument"]) for r in rows] == [
+        (method, c) for method in ("frame_level", "frame_agnostic") for c in TINY_CLASSES]
+    # Reference segments per instrument, counted from the labels written above: 3 and 1 per clip.
+    n_ref = {r["instrument"]: int(r["n_ref"]) for r in rows if r["method"] == "frame_level"}
+    assert n_ref == {"alpha": 3 * len(keys), "beta": len(keys), "gamma": 0, "delta": 0}
+    for r, want in zip(rows[:4], m["localization"]["frame_level"]["per_class"]):
+        assert float(r["f1"]) == pytest.approx(want["f1"], abs=1e-5) and int(r["tp"]) == want["tp"]
+    saved = json.loads((tmp_path / "eval" / "localization" / "metrics.json").read_text())
+    assert saved["frame_level"]["f1"] == pytest.approx(m["localization"]["frame_level"]["f1"])
+    # localize_run gives the same scores and leaves the evaluation's own files alone.
+    assert scores["frame_level"]["f1"] == pytest.approx(m["localization"]["frame_level"]["f1"])
+    assert sorted(p.name for p in (tmp_path / "loc").iterdir()) == ["localization"]
+    assert ((run128 / "metrics.json").read_text() if (run128 / "metrics.json").exists() else None) == before
