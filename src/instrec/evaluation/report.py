@@ -291,6 +291,11 @@ def plot_per_class_f1(per_class_by_model: Mapping[str, Mapping[str, tuple[float,
         ax.bar(x - 0.4 + width * (k + 0.5), [s[0] for s in stats], width,
                yerr=None if n_seeds == 1 else [s[1] for s in stats],
                capsize=1.5, color=colours[model], label=model, error_kw={"linewidth": 0.6})
+        # A bar of height 0 is invisible: say "0" so it is not read as missing.
+        for j, (mean, _) in enumerate(stats):
+            if mean == 0.0:
+                ax.text(x[j] - 0.4 + width * (k + 0.5), 0.005, "0", ha="center", va="bottom", fontsize=6,
+                        color=colours[model])
     blank = [j for j, inst in enumerate(instruments)
              if all(not np.isfinite(per_class_by_model[m].get(inst, (float("nan"),))[0]) for m in models)]
     for j in blank:
