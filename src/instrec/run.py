@@ -42,9 +42,11 @@ VALIDATION_KEYS = "validation-keys.csv"
 METRICS_FILE = "metrics.json"
 PER_CLASS_FILE = "per_class.csv"
 PREDICTIONS_FILE = "predictions.npz"
-#: Folder of ``instrec evaluate --localization``'s segment-level outputs (its own
-#: ``metrics.json`` and a per-instrument ``per_class.csv``), inside the evaluation's folder.
-LOCALIZATION_DIR = "localization"
+#: ``instrec evaluate --localization``'s segment-level outputs, inside the evaluation's folder:
+#: the scores, and one row per method and instrument (a folder of their own, so the clip-level
+#: ``per_class.csv`` beside them is never mistaken for the per-instrument localisation table).
+LOCALIZATION_METRICS_FILE = "localization/metrics.json"
+LOCALIZATION_PER_CLASS_FILE = "localization/per_class.csv"
 #: Files a training run writes (``--overwrite`` removes them first).
 TRAINING_FILES = (CONFIG_FILE, MODEL_FILE, RESUME_WEIGHTS, RESUME_STATE, LOG_FILE)
 #: Settings a resumed run may change: the others must match the run it continues.

@@ -31,7 +31,8 @@ from instrec.features import FRAME_SECONDS
 from instrec.models import model_spec
 from instrec.models.inference import Predictions, run_model
 from instrec.run import (
-    LOCALIZATION_DIR,
+    LOCALIZATION_METRICS_FILE,
+    LOCALIZATION_PER_CLASS_FILE,
     METRICS_FILE,
     PER_CLASS_FILE,
     PREDICTIONS_FILE,
@@ -132,16 +133,15 @@ def localize_run(run_dir: str | Path, data: str | Path | None = None, split: str
 def write_localization(out_dir: Path, scores: dict[str, Any]) -> None:
     """``out_dir/localization/``: ``metrics.json`` (the scores) and ``per_class.csv`` (one row
     per method and instrument: segment F1, precision, recall, error rate and counts)."""
-    folder = out_dir / LOCALIZATION_DIR
-    folder.mkdir(parents=True, exist_ok=True)
     rows = per_class_table({k: scores.get(k) for k in ("frame_level", "frame_agnostic")})
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(list(rows[0]) if rows else ["method", "instrument"])
     for row in rows:
         writer.writerow([_fmt(v) for v in row.values()])
-    atomic_write_text(folder / PER_CLASS_FILE, buf.getvalue())
-    atomic_write_json(folder / METRICS_FILE, scores)
+    (out_dir / LOCALIZATION_PER_CLASS_FILE).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / LOCALIZATION_PER_CLASS_FILE, buf.getvalue())
+    atomic_write_json(out_dir / LOCALIZATION_METRICS_FILE, scores)
 
 
 def _per_class_csv(at_half: list[dict[str, Any]], tuned: list[dict[str, Any]]) -> str:
