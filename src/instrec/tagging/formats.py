@@ -16,11 +16,13 @@ FORMATS = ("csv", "json")
 
 
 def header_lines(results: TagResults) -> list[str]:
-    """What every output states before its tags: the threshold policy, each instrument's
-    threshold, and the instruments the run never learned (no probability, never present)."""
-    thresholds = _thresholds(results)
+    """What every output states before its tags: the threshold policy, each learned
+    instrument's threshold, and the instruments the run never learned (no probability,
+    never present)."""
+    thresholds, untrained = _thresholds(results), set(results.untrained)
     lines = [f"threshold: {results.threshold_description}",
-             "thresholds: " + ", ".join(f"{c}={t:.2f}" for c, t in zip(results.classes, thresholds))]
+             "thresholds: " + ", ".join(f"{c}={t:.2f}" for c, t in zip(results.classes, thresholds)
+                                        if c not in untrained)]
     if results.untrained:
         lines.append("not learned (no labelled positive in the training data; no probability, never present): "
                      + ", ".join(results.untrained))
