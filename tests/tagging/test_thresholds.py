@@ -170,3 +170,21 @@ def test_learned_classes_of_an_older_run_come_from_its_training_partition(delta_
     config["train"]["data"] = str(run / "nowhere")
     learned, note = learned_classes(config)
     assert learned.all() and "cannot be read" in note
+
+
+def test_cli_threshold_option_reaches_every_output(delta_run, tmp_path, capsys):
+    from instrec.cli import main
+
+    run, clip, probs, _ = delta_run
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", str(clip), "--run", str(run), "--threshold", "1.2"])
+    assert exit_info.value.code == 2
+    assert "argument --threshold: threshold '1.2': must be at least 0 and below 1" in capsys.readouterr().err
+    out = tmp_path / "t.csv"
+    assert main(["predict", str(clip), "--run", str(run), "--threshold", "0.45", "--out", str(out), "-q",
+                 "--print"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "threshold: 0.45 for every instrument"
+    comments, rows = parse_csv(out.read_text())
+    assert comments[0] == "threshold: 0.45 for every instrument"
+    assert [int(rows[0][f"{c}_present"]) for c in TINY_CLASSES[:3]] == [int(p > 0.45) for p in probs[:3]]
