@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from instrec._io import InstrecError, OutputLock, check_output_dir, check_output_file
-from instrec.cli.args import THREADS, THREADS_HELP, examples
+from instrec.cli.args import THREADS, THREADS_HELP, THRESHOLD, THRESHOLD_HELP, examples
 from instrec.cli.report import report_failures
 from instrec.features import FRONTEND_NAMES
 
@@ -40,7 +40,7 @@ def _tag(args: argparse.Namespace, run_dir: str | None, inputs: list[str], out: 
 
     results = predict(run_dir, inputs, per_second=args.per_second, frontend=args.frontend,
                       weights_dir=args.weights, progress=not args.quiet, threads=args.threads,
-                      allow_unfinished=args.allow_unfinished)
+                      threshold=args.threshold, allow_unfinished=args.allow_unfinished)
     if args.format == "jams":
         try:
             from instrec.tagging.jams_output import write_jams
@@ -69,6 +69,7 @@ def add_commands(command) -> None:
                  examples("instrec predict song.mp3                      # instruments heard, printed",
                           "instrec predict music/ --out tags.csv         # a folder, one CSV row per file",
                           "instrec predict song.wav --per-second --format json --out song.json",
+                          "instrec predict song.wav --threshold 0.5      # one threshold for every instrument",
                           "instrec predict --run runs/bilstm clips/ --out tags.csv --plot pictures/"))
     sp.add_argument("inputs", nargs="+", help="audio files or folders (searched recursively); a run directory "
                     "first is taken as --run")
@@ -81,7 +82,9 @@ def add_commands(command) -> None:
                     "clip-level tags")
     sp.add_argument("--print", action="store_true", help="print per file the instruments heard, with probabilities "
                     "and thresholds (the default on a terminal without --out)")
-    sp.add_argument("--per-second", action="store_true", help="per-frame (0.96 s) probabilities and attention")
+    sp.add_argument("--per-second", action="store_true", help="per-frame (0.96 s) probabilities, present flags "
+                    "and attention")
+    sp.add_argument("--threshold", type=THRESHOLD, default="tuned", metavar="tuned|0.5|FLOAT", help=THRESHOLD_HELP)
     sp.add_argument("--frontend", choices=FRONTEND_NAMES, help="must match the run's front end (default: the run's)")
     sp.add_argument("--weights", help="folder of the converted pretrained weights (VGGish, musicnn)")
     sp.add_argument("--threads", type=THREADS, default=0, help=THREADS_HELP)

@@ -4,8 +4,11 @@ Writes ``metrics.json`` (overall and per-instrument scores at threshold 0.5 and 
 per-instrument thresholds tuned on the validation split), ``per_class.csv`` and
 ``predictions.npz`` (``sample_key``, ``probabilities`` (N, C), and where the model has
 them ``frame_probabilities`` and ``attention`` (N, T, C)); a split other than ``test``
-adds its name (``metrics-validation.json``, ...). Existing results are replaced only
-with ``overwrite``; the check and the output folder's lock come before the work.
+adds its name (``metrics-validation.json``, ...). With localisation, the segment-level
+scores against strong labels also go to ``localization/metrics.json`` and, one row per
+method and instrument, ``localization/per_class.csv`` (``localization-SPLIT/`` for other
+splits). Existing results are replaced only with ``overwrite``; the check and the output
+folder's lock come before the work.
 """
 from __future__ import annotations
 
@@ -26,13 +29,15 @@ from instrec._io import (
 )
 from instrec.data.layout import read_corpus_stats, read_frontend, read_strong_labels
 from instrec.data.openmic import OpenMICData, load_split
-from instrec.evaluation.localization import evaluate_localization, frame_agnostic_probs
+from instrec.evaluation.localization import evaluate_localization, frame_agnostic_probs, per_class_table
 from instrec.evaluation.metrics import evaluate
 from instrec.features import FRAME_SECONDS
 from instrec.features.frontends import frontend_problems
 from instrec.models import model_spec
 from instrec.models.inference import Predictions, run_model
 from instrec.run import (
+    LOCALIZATION_METRICS_FILE,
+    LOCALIZATION_PER_CLASS_FILE,
     VALIDATION_KEYS,
     eval_files,
     load_model,
@@ -73,36 +78,50 @@ def check_compatible(config: dict[str, Any], data, data_dir: str | Path, run_dir
                            f"on ({'; '.join(problems[:3])})")
 
 
-def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str = "test",
-                 out: str | Path | None = None, localization: bool = False, overwrite: bool = False,
-                 allow_unfinished: bool = False) -> "OrderedDict[str, Any]":
-    """Evaluate ``run_dir`` on ``split`` of ``data`` (default: the training dataset).
-
-    ``out``: folder of the result files (default ``run_dir``); existing ones are replaced
-    only with ``overwrite``. ``allow_unfinished``: score a run whose training did not finish
-    (with a warning)."""
-    run_dir = Path(run_dir)
-    out_dir = Path(out) if out is not None else run_dir
-    names = eval_files(split)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InstrecError(f"{out_dir}: exists and is not a folder")
-    taken = [n for n in names if (out_dir / n).exists()]
-    if taken and not overwrite:
-        raise InstrecError(f"{out_dir / taken[0]}: exists (an earlier evaluation on {split}); "
-                           "pass --overwrite to replace it")
+def _load(run_dir: Path, data: str | Path | None, split: str, allow_unfinished: bool = False):
+    """The run's model and config, the evaluation data's folder and split, checked compatible."""
     model, config = load_model(run_dir, allow_unfinished=allow_unfinished)
-    with OutputLock(out_dir / names[0]):
-        return _evaluate(run_dir, model, config, data, split, out_dir, names, localization)
-
-
-def _evaluate(run_dir: Path, model: Any, config: dict[str, Any], data: str | Path | None, split: str,
-              out_dir: Path, names: tuple[str, str, str], localization: bool) -> "OrderedDict[str, Any]":
     data_dir = Path(data) if data is not None else Path(config["train"]["data"])
     ds = load_eval_split(data_dir, split, run_dir, config["train"].get("split", "split01"))
     check_compatible(config, ds, data_dir, run_dir)
     if ds.X.shape[1] != config["n_frames"] and not model_spec(config["model"]).variable_length:
         raise InstrecError(f"{data_dir}: clips have {ds.X.shape[1]} frames, model {config['model']!r} "
                            f"needs {config['n_frames']}")
+    return model, config, data_dir, ds
+
+
+def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str = "test",
+                 out: str | Path | None = None, localization: bool = False, overwrite: bool = False,
+                 allow_unfinished: bool = False) -> "OrderedDict[str, Any]":
+    """Evaluate ``run_dir`` on ``split`` of ``data`` (default: the training dataset); write
+    the files of the module docstring into ``out`` (default ``run_dir``). Prints nothing.
+
+    Existing results of this split are replaced only with ``overwrite``. ``allow_unfinished``:
+    score a run whose training did not finish (with a warning)."""
+    run_dir = Path(run_dir)
+    out_dir = Path(out) if out is not None else run_dir
+    names = eval_files(split)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InstrecError(f"{out_dir}: exists and is not a folder")
+    taken = [n for n in (*names, *(_localization_files(split) if localization else ())) if (out_dir / n).exists()]
+    if taken and not overwrite:
+        raise InstrecError(f"{out_dir / taken[0]}: exists (an earlier evaluation on {split}); "
+                           "pass --overwrite to replace it")
+    model, config, data_dir, ds = _load(run_dir, data, split, allow_unfinished)
+    with OutputLock(out_dir / names[0]):
+        return _evaluate(run_dir, model, config, data_dir, ds, split, out_dir, names, localization)
+
+
+def _localization_files(split: str) -> tuple[str, str]:
+    """The localisation files of an evaluation on ``split`` (``localization-SPLIT/`` but for test)."""
+    if split == "test":
+        return LOCALIZATION_METRICS_FILE, LOCALIZATION_PER_CLASS_FILE
+    return tuple(n.replace("localization/", f"localization-{split}/", 1)
+                 for n in (LOCALIZATION_METRICS_FILE, LOCALIZATION_PER_CLASS_FILE))
+
+
+def _evaluate(run_dir: Path, model: Any, config: dict[str, Any], data_dir: Path, ds: OpenMICData, split: str,
+              out_dir: Path, names: tuple[str, str, str], localization: bool) -> "OrderedDict[str, Any]":
     preds = run_model(model, ds.X)
     classes = list(config["classes"])
     at_half = evaluate(ds.Y_true, ds.Y_mask, preds.clip, classes, threshold=0.5)
@@ -126,8 +145,39 @@ def _evaluate(run_dir: Path, model: Any, config: dict[str, Any], data: str | Pat
     metrics_file, per_class_file, predictions_file = names
     atomic_save_npz(out_dir / predictions_file, arrays)
     atomic_write_text(out_dir / per_class_file, _per_class_csv(at_half["per_class"], tuned["per_class"]))
+    if localization:
+        write_localization(out_dir, result["localization"], _localization_files(split))
     atomic_write_json(out_dir / metrics_file, result)  # last: its presence means the evaluation is complete
     return result
+
+
+def localize_run(run_dir: str | Path, data: str | Path | None = None, split: str = "test",
+                 out: str | Path | None = None) -> dict[str, Any]:
+    """Only the localisation part of :func:`evaluate_run`: score the per-frame outputs of
+    ``run_dir`` against the strong labels of ``split`` and write ``localization/`` into
+    ``out`` (default ``run_dir``), leaving the run's other evaluation files as they are."""
+    run_dir = Path(run_dir)
+    model, config, data_dir, ds = _load(run_dir, data, split)
+    scores = _localization(data_dir, ds, run_model(model, ds.X), list(config["classes"]), config)
+    write_localization(Path(out) if out is not None else run_dir, scores)
+    return scores
+
+
+def write_localization(out_dir: Path, scores: dict[str, Any],
+                       names: tuple[str, str] = (LOCALIZATION_METRICS_FILE, LOCALIZATION_PER_CLASS_FILE)) -> None:
+    """``out_dir/localization/``: ``metrics.json`` (the scores) and ``per_class.csv`` (one row
+    per method and instrument: segment F1, precision, recall, error rate and counts);
+    ``names``: other (metrics, per-class) paths relative to ``out_dir``."""
+    metrics_file, per_class_file = names
+    rows = per_class_table({k: scores.get(k) for k in ("frame_level", "frame_agnostic")})
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(list(rows[0]) if rows else ["method", "instrument"])
+    for row in rows:
+        writer.writerow([_fmt(v) for v in row.values()])
+    (out_dir / per_class_file).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / per_class_file, buf.getvalue())
+    atomic_write_json(out_dir / metrics_file, scores)
 
 
 def _per_class_csv(at_half: list[dict[str, Any]], tuned: list[dict[str, Any]]) -> str:
