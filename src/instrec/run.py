@@ -223,6 +223,8 @@ def read_validation_keys(run_dir: Path) -> list[str]:
 def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
     """Refuse to train into a non-empty folder unless resuming or overwriting (which
     removes the previous run's training files first)."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise InstrecError(f"{run_dir}: exists and is not a folder; give a folder for the run")
     if resume:
         return
     if run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
@@ -310,7 +312,12 @@ def has_resume_state(run_dir: Path) -> bool:
 def read_resume_state(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Inverse of :func:`save_resume_state`: (state, model state dict, optimizer state dict,
     {"torch": rng state, "generator": rng state, "masks": dropout stream states})."""
-    state = json.loads((run_dir / RESUME_STATE).read_text())
+    try:
+        state = json.loads((run_dir / RESUME_STATE).read_text(encoding="utf-8"))
+        if not isinstance(state, dict) or not isinstance(state.get("param_groups"), list):
+            raise ValueError("not a resume record")
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise InstrecError(f"{run_dir / RESUME_STATE}: damaged ({exc}); start the run again with --overwrite") from None
     tensors = load_tensors(run_dir / RESUME_WEIGHTS)
     model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
     slots: dict[int, dict[str, Any]] = {}
@@ -319,6 +326,8 @@ def read_resume_state(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], di
             _, pid, name = key.split(".", 2)
             slots.setdefault(int(pid), {})[name] = value
     opt_state = {"state": slots, "param_groups": state.pop("param_groups")}
+    if "rng.torch" not in tensors or "rng.generator" not in tensors:
+        raise InstrecError(f"{run_dir / RESUME_WEIGHTS}: no RNG states; start the run again with --overwrite")
     rngs = {"torch": tensors["rng.torch"], "generator": tensors["rng.generator"], "masks": state.pop("mask_rngs", None)}
     if rngs["masks"] is None:
         raise InstrecError(f"{run_dir / RESUME_STATE}: no dropout stream states (written by an older instrec); "

@@ -142,3 +142,16 @@ def test_training_settings_are_checked_by_the_library(small, tmp_path, change, m
     with pytest.raises(InstrecError, match=message):
         train(cfg, progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_side_files_that_are_not_utf8(small, tmp_path):
+    from instrec.data.layout import read_strong_labels
+
+    labels = tmp_path / "labels.csv"
+    labels.write_bytes(b"sample_key,instrument,relevance\n\xff\xfe,piano,1\n")
+    _tone(tmp_path / "a.wav")
+    with pytest.raises(InstrecError, match=r"labels\.csv: not UTF-8"):
+        featurize([tmp_path / "a.wav"], tmp_path / "ds", frontend="logmel", labels=labels, progress=False)
+    (small / "strong-labels.csv").write_bytes(b"sample_key,instrument,onset,offset\n\xff,alpha,0,1\n")
+    with pytest.raises(InstrecError, match=r"strong-labels\.csv: not UTF-8"):
+        read_strong_labels(small, ["alpha"])

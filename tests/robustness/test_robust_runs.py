@@ -120,3 +120,22 @@ def test_a_run_from_another_front_end_version_is_refused(run_copy, data128):
     sf.write(clip, np.zeros(16000, np.float32), 16000)
     assert_one_line_error(*cli("predict", str(clip), "--run", str(run_copy), "-q"), "config.json", "frontend",
                           "sample_rate")
+
+
+def test_damaged_resume_state_is_one_line(run_copy, data128):
+    from instrec.training.config import TrainConfig
+    from instrec.training.loop import train
+
+    (run_copy / "last.json").write_text("{truncated")
+    cfg = TrainConfig(data=str(data128), out=str(run_copy), model="fc-t", epochs=3, seed=1, threads=1,
+                      model_kwargs={"hidden": [16]})  # the settings of finished_run, one epoch more
+    with pytest.raises(InstrecError, match=r"last\.json: damaged .*--overwrite") as err:
+        train(cfg, resume=True, progress=False)
+    assert "\n" not in str(err.value)
+
+
+def test_run_folder_that_is_a_file(tmp_path, data128):
+    (tmp_path / "run").write_text("x")
+    assert_one_line_error(*cli("train", "--data", str(data128), "--out", str(tmp_path / "run"), "--epochs", "1",
+                               "-q"), "run: exists and is not a folder")
+    assert_one_line_error(*cli("evaluate", str(tmp_path / "run")), "run: exists and is not a folder")

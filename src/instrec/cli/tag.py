@@ -20,6 +20,8 @@ def _predict(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
     if args.format == "jams" and out is None:
         raise InstrecError("--format jams writes one .jams file per audio file: give the folder with --out DIR")
+    if args.plot and Path(args.plot).exists() and not Path(args.plot).is_dir():
+        raise InstrecError(f"{args.plot}: --plot needs a folder, and this is a file")
     if out is None:
         return _tag(args, run_dir, inputs, out)
     # The lock first, then the collision check, then the work: a second writer of the same

@@ -35,11 +35,18 @@ class FeaturizeReport:
 
 def read_label_csv(path: str | Path) -> dict[str, dict[str, float]]:
     """``sample_key,instrument,relevance`` rows (header optional) -> {key: {instrument: relevance}}."""
-    labels: dict[str, dict[str, float]] = {}
     path = Path(path)
     if not path.is_file():
         raise InstrecError(f"{path}: label file not found")
-    with open(path, newline="") as fh:
+    try:
+        return _read_labels(path)
+    except UnicodeDecodeError as exc:
+        raise InstrecError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def _read_labels(path: Path) -> dict[str, dict[str, float]]:
+    labels: dict[str, dict[str, float]] = {}
+    with open(path, newline="", encoding="utf-8") as fh:
         for line, row in enumerate(csv.reader(fh), start=1):
             if not row or (line == 1 and row[:3] == ["sample_key", "instrument", "relevance"]):
                 continue

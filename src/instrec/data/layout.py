@@ -88,6 +88,13 @@ def read_strong_labels(data_dir: str | Path, classes: Sequence[str]) -> dict[str
     path = Path(data_dir) / STRONG_LABELS_FILE
     if not path.is_file():
         raise InstrecError(f"{path}: not found; strong labels come with a dataset written by 'instrec synth'")
+    try:
+        return _strong_events(path, classes)
+    except UnicodeDecodeError as exc:
+        raise InstrecError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def _strong_events(path: Path, classes: Sequence[str]) -> dict[str, list[tuple[str, float, float]]]:
     events: dict[str, list[tuple[str, float, float]]] = {}
     with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
