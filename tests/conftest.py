@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,31 @@ def make_tiny_dataset(root: Path, n: int = 240, n_frames: int = 10, n_features: 
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
     return make_tiny_dataset(tmp_path_factory.mktemp("tiny") / "data")
+
+
+# The robustness suite (tests/robustness): a finished run that its tests copy and damage.
+@pytest.fixture(scope="session")
+def data128(tmp_path_factory) -> Path:
+    """A tiny dataset with 128 features per frame, labelled as logmel features."""
+    return make_tiny_dataset(tmp_path_factory.mktemp("robust-data") / "data", n=80, n_features=128)
+
+
+@pytest.fixture(scope="session")
+def finished_run(data128, tmp_path_factory) -> Path:
+    """A finished 2-epoch ``fc-t`` run on :func:`data128` (it can tag logmel audio)."""
+    from instrec.training.config import TrainConfig
+    from instrec.training.loop import train
+
+    out = tmp_path_factory.mktemp("robust") / "run"
+    train(TrainConfig(data=str(data128), out=str(out), model="fc-t", epochs=2, seed=1, threads=1,
+                      model_kwargs={"hidden": [16]}), progress=False)
+    return out
+
+
+@pytest.fixture
+def run_copy(finished_run, tmp_path) -> Path:
+    """A private copy of :func:`finished_run` that a test may damage."""
+    return Path(shutil.copytree(finished_run, tmp_path / "run"))
 
 
 # The pretrained musicnn weights, for the tests that need the real network.

@@ -6,8 +6,8 @@ A loopback HTTP server (127.0.0.1, any free port) serves the test files and hono
 from __future__ import annotations
 
 import hashlib
-import json
 import io
+import json
 import re
 import tarfile
 import threading

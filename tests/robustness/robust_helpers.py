@@ -1,46 +1,19 @@
-"""Shared by the robustness suite (imported by its test modules): a finished tiny run to
-tamper with, and helpers that assert the outcome class of a command (a result, or one line
-naming the file with exit code 2; never a traceback)."""
+"""Shared by the robustness suite (imported by its test modules): helpers that run a command
+and assert its outcome class (a result, or one line naming the file with exit code 2; never
+a traceback). Its fixtures (a finished tiny run to tamper with) are in tests/conftest.py."""
 from __future__ import annotations
 
 import contextlib
 import io
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-from conftest import make_tiny_dataset
-
 from instrec.cli import main
-from instrec.training.config import TrainConfig
-from instrec.training.loop import train
 
 SRC = Path(__file__).resolve().parents[2] / "src"
-
-
-@pytest.fixture(scope="session")
-def data128(tmp_path_factory) -> Path:
-    """A tiny dataset with 128 features per frame, labelled as logmel features."""
-    return make_tiny_dataset(tmp_path_factory.mktemp("robust-data") / "data", n=80, n_features=128)
-
-
-@pytest.fixture(scope="session")
-def finished_run(data128, tmp_path_factory) -> Path:
-    """A finished 2-epoch ``fc-t`` run on :func:`data128` (it can tag logmel audio)."""
-    out = tmp_path_factory.mktemp("robust") / "run"
-    train(TrainConfig(data=str(data128), out=str(out), model="fc-t", epochs=2, seed=1, threads=1,
-                      model_kwargs={"hidden": [16]}), progress=False)
-    return out
-
-
-@pytest.fixture
-def run_copy(finished_run, tmp_path) -> Path:
-    """A private copy of :func:`finished_run` that a test may damage."""
-    return Path(shutil.copytree(finished_run, tmp_path / "run"))
 
 
 def cli(*argv: str) -> tuple[int, str]:

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 import soundfile as sf
-from robust_helpers import assert_one_line_error, cli, data128, finished_run  # noqa: F401
+from robust_helpers import assert_one_line_error, cli
 
 from instrec._io import InstrecError
 from instrec.features.audio import load_audio

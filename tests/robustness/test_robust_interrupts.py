@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from robust_helpers import SRC, assert_one_line_error, cli, data128, finished_run, python  # noqa: F401
+from robust_helpers import SRC, assert_one_line_error, cli, python
 
-from instrec._io import OutputLock, lock_path
+from instrec._io import lock_path
 from instrec.synth import build_corpus
 
 

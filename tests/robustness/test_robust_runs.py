@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 import soundfile as sf
-from robust_helpers import assert_one_line_error, cli, data128, finished_run, run_copy  # noqa: F401
+from robust_helpers import assert_one_line_error, cli
 from safetensors.numpy import load_file, save_file
 
 from instrec._io import InstrecError

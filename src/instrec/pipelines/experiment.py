@@ -37,8 +37,8 @@ from instrec.parallel import process_pool
 from instrec.run import CONFIG_FILE, METRICS_FILE, has_resume_state, read_config
 from instrec.runinfo import auto_threads, package_versions
 from instrec.training.config import TrainConfig
-from instrec.training.lockstep import train_lockstep
 from instrec.training.lifecycle import reusable
+from instrec.training.lockstep import train_lockstep
 from instrec.training.loop import train
 
 AUGMENTATIONS = {"none": (0.0, 0.0), "mixup": (0.2, 0.0), "concat": (0.0, 0.5), "both": (0.2, 0.5)}
