@@ -50,6 +50,7 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], jobs: int = 1, executo
         pool = executor if executor is not None else process_pool(jobs)
         limit = max_in_flight or 4 * max(jobs, 1)
         pending: collections.deque[Future] = collections.deque()
+        done = False
         try:
             it = iter(items)
             exhausted = False
@@ -65,14 +66,26 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], jobs: int = 1, executo
                 yield result
                 if bar is not None:
                     bar.update(1)
+            done = True
         finally:
             for fut in pending:
                 fut.cancel()
-            if own:
+            if own and done:
                 pool.shutdown(wait=True, cancel_futures=True)
+            elif own:
+                _stop(pool)  # interrupted or failed: do not wait for the clips in progress
     finally:
         if bar is not None:
             bar.close()
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """End a process pool at once: its workers are terminated (waiting for their tasks could
+    hang on an interrupt that arrived inside the pool's bookkeeping)."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 _PR_SET_PDEATHSIG = 1
