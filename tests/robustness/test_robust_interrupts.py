@@ -226,3 +226,31 @@ def test_training_killed_midway_is_refused_then_resumed(data128, tmp_path):
                "--resume", "-q")[0] == 0
     assert json.loads((run / "config.json").read_text())["finished"]
     assert cli("evaluate", str(run))[0] == 0
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "featurize"])
+def test_a_second_writer_of_any_output_is_refused(finished_run, data128, tmp_path, command):
+    run = Path(shutil.copytree(finished_run, tmp_path / "run"))
+    clip = _tone(tmp_path / "a.wav")
+    argv, target = {
+        "train": (["train", "--data", str(data128), "--out", str(tmp_path / "new"), "--epochs", "1", "-q"],
+                  tmp_path / "new"),
+        "evaluate": (["evaluate", str(run), "--out", str(tmp_path / "scores")], tmp_path / "scores" / "metrics.json"),
+        "featurize": (["featurize", str(clip), "--frontend", "logmel", "--out", str(tmp_path / "ds"), "-q"],
+                      tmp_path / "ds"),
+    }[command]
+    holder = python(f"""
+        from instrec._io import OutputLock
+        import time
+        with OutputLock({str(target)!r}):
+            print("locked", flush=True)
+            time.sleep(60)
+    """)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert_one_line_error(*cli(*argv), f"being written by another instrec process (pid {holder.pid})")
+    finally:
+        holder.kill()
+        holder.communicate()
+    assert not target.exists() or (target.is_dir() and not any(target.iterdir()))
+    assert cli(*argv)[0] == 0 and target.exists()
