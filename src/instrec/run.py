@@ -133,8 +133,13 @@ def check_run_config(config: Any, path: Path) -> None:
     frontend = config.get("frontend", {})
     if not isinstance(frontend, dict) or not isinstance(frontend.get("name", ""), str):
         raise bad("frontend", "must be an object with a front-end 'name'")
-    if not isinstance(config.get("train", {}), dict):
-        raise bad("train", "must be an object of training settings")
+    train = config.get("train", {})
+    if not isinstance(train, dict) or not all(isinstance(train.get(k, ""), str) for k in ("data", "split")):
+        raise bad("train", "must be an object of training settings ('data' and 'split' as text)")
+    model_config = config["model_config"]
+    for key, expected in (("n_classes", len(classes)), ("n_features", config.get("n_features"))):
+        if key in model_config and expected is not None and model_config[key] != expected:
+            raise bad(f"model_config.{key}", f"is {model_config[key]!r} but the run has {expected}")
 
 
 def run_finished(config: dict[str, Any]) -> bool:

@@ -68,6 +68,10 @@ def test_unfinished_run_is_used_only_when_allowed_and_with_a_warning(run_copy):
     ({"classes": None}, ["config.json", "missing key 'classes'"]),
     ({"untrained_classes": ["cello"]}, ["config.json", "'untrained_classes'"]),
     ({"frontend": "logmel"}, ["config.json", "'frontend'"]),
+    ({"train": {"data": 5}}, ["config.json", "'train'"]),
+    ({"train": None}, ["run does not record its dataset", "--data"]),
+    ({"classes": ["a", "b", "c"], "thresholds": None, "untrained_classes": None},
+     ["config.json", "'model_config.n_classes'", "but the run has 3"]),
 ])
 def test_edited_config_is_one_line_naming_the_field(run_copy, changes, needles):
     _edit(run_copy, **changes)

@@ -81,8 +81,11 @@ def check_compatible(config: dict[str, Any], data, data_dir: str | Path, run_dir
 def _load(run_dir: Path, data: str | Path | None, split: str, allow_unfinished: bool = False):
     """The run's model and config, the evaluation data's folder and split, checked compatible."""
     model, config = load_model(run_dir, allow_unfinished=allow_unfinished)
-    data_dir = Path(data) if data is not None else Path(config["train"]["data"])
-    ds = load_eval_split(data_dir, split, run_dir, config["train"].get("split", "split01"))
+    recorded = config.get("train", {}).get("data")
+    if data is None and recorded is None:
+        raise InstrecError(f"{run_dir}: the run does not record its dataset; give it with --data")
+    data_dir = Path(data) if data is not None else Path(recorded)
+    ds = load_eval_split(data_dir, split, run_dir, config.get("train", {}).get("split", "split01"))
     check_compatible(config, ds, data_dir, run_dir)
     if ds.X.shape[1] != config["n_frames"] and not model_spec(config["model"]).variable_length:
         raise InstrecError(f"{data_dir}: clips have {ds.X.shape[1]} frames, model {config['model']!r} "
