@@ -197,11 +197,25 @@ def predict(run_dir: str | Path | None, inputs: Iterable[str | Path], per_second
     front end), None to keep the current count."""
     tagger = Tagger(run_dir, frontend=frontend, weights_dir=weights_dir, tuned_thresholds=tuned_thresholds)
     set_threads(threads, frontend=tagger.frontend_name)
-    if per_second and tagger.config["model"] not in FRAME_MODELS:
+    if per_second:
+        require_frame_outputs(tagger)
+    files, failures = tag_paths(tagger, expand_inputs(inputs), progress)
+    return TagResults(tagger.classes, files, failures, tagger.thresholds, tagger.trained)
+
+
+def require_frame_outputs(tagger: Tagger) -> None:
+    """Per-second tags need a model with frame-level outputs; a clear error otherwise."""
+    if tagger.config["model"] not in FRAME_MODELS:
         raise InstrecError(f"{tagger.run_dir}: model {tagger.config['model']!r} has no per-frame output; "
                            f"use a run of {', '.join(FRAME_MODELS)} for per-second tags")
-    paths = expand_inputs(inputs)
+
+
+def tag_paths(tagger: Tagger, paths: Iterable[str | Path],
+              progress: bool = False) -> tuple[list[FileTags], list[tuple[str, str]]]:
+    """Tag each file with ``tagger``: the tags of the good files and (path, message) of the
+    bad ones, in input order. A bad file (an :class:`InstrecError`) does not stop the batch."""
     files, failures = [], []
+    paths = list(paths)
     for path in tqdm(paths, desc="tagging", unit="file", disable=not progress):
         try:
             tags = tagger.tag_file(path)
@@ -209,4 +223,4 @@ def predict(run_dir: str | Path | None, inputs: Iterable[str | Path], per_second
             failures.append((str(path), str(exc)))
             continue
         files.append(tags)
-    return TagResults(tagger.classes, files, failures, tagger.thresholds, tagger.trained)
+    return files, failures
