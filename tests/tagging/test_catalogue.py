@@ -12,14 +12,13 @@ import soundfile as sf
 from conftest import TINY_CLASSES, make_tiny_dataset
 
 from instrec._io import InstrecError
+from instrec.tagging import catalogue as cat
+from instrec.tagging.predict import predict
 from instrec.training.config import TrainConfig
 from instrec.training.loop import train
 
 distributed = pytest.importorskip("distributed")
 pytest.importorskip("pyarrow")
-
-from instrec.tagging import catalogue as cat  # noqa: E402  (needs pyarrow)
-from instrec.tagging.predict import predict  # noqa: E402
 
 SR = 22050
 SECONDS = [10.0, 25.0, 3.0, 12.0, 10.0, 31.0, 5.0, 10.0, 20.0, 10.0]
