@@ -114,3 +114,13 @@ def test_as_completed_bounded_cancels_what_is_left_when_closed():
         gate.set()
     assert len(submitted) == 4  # items 0-3; nothing read after the close
     assert [f.cancelled() for f in submitted[2:]] == [True, True]  # queued ones never ran
+
+
+def test_an_unreachable_dask_scheduler_is_a_one_line_error():
+    pytest.importorskip("distributed")
+    from instrec._io import InstrecError
+    from instrec.parallel import dask_client
+
+    with pytest.raises(InstrecError, match="tcp://127.0.0.1:9: no Dask scheduler answers at this address"):
+        with dask_client("tcp://127.0.0.1:9", 1, timeout=0.5):
+            pass

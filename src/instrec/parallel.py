@@ -103,11 +103,11 @@ def as_completed_bounded(fn: Callable[[T], R], items: Iterable[T], executor: Exe
 
 
 @contextmanager
-def dask_client(scheduler: str | None, workers: int) -> Iterator[Any]:
+def dask_client(scheduler: str | None, workers: int, timeout: float = 20.0) -> Iterator[Any]:
     """A ``distributed.Client``: connected to the scheduler at ``scheduler`` (an existing
     cluster, e.g. ``tcp://10.0.0.5:8786``), or, when None, to a new local cluster of
     ``workers`` processes with one thread each (callers size it to the machine); the local
-    cluster is shut down on exit. Needs ``pip install instrec[scale]``."""
+    cluster is shut down on exit. ``timeout``: seconds to wait for the scheduler. Needs ``pip install instrec[scale]``."""
     try:
         from distributed import Client, LocalCluster
     except ImportError as exc:
@@ -120,7 +120,7 @@ def dask_client(scheduler: str | None, workers: int) -> Iterator[Any]:
         client = Client(cluster)
     else:
         try:
-            client = Client(scheduler, timeout="20s")
+            client = Client(scheduler, timeout=timeout)
         except (OSError, TimeoutError, ValueError) as exc:
             raise InstrecError(f"{scheduler}: no Dask scheduler answers at this address ({exc})") from exc
     try:
