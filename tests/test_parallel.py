@@ -121,6 +121,6 @@ def test_an_unreachable_dask_scheduler_is_a_one_line_error():
     from instrec._io import InstrecError
     from instrec.parallel import dask_client
 
-    with pytest.raises(InstrecError, match="tcp://127.0.0.1:9: no Dask scheduler answers at this address"):
-        with dask_client("tcp://127.0.0.1:9", 1, timeout=0.5):
-            pass
+    with pytest.raises(InstrecError, match="tcp://127.0.0.1:9: no Dask scheduler answers at this address"), \
+            dask_client("tcp://127.0.0.1:9", 1, timeout=0.5):
+        pass
