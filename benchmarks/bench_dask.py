@@ -89,7 +89,7 @@ def main() -> int:
         for w in workers_list:
             t0 = time.perf_counter()
             clusters[w] = distributed.LocalCluster(n_workers=w, threads_per_worker=1, processes=True,
-                                                   dashboard_address=None)
+                                                   dashboard_address=":0")
             clients[w] = distributed.Client(clusters[w])
             starts[w] = time.perf_counter() - t0
             # warm-up: every worker loads the model and front end once

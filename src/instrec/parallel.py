@@ -114,9 +114,10 @@ def dask_client(scheduler: str | None, workers: int, timeout: float = 20.0) -> I
         raise InstrecError("the Dask engine needs dask.distributed: pip install 'instrec[scale]'") from exc
     cluster = None
     if scheduler is None:
-        # The dashboard would take a fixed port (a second job on the machine would clash); off.
+        # The scheduler's HTTP server (dashboard, health checks) on a free port: a fixed one
+        # would clash with a second job on the machine.
         cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+                               dashboard_address=":0")
         client = Client(cluster)
     else:
         try:

@@ -50,7 +50,7 @@ def audio(tmp_path_factory):
 @pytest.fixture(scope="module")
 def client():
     """Two worker processes with one thread each, started inside the test module."""
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
     c = distributed.Client(cluster)
     yield c
     c.close()
