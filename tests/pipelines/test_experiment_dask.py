@@ -51,3 +51,11 @@ def test_a_scheduler_needs_the_dask_engine(tiny_dataset, tmp_path):
     with pytest.raises(InstrecError, match="unknown engine 'spark'; choose solo, lockstep, dask"):
         run_experiment(tiny_dataset, tmp_path / "x", grid="smoke", seeds=1, epochs=1, engine="spark",
                        progress=False)
+
+
+def test_experiment_scheduler_option_needs_the_dask_engine(tiny_dataset, tmp_path, capsys):
+    from instrec.cli import main
+
+    assert main(["experiment", "--data", str(tiny_dataset), "--out", str(tmp_path / "e"), "--grid", "smoke",
+                 "--scheduler", "tcp://h:8786", "-q"]) == 2
+    assert "needs the dask engine, not 'solo'" in capsys.readouterr().err

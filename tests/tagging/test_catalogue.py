@@ -165,3 +165,25 @@ def test_a_worker_killed_mid_job_loses_nothing(run_dir, audio, client, tmp_path)
     manifest = _manifest_files(out)
     assert len(manifest) == len(set(manifest)) == 12
     client.wait_for_workers(2, timeout=60)  # the nanny restarted it
+
+
+def test_predict_engine_dask_on_the_command_line(run_dir, audio, tmp_path, capsys):
+    from instrec.cli import main
+
+    out = tmp_path / "tags"
+    argv = ["predict", str(audio), "--run", str(run_dir), "--engine", "dask", "--workers", "2", "--batch", "4",
+            "--out", str(out), "-q"]
+    assert main(argv) == 1  # two bad files
+    err = capsys.readouterr().err
+    assert "tagged 10 file(s), 0 already done" in err and "2 file(s) failed" in err and "broken.wav" in err
+    assert sorted(cat.read_catalogue(out)["clips"].column("file").to_pylist()) == _good(audio)
+    assert main(argv) == 1  # the same command again: nothing left to tag, the failures still reported
+    assert "tagged 0 file(s), 12 already done" in capsys.readouterr().err
+    assert main(["predict", str(audio), "--run", str(run_dir), "--scheduler", "tcp://h:8786", "-q"]) == 2
+    assert "a scheduler address needs --engine dask" in capsys.readouterr().err
+    assert main([*argv[:-3], "--out", str(tmp_path / "x"), "--format", "json"]) == 2
+    assert "--format json: not with --engine dask" in capsys.readouterr().err
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "keep.txt").write_text("mine")
+    assert main([*argv[:-3], "--out", str(tmp_path / "other")]) == 2
+    assert "is not the output folder of an earlier --engine dask job" in capsys.readouterr().err
