@@ -9,9 +9,10 @@ default ``jobs > 1`` uses a :class:`~concurrent.futures.ProcessPoolExecutor` and
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
-from typing import Any, Callable, Iterable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
 

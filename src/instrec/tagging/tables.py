@@ -16,8 +16,8 @@ so a reader never sees a half-written part. Needs pyarrow (``pip install instrec
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
