@@ -275,7 +275,7 @@ def _run(job: BatchJob, batches: Iterator[list[str]], n_files: int, executor: An
             report.failed.extend(tuple(f) for f in entry["failed"])
             report.audio_seconds += entry["audio_seconds"]
             bar.update(len(entry["files"]))
-            bar.set_postfix_str(f"{report.audio_seconds / 3600 / max(time.perf_counter() - t0, 1e-9):.4f} audio-h/s, "
+            bar.set_postfix_str(f"{report.audio_seconds / 3600 / max(time.perf_counter() - t0, 1e-9):.3g} audio-h/s, "
                                 f"{len(report.failed)} failed", refresh=False)
             if on_batch is not None:
                 on_batch(entry)
