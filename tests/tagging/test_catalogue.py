@@ -187,3 +187,16 @@ def test_predict_engine_dask_on_the_command_line(run_dir, audio, tmp_path, capsy
     (tmp_path / "other" / "keep.txt").write_text("mine")
     assert main([*argv[:-3], "--out", str(tmp_path / "other")]) == 2
     assert "is not the output folder of an earlier --engine dask job" in capsys.readouterr().err
+
+
+def test_an_output_folder_a_worker_cannot_write_is_a_one_line_error(run_dir, audio, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    out = tmp_path / "tags"
+    out.mkdir()
+    (out / cat.CLIPS_DIR).write_text("a file where the parts folder should be")
+    with ThreadPoolExecutor(1) as pool, pytest.raises(InstrecError, match="cannot write its part there .*the output "
+                                                      "folder must be on a file system every worker shares"):
+        cat.tag_catalogue(run_dir, [audio / "tone00.wav"], out, executor=pool)
+    with pytest.raises(InstrecError, match="pass an executor or a scheduler address"):
+        cat.tag_catalogue(run_dir, [audio / "tone00.wav"], out, executor=pool, scheduler="tcp://h:1")

@@ -26,10 +26,10 @@ same paths: a shared file system).
 from __future__ import annotations
 
 import collections
-import hashlib
 import json
 import os
 import resource
+import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -38,12 +38,13 @@ from typing import Any
 
 from tqdm import tqdm
 
-from instrec._io import InstrecError, atomic_write_json, atomic_write_text
+from instrec._io import InstrecError, atomic_write_json
 from instrec.features.audio import expand_inputs
 from instrec.parallel import as_completed_bounded, dask_client
 from instrec.run import CONFIG_FILE, MODEL_FILE
 from instrec.runinfo import set_threads, usable_cores
 from instrec.tagging import tables
+from instrec.tagging.manifest import PART_SUFFIX, Manifest, part_name, sweep
 from instrec.tagging.predict import Tagger, require_frame_outputs, tag_paths
 
 CLIPS_DIR = "clips"
@@ -99,11 +100,6 @@ def _worker_tagger(job: BatchJob) -> Tagger:
     return _TAGGERS[key]
 
 
-def part_name(paths: list[str]) -> str:
-    """``part-<hash>``: the same for the same batch, so a retried task overwrites its own part."""
-    return "part-" + hashlib.sha256("\n".join(paths).encode()).hexdigest()[:20]
-
-
 def tag_batch(job: BatchJob, paths: list[str]) -> dict[str, Any]:
     """Tag ``paths`` on a worker and write the batch's parts; return its manifest entry
     (plus the worker's peak memory in MiB, which the manifest does not keep)."""
@@ -111,53 +107,18 @@ def tag_batch(job: BatchJob, paths: list[str]) -> dict[str, Any]:
     files, failures = tag_paths(tagger, paths)
     part = part_name(paths)
     out = Path(job.out)
-    if files:
-        tables.write_parquet(out / CLIPS_DIR / (part + tables.PART_SUFFIX), tables.clip_table(files, tagger.classes))
-        if job.per_second:
-            tables.write_parquet(out / SECONDS_DIR / (part + tables.PART_SUFFIX),
-                                 tables.seconds_table(files, tagger.classes))
+    try:
+        if files:
+            tables.write_parquet(out / CLIPS_DIR / (part + PART_SUFFIX), tables.clip_table(files, tagger.classes))
+            if job.per_second:
+                tables.write_parquet(out / SECONDS_DIR / (part + PART_SUFFIX),
+                                     tables.seconds_table(files, tagger.classes))
+    except OSError as exc:
+        raise InstrecError(f"{out}: worker {socket.gethostname()} cannot write its part there ({exc}); the output "
+                           "folder must be on a file system every worker shares, at the same path") from exc
     return {"part": part if files else None, "files": list(paths), "failed": [list(f) for f in failures],
             "audio_seconds": float(sum(f.seconds for f in files)),
             "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-
-
-class Manifest:
-    """``manifest.jsonl``: one JSON line per finished batch, appended and flushed to disk."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def load(self) -> list[dict[str, Any]]:
-        """The finished batches. A torn last line (the client died while writing it) is
-        dropped and the file rewritten without it."""
-        if not self.path.is_file():
-            return []
-        entries, torn = [], False
-        for line in self.path.read_text().splitlines(keepends=True):
-            try:
-                entries.append(json.loads(line))
-                torn = torn or not line.endswith("\n")
-            except json.JSONDecodeError:
-                torn = True
-        if torn:
-            atomic_write_text(self.path, "".join(json.dumps(e) + "\n" for e in entries))
-        return entries
-
-    def append(self, entry: dict[str, Any]) -> None:
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(entry) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-
-
-def _sweep(out: Path, entries: list[dict[str, Any]]) -> None:
-    """Delete parts the manifest does not list, and temp files of unfinished writes."""
-    keep = {e["part"] + tables.PART_SUFFIX for e in entries if e.get("part")}
-    for folder in (out / CLIPS_DIR, out / SECONDS_DIR):
-        if folder.is_dir():
-            for p in folder.iterdir():
-                if p.is_file() and p.name not in keep:
-                    p.unlink()
 
 
 def _check_job(out: Path, doc: dict[str, Any]) -> None:
@@ -198,6 +159,8 @@ def tag_catalogue(run_dir: str | Path | None, inputs: Iterable[str | Path], out:
     each finished batch is recorded. ``tagger_options``: see :class:`~instrec.tagging.predict.Tagger`.
     Resumable; see the module docstring. Returns what was done; its ``exit_code`` is 1 when
     some file failed."""
+    if executor is not None and scheduler is not None:
+        raise InstrecError(f"pass an executor or a scheduler address ({scheduler}), not both")
     if batch_files < 1:
         raise InstrecError(f"batch_files must be >= 1, got {batch_files}")
     out = Path(out)
@@ -211,7 +174,7 @@ def tag_catalogue(run_dir: str | Path | None, inputs: Iterable[str | Path], out:
                      "options": {k: str(v) for k, v in options}})
     manifest = Manifest(out / MANIFEST_FILE)
     entries = manifest.load()
-    _sweep(out, entries)
+    sweep([out / CLIPS_DIR, out / SECONDS_DIR], entries)
     done = {p for e in entries for p in e["files"]}
     failed = [tuple(f) for e in entries for f in e["failed"]]
     paths = list(dict.fromkeys(os.path.abspath(p) for p in expand_inputs(inputs)))
@@ -231,7 +194,7 @@ def tag_catalogue(run_dir: str | Path | None, inputs: Iterable[str | Path], out:
     finally:
         report.wall_seconds = time.perf_counter() - t0
         # Parts of tasks cancelled by an interrupt are not in the manifest: not results.
-        _sweep(out, manifest.load())
+        sweep([out / CLIPS_DIR, out / SECONDS_DIR], manifest.load())
         tables.write_parquet(out / FAILURES_FILE, tables.failures_table(report.failed))
     return report
 
@@ -261,6 +224,9 @@ def _run(job: BatchJob, batches: Iterator[list[str]], n_files: int, executor: An
             try:
                 entry = fut.result()
             except Exception as exc:  # only a dead worker is handled here; the rest is re-raised
+                if isinstance(exc, ImportError):
+                    raise InstrecError(f"a worker cannot import what the task needs ({exc}); install instrec "
+                                       "(the client's version) on every worker") from exc
                 if type(exc).__name__ != "KilledWorker":
                     raise
                 if len(batch) > 1:
@@ -301,7 +267,7 @@ def read_catalogue(out: str | Path) -> dict[str, Any]:
         raise InstrecError(f"{out}: not a catalogue output folder (no {JOB_FILE})")
     classes = json.loads((out / JOB_FILE).read_text())["classes"]
     # Only the parts the manifest lists: a task of a killed client may have left another.
-    parts = [e["part"] + tables.PART_SUFFIX for e in Manifest(out / MANIFEST_FILE).load() if e.get("part")]
+    parts = [e["part"] + PART_SUFFIX for e in Manifest(out / MANIFEST_FILE).load() if e.get("part")]
     return {"clips": tables.read_parts(out / CLIPS_DIR, tables.clip_schema(classes), parts),
             "seconds": tables.read_parts(out / SECONDS_DIR, tables.seconds_schema(), parts),
             "failures": tables.read_parquet(out / FAILURES_FILE, tables.failures_schema())}

@@ -24,8 +24,6 @@ import numpy as np
 from instrec._io import InstrecError, atomic_write_bytes
 from instrec.tagging.predict import FileTags
 
-PART_SUFFIX = ".parquet"
-
 
 def _pa():
     try:
