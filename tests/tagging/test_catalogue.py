@@ -200,3 +200,51 @@ def test_an_output_folder_a_worker_cannot_write_is_a_one_line_error(run_dir, aud
         cat.tag_catalogue(run_dir, [audio / "tone00.wav"], out, executor=pool)
     with pytest.raises(InstrecError, match="pass an executor or a scheduler address"):
         cat.tag_catalogue(run_dir, [audio / "tone00.wav"], out, executor=pool, scheduler="tcp://h:1")
+
+
+@pytest.mark.slow  # two local clusters in a killed subprocess and a rerun, about 20 s
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "killed"])
+def test_a_client_stopped_mid_job_by_a_signal_resumes_without_tagging_twice(run_dir, audio, tmp_path, sig):
+    import shutil
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from instrec.cli import main
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    tones = sorted(audio.glob("tone*.wav"))
+    for i in range(40):
+        shutil.copyfile(tones[i % len(tones)], folder / f"t{i:02d}.wav")
+    (folder / "bad.wav").write_bytes(b"RIFF")
+    out = tmp_path / "tags"
+    argv = ["predict", str(folder), "--run", str(run_dir), "--engine", "dask", "--workers", "2", "--batch", "1",
+            "--out", str(out), "-q"]
+    src = str(Path(cat.__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-m", "instrec.cli", *argv], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    manifest = out / cat.MANIFEST_FILE
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if manifest.is_file() and len(manifest.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.01)
+    if sig == signal.SIGKILL:
+        os.killpg(proc.pid, sig)  # the client and its local cluster, without any chance to clean up
+    else:
+        os.kill(proc.pid, sig)
+    err = proc.communicate(timeout=60)[1].decode()
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130 and "instrec: interrupted" in err
+    before = [p for line in manifest.read_text().splitlines() for p in json.loads(line)["files"]]
+    assert 3 <= len(before) < 41, "the job was not stopped midway"
+    assert main(argv) == 1  # bad.wav
+    files = cat.read_catalogue(out)["clips"].column("file").to_pylist()
+    assert sorted(files) == sorted(str(p) for p in folder.glob("t*.wav"))  # each exactly once
+    after = [p for line in manifest.read_text().splitlines() for p in json.loads(line)["files"]]
+    assert len(after) == len(set(after)) == 41 and after[:len(before)] == before
+    listed = {json.loads(line)["part"] for line in manifest.read_text().splitlines()} - {None}
+    assert {p.stem for p in (out / cat.CLIPS_DIR).iterdir()} == listed
