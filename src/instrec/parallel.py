@@ -79,8 +79,9 @@ def as_completed_bounded(fn: Callable[[T], R], items: Iterable[T], executor: Exe
 
     The caller reads ``future.result()`` itself, so it decides what a failed task means.
     ``items`` is read lazily, one item per free slot, so a list of millions of work items
-    never becomes millions of queued tasks; an item appended to a deque being iterated is
-    picked up too. Closing the generator (an exception or Ctrl-C in the caller) cancels
+    never becomes millions of queued tasks. ``items`` is asked again whenever a slot is free,
+    even after it raised StopIteration, so an iterator that can grow (a retry queue) may
+    add work while tasks run. Closing the generator (an exception or Ctrl-C in the caller) cancels
     the tasks not yet finished."""
     limit = max(1, max_in_flight)
     it = iter(items)

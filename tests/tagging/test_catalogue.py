@@ -248,3 +248,32 @@ def test_a_client_stopped_mid_job_by_a_signal_resumes_without_tagging_twice(run_
     assert len(after) == len(set(after)) == 41 and after[:len(before)] == before
     listed = {json.loads(line)["part"] for line in manifest.read_text().splitlines()} - {None}
     assert {p.stem for p in (out / cat.CLIPS_DIR).iterdir()} == listed
+
+
+def test_a_batch_that_keeps_killing_workers_is_split_and_only_the_culprit_fails(run_dir, audio, tmp_path):
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    culprit = str(audio / "tone02.wav")
+    submitted = []
+
+    class Crashing(ThreadPoolExecutor):
+        """Dask's verdict on a task whose workers died (KilledWorker) wherever the culprit is in the batch."""
+
+        def submit(self, fn, paths):
+            submitted.append(list(paths))
+            if culprit in paths:
+                fut = Future()
+                fut.set_exception(distributed.KilledWorker("task", "tcp://w:1", 3))
+                return fut
+            return super().submit(fn, paths)
+
+    out = tmp_path / "tags"
+    with Crashing(1) as pool:
+        rep = cat.tag_catalogue(run_dir, sorted(audio.glob("tone0[0-5].wav")), out, executor=pool,
+                                batch_files=3)  # tone00-02 and tone04-05 (tone03 is in sub/)
+    assert submitted[0] == [str(audio / f"tone0{i}.wav") for i in range(3)]
+    assert [culprit] in submitted and [str(audio / "tone00.wav")] in submitted  # the batch again, file by file
+    assert rep.files_tagged == 4
+    assert rep.failed == [(culprit, f"{culprit}: the worker process died while tagging this file")]
+    files = cat.read_catalogue(out)["clips"].column("file").to_pylist()
+    assert sorted(files) == sorted(str(audio / f"tone0{i}.wav") for i in (0, 1, 4, 5))

@@ -205,22 +205,11 @@ def _run(job: BatchJob, batches: Iterator[list[str]], n_files: int, executor: An
     """Submit the batches, record each finished one in the manifest, show progress."""
     # A batch whose worker died too often (Dask's KilledWorker: some file crashes the process)
     # is retried one file per task, so the culprit fails alone and the others are tagged.
-    queue: collections.deque[list[str]] = collections.deque()
-
-    def items() -> Iterator[list[str]]:
-        while True:
-            if queue:
-                yield queue.popleft()
-                continue
-            batch = next(batches, None)
-            if batch is None:
-                return
-            yield batch
-
+    queue = _Requeue(batches)
     bar = tqdm(total=n_files, desc="tagging", unit="file", disable=not progress, smoothing=0.1)
     t0 = time.perf_counter()
     try:
-        for batch, fut in as_completed_bounded(_Call(job), items(), executor, max_in_flight):
+        for batch, fut in as_completed_bounded(_Call(job), queue, executor, max_in_flight):
             try:
                 entry = fut.result()
             except Exception as exc:  # only a dead worker is handled here; the rest is re-raised
@@ -230,7 +219,7 @@ def _run(job: BatchJob, batches: Iterator[list[str]], n_files: int, executor: An
                 if type(exc).__name__ != "KilledWorker":
                     raise
                 if len(batch) > 1:
-                    queue.extend([p] for p in batch)
+                    queue.retry.extend([p] for p in batch)
                     continue
                 error = f"{batch[0]}: the worker process died while tagging this file"
                 entry = {"part": None, "files": batch, "failed": [[batch[0], error]], "audio_seconds": 0.0,
@@ -247,6 +236,21 @@ def _run(job: BatchJob, batches: Iterator[list[str]], n_files: int, executor: An
                 on_batch(entry)
     finally:
         bar.close()
+
+
+class _Requeue:
+    """The batches, with retries first: an iterator that can be asked again after it ran dry
+    (:func:`~instrec.parallel.as_completed_bounded` asks whenever a slot is free)."""
+
+    def __init__(self, batches: Iterator[list[str]]):
+        self.batches = batches
+        self.retry: collections.deque[list[str]] = collections.deque()
+
+    def __iter__(self) -> _Requeue:
+        return self
+
+    def __next__(self) -> list[str]:
+        return self.retry.popleft() if self.retry else next(self.batches)
 
 
 class _Call:
