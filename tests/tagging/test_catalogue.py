@@ -180,7 +180,7 @@ def test_predict_engine_dask_on_the_command_line(run_dir, audio, tmp_path, capsy
     assert main(argv) == 1  # the same command again: nothing left to tag, the failures still reported
     assert "tagged 0 file(s), 12 already done" in capsys.readouterr().err
     assert main(["predict", str(audio), "--run", str(run_dir), "--scheduler", "tcp://h:8786", "-q"]) == 2
-    assert "a scheduler address needs --engine dask" in capsys.readouterr().err
+    assert "--scheduler: only with --engine dask" in capsys.readouterr().err
     assert main([*argv[:-3], "--out", str(tmp_path / "x"), "--format", "json"]) == 2
     assert "--format json: not with --engine dask" in capsys.readouterr().err
     (tmp_path / "other").mkdir()

@@ -21,8 +21,9 @@ def _predict(args: argparse.Namespace) -> int:
     run_dir, inputs = args.run, list(args.inputs)
     if run_dir is None and len(inputs) > 1 and (Path(inputs[0]) / CONFIG_FILE).is_file():
         run_dir, inputs = inputs[0], inputs[1:]  # the older form: instrec predict RUN_DIR FILES...
-    if args.scheduler is not None and args.engine != "dask":
-        raise InstrecError(f"--scheduler {args.scheduler}: a scheduler address needs --engine dask")
+    dask_only = [f"--{k}" for k in ("scheduler", "workers", "batch") if getattr(args, k) is not None]
+    if dask_only and args.engine != "dask":
+        raise InstrecError(f"{', '.join(dask_only)}: only with --engine dask")
     if args.engine == "dask":
         return _predict_dask(args, run_dir, inputs)
     out = Path(args.out) if args.out else None
@@ -111,4 +112,4 @@ def add_commands(command) -> None:
                     "(e.g. tcp://10.0.0.5:8786); without it a local cluster is started")
     sp.add_argument("--workers", type=COUNT, help="--engine dask without --scheduler: worker processes of the local "
                     "cluster, one thread each (default: the usable cores)")
-    sp.add_argument("--batch", type=COUNT, default=16, help="--engine dask: files per task")
+    sp.add_argument("--batch", type=COUNT, help="--engine dask: files per task (default: 16)")

@@ -52,6 +52,8 @@ SECONDS_DIR = "seconds"
 FAILURES_FILE = "failures.parquet"
 MANIFEST_FILE = "manifest.jsonl"
 JOB_FILE = "job.json"
+#: Files per task by default: seconds of work per task, so the scheduler's few milliseconds per task are noise.
+BATCH_FILES = 16
 #: A worker process keeps the taggers it loaded, keyed by run and options (see _worker_tagger).
 _TAGGERS: dict[tuple, Tagger] = {}
 
@@ -146,7 +148,7 @@ def _batches(paths: list[str], size: int, done: set[str]) -> Iterator[list[str]]
 
 def tag_catalogue(run_dir: str | Path | None, inputs: Iterable[str | Path], out: str | Path, *,
                   per_second: bool = False, scheduler: str | None = None, executor: Any = None,
-                  workers: int | None = None, batch_files: int = 16, max_in_flight: int | None = None,
+                  workers: int | None = None, batch_files: int | None = None, max_in_flight: int | None = None,
                   threads: int = 1, progress: bool = False, on_batch: Callable[[dict[str, Any]], None] | None = None,
                   **tagger_options: Any) -> CatalogueReport:
     """Tag the audio files ``inputs`` (files or folders) into the Parquet tables in ``out``.
@@ -154,13 +156,14 @@ def tag_catalogue(run_dir: str | Path | None, inputs: Iterable[str | Path], out:
     Runs on ``executor`` (any ``concurrent.futures.Executor``, e.g. a Dask client's
     ``get_executor()``) if given; else on the Dask cluster at ``scheduler``; else on a local
     Dask cluster of ``workers`` processes (default: the usable cores), one thread each.
-    ``batch_files``: files per task; ``max_in_flight``: tasks submitted at once (default
+    ``batch_files``: files per task (default :data:`BATCH_FILES`); ``max_in_flight``: tasks submitted at once (default
     2 per worker); ``threads``: torch threads per task. ``on_batch(entry)`` is called after
     each finished batch is recorded. ``tagger_options``: see :class:`~instrec.tagging.predict.Tagger`.
     Resumable; see the module docstring. Returns what was done; its ``exit_code`` is 1 when
     some file failed."""
     if executor is not None and scheduler is not None:
         raise InstrecError(f"pass an executor or a scheduler address ({scheduler}), not both")
+    batch_files = BATCH_FILES if batch_files is None else batch_files
     if batch_files < 1:
         raise InstrecError(f"batch_files must be >= 1, got {batch_files}")
     out = Path(out)
