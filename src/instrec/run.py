@@ -9,7 +9,9 @@ Weights are safetensors, everything else JSON or CSV; nothing is ever unpickled.
 - ``last.safetensors`` + ``last.json``: the state needed to resume training (weights,
   Adam moments, RNG states; epoch counters and history);
 - ``train_log.csv``: one row per epoch; ``validation-keys.csv``: the held-out clips;
-- ``metrics.json``, ``per_class.csv``, ``predictions.npz``: written by ``instrec evaluate``.
+- ``metrics.json``, ``per_class.csv``, ``predictions.npz``: written by ``instrec evaluate``;
+  with ``--localization`` also ``localization/metrics.json`` and ``localization/per_class.csv``
+  (segment-level scores against strong labels, per instrument).
 """
 from __future__ import annotations
 
@@ -40,6 +42,11 @@ VALIDATION_KEYS = "validation-keys.csv"
 METRICS_FILE = "metrics.json"
 PER_CLASS_FILE = "per_class.csv"
 PREDICTIONS_FILE = "predictions.npz"
+#: ``instrec evaluate --localization``'s segment-level outputs, inside the evaluation's folder:
+#: the scores, and one row per method and instrument (a folder of their own, so the clip-level
+#: ``per_class.csv`` beside them is never mistaken for the per-instrument localisation table).
+LOCALIZATION_METRICS_FILE = "localization/metrics.json"
+LOCALIZATION_PER_CLASS_FILE = "localization/per_class.csv"
 #: Files a training run writes (``--overwrite`` removes them first).
 TRAINING_FILES = (CONFIG_FILE, MODEL_FILE, RESUME_WEIGHTS, RESUME_STATE, LOG_FILE)
 #: Settings a resumed run may change: the others must match the run it continues.

@@ -221,3 +221,30 @@ def test_segment_metrics_against_loop_reference():
     assert res["er"] == pytest.approx((s + d + i) / n)
     assert res["f1"] == pytest.approx(2 * tp / (2 * tp + fp + fn))
     assert (res["substitutions"], res["deletions"], res["insertions"]) == (s, d, i)
+
+
+def test_per_class_table_has_hand_computed_segment_scores_per_instrument():
+    # One 4-s clip, 1-s segments, frames of 1 s. Reference: piano in segments 0-1, voice in 2-3.
+    strong = {"a": [("piano", 0.0, 2.0), ("voice", 2.0, 4.0)]}
+    frames = np.zeros((4, 3))
+    frames[[0, 2], 0] = 0.9   # piano: segment 0 right (TP), 1 missed (FN), 2 wrong (FP)
+    frames[[2, 3], 1] = 0.8   # voice: both right
+    frames[3, 2] = 0.7        # drums: one false alarm, no reference
+    level = loc.evaluate_localization(strong, {"a": frames}, CLASSES, clip_seconds=4.0, hop=1.0)
+    agnostic = loc.evaluate_frame_agnostic(strong, {"a": frames.max(axis=0)}, CLASSES, clip_seconds=4.0)
+    rows = loc.per_class_table({"frame_level": level, "frame_agnostic": agnostic, "absent": None})
+    assert [(r["method"], r["instrument"]) for r in rows] == [
+        ("frame_level", "piano"), ("frame_level", "voice"), ("frame_level", "drums"),
+        ("frame_agnostic", "piano"), ("frame_agnostic", "voice"), ("frame_agnostic", "drums")]
+    piano, voice, drums = rows[:3]
+    assert (piano["tp"], piano["fp"], piano["fn"], piano["n_ref"], piano["n_est"]) == (1, 1, 1, 2, 2)
+    assert piano["f1"] == pytest.approx(2 / 4) and piano["er"] == pytest.approx(2 / 2)
+    assert piano["deletion_rate"] == pytest.approx(0.5) and piano["insertion_rate"] == pytest.approx(0.5)
+    assert voice["f1"] == 1.0 and voice["er"] == 0.0 and voice["precision"] == 1.0 and voice["recall"] == 1.0
+    assert drums["fp"] == 1 and drums["f1"] == 0.0 and math.isnan(drums["er"])
+    # Frame-agnostic: every present instrument claims all 4 segments.
+    a_piano, a_voice, a_drums = rows[3:]
+    assert (a_piano["tp"], a_piano["fp"]) == (2, 2) and a_piano["f1"] == pytest.approx(4 / 6)
+    assert (a_voice["tp"], a_voice["fp"]) == (2, 2) and a_drums["fp"] == 4
+    # The table is per instrument: the clip-level answer (all three "present") cannot tell these apart.
+    assert piano["f1"] != a_piano["f1"] and voice["f1"] != a_voice["f1"]

@@ -89,7 +89,7 @@ def test_summary_markdown(tmp_path):
     lines = text.splitlines()
     assert lines[0] == "| model | loss | augment | n | macro_f1 | mean_ap |"
     assert lines[2] == "| att | focal | none | 3 | 0.600 ± 0.100 | 0.500 ± 0.361 |"
-    assert lines[3] == "| rf | focal | none | 1 | 0.400 ± 0.000 | 0.300 ± 0.000 |"
+    assert lines[3] == "| rf | focal | none | 1 | 0.400 | 0.300 |"  # one seed: its value, no "± 0.000"
     only = report.format_summary_markdown(summary, metrics=["mean_ap"], digits=2).splitlines()
     assert only[2] == "| att | focal | none | 3 | 0.50 ± 0.36 |"
     path = report.write_summary_markdown(tmp_path / "summary.md", summary)
@@ -164,3 +164,23 @@ def test_best_per_group_picks_the_top_mean_of_each_model():
     ]
     assert report.best_per_group(summary) == [2, 3, 5]
     assert report.best_per_group(summary, group_key="loss") == [0, 2, 4]
+
+
+def test_one_seed_reports_plain_values_and_says_so(tmp_path):
+    rows = [{"model": "att", "loss": "focal", "seed": 0, "macro_f1": 0.25},
+            {"model": "bilstm-att", "loss": "focal", "seed": 0, "macro_f1": 0.5}]
+    summary = report.summarise(rows)
+    assert report.seeds_phrase(summary) == "one seed"
+    assert report.seeds_phrase(report.summarise(ROWS)) == "mean ± std over seeds"
+    assert report.seeds_phrase(report.summarise([*rows, {**rows[0], "seed": 1}, {**rows[1], "seed": 1}])) == \
+        "mean ± std over 2 seeds"
+    _check_png(report.plot_macro_f1(summary, tmp_path / "fig2.png"))
+    text = report.write_report(tmp_path, summary, title="One seed").read_text(encoding="utf-8")
+    assert "## Results (one seed)" in text and "±" not in text
+    assert "| att | focal | 1 | 0.250 |" in text and "| bilstm-att | focal | 1 | 0.500 |" in text
+
+
+def test_per_class_figure_marks_instruments_without_f1(tmp_path):
+    per_class = {"att": {"piano": (0.5, 0.0), "mandolin": (float("nan"), 0.0)},
+                 "bilstm-att": {"piano": (0.6, 0.0), "mandolin": (float("nan"), 0.0)}}
+    _check_png(report.plot_per_class_f1(per_class, tmp_path / "fig3.png", n_seeds=1))

@@ -1,7 +1,6 @@
 """The quick-start pipeline end to end on a very small corpus (the README's main job)."""
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -9,15 +8,18 @@ import matplotlib.image as mpimg
 import pytest
 
 from instrec.pipelines.demo import run_demo
+from instrec.tagging.formats import parse_csv
 
 REAL = Path(__file__).resolve().parents[2] / "examples" / "real"
 
 
 @pytest.mark.slow
-def test_demo_pipeline_end_to_end(tmp_path, capsys, monkeypatch, musicnn_weights_dir):
+def test_demo_pipeline_end_to_end(tmp_path, capfd, monkeypatch, musicnn_weights_dir):
     monkeypatch.setenv("INSTREC_WEIGHTS_DIR", str(musicnn_weights_dir))  # the musicnn weights of this test session
     out = tmp_path / "demo"
-    summary = run_demo(out, clips=48, epochs=2, jobs=1, real=REAL)
+    summary = run_demo(out, clips=48, epochs=2, jobs=1, real=REAL, progress=False)
+    printed = capfd.readouterr()  # file descriptors: the training worker processes' output too
+    assert printed.err == "", "progress=False prints nothing but the final summary"
     saved = json.loads((out / "demo-summary.json").read_text())
     assert saved["tagged_clip"] == summary["tagged_clip"] and "_s0" in saved["tagged_with"]
     assert {(r["model"], r["augment"]) for r in saved["runs"]} == {
@@ -26,19 +28,37 @@ def test_demo_pipeline_end_to_end(tmp_path, capsys, monkeypatch, musicnn_weights
     for model in ("bilstm-att", "att"):
         loc = saved["localization_segment_f1"][model]
         assert 0.0 <= loc["frame_level"] <= 1.0 and 0.0 <= loc["frame_agnostic"] <= 1.0
-    rows = list(csv.DictReader(open(out / "tags.csv")))
+    comments, rows = parse_csv((out / "tags.csv").read_text())
     assert len(rows) == 1 and rows[0]["file"] == saved["tagged_clip"] and rows[0]["n_frames"] == "10"
-    per_second = list(csv.DictReader(open(out / "tags-per-second.csv")))
-    assert len(per_second) == 10 * 20
+    assert comments[0].startswith("threshold: ") and saved["threshold"] in comments[0]
+    # Instruments the corpus never renders: no run learned them, no number is given for them.
+    stats = json.loads((out / "corpus" / "corpus-stats.json").read_text())
+    never_rendered = set(stats["classes"]) - set(stats["renderable_classes"])
+    assert never_rendered and never_rendered <= set(saved["not_learned"])
+    assert all(rows[0][c] == "" and rows[0][f"{c}_present"] == "" for c in saved["not_learned"])
+    _, per_second = parse_csv((out / "tags-per-second.csv").read_text())
+    assert len(per_second) == 10 * 20 and {r["present"] for r in per_second} <= {"0", "1", ""}
     assert saved["truth"], "the tagged clip has at least one sounding instrument"
-    report = (out / "experiment" / "report.md").read_text()
-    assert "fig2_macro_f1.png" in report and "fig3_per_instrument_f1.png" in report
+    report = (out / "report.md").read_text()
+    assert saved["report"] == str(out / "report.md")
+    assert "experiment/fig2_macro_f1.png" in report and "experiment/fig3_per_instrument_f1.png" in report
+    assert "±" not in report and "±" not in (out / "experiment" / "report.md").read_text()
+    for heading in ("## What was trained", "## How it scored", "## When each instrument plays",
+                    "## One test clip: what it contains and what was heard", "## Real recordings"):
+        assert heading in report
+    assert "(tagged-clip.png)" in report and mpimg.imread(out / "tagged-clip.png").ndim == 3
+    for truth in saved["truth"]:
+        assert f"| {truth} |" in report  # every sounding instrument has a row with its verdict
     assert mpimg.imread(out / "experiment" / "fig2_macro_f1.png").ndim == 3
-    printed = capsys.readouterr().out
+    run = Path(saved["tagged_with"]).parent / "bilstm-att_focal_none_s0"
+    clip_table = (run / "per_class.csv").read_text()
+    segment_table = (run / "localization" / "per_class.csv").read_text()
+    assert segment_table != clip_table and segment_table.startswith("method,instrument,f1,")
+    printed = printed.out
     assert "Test-set scores" in printed and "bilstm-att" in printed
     # The real recordings, tagged with the default model that ships in the package.
     real = saved["real_recordings"]
     assert [Path(r["file"]).name for r in real] == sorted(p.name for p in REAL.glob("*.flac"))
     assert all(len(r["top"]) == 3 and 0 <= r["top"][0][1] <= 1 for r in real)
-    assert len(list(csv.DictReader(open(out / "real-tags.csv")))) == 2
+    assert len(parse_csv((out / "real-tags.csv").read_text())[1]) == 2
     assert "Real recordings, tagged with the default model:" in printed

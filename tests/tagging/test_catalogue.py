@@ -91,7 +91,11 @@ def test_catalogue_gives_the_numbers_of_predict(run_dir, audio, client, tmp_path
         t, c = sec["frame"][k], TINY_CLASSES.index(sec["instrument"][k])
         assert sec["probability"][k] == pytest.approx(tags.frame_probabilities[t, c], rel=1e-6)
         assert sec["attention"][k] == pytest.approx(tags.attention[t, c], rel=1e-6)
+        assert sec["present"][k] == bool(tags.frame_present[t, c])
         assert (sec["start_s"][k], sec["end_s"][k]) == pytest.approx((0.96 * t, 0.96 * (t + 1)))
+    job = json.loads((out / cat.JOB_FILE).read_text())  # the outputs state the threshold policy
+    assert job["threshold"] == local.threshold_description
+    assert list(job["thresholds"].values()) == pytest.approx(local.thresholds.tolist())
     failures = tables["failures"].to_pydict()
     assert sorted(os.path.basename(f) for f in failures["file"]) == ["broken.wav", "empty.flac"]
     assert all(os.path.basename(f) in e for f, e in zip(failures["file"], failures["error"]))
@@ -172,8 +176,10 @@ def test_predict_engine_dask_on_the_command_line(run_dir, audio, tmp_path, capsy
 
     out = tmp_path / "tags"
     argv = ["predict", str(audio), "--run", str(run_dir), "--engine", "dask", "--workers", "2", "--batch", "4",
-            "--out", str(out), "-q"]
+            "--threshold", "0.3", "--out", str(out), "-q"]
     assert main(argv) == 1  # two bad files
+    clips = cat.read_catalogue(out)["clips"].to_pydict()
+    assert all(flag == (p > 0.3) for c in TINY_CLASSES for p, flag in zip(clips[c], clips[f"{c}_present"]))
     err = capsys.readouterr().err
     assert "tagged 10 file(s), 0 already done" in err and "2 file(s) failed" in err and "broken.wav" in err
     assert sorted(cat.read_catalogue(out)["clips"].column("file").to_pylist()) == _good(audio)

@@ -12,6 +12,7 @@ from conftest import TINY_CLASSES, make_tiny_dataset
 from instrec._io import InstrecError
 from instrec.cli import main
 from instrec.evaluation.metrics import evaluate
+from instrec.tagging.formats import parse_csv
 from instrec.training.config import TrainConfig
 from instrec.training.loop import train
 
@@ -91,7 +92,9 @@ def test_predict_cli_outputs_and_no_silent_overwrite(run128, tmp_path, capsys):
     clip = _tone(tmp_path / "c.wav", 10.0)
     out = tmp_path / "tags.csv"
     assert main(["predict", str(run128), str(tmp_path), "--out", str(out), "-q"]) == 0
-    rows = list(csv.DictReader(open(out)))
+    comments, rows = parse_csv(out.read_text())
+    assert comments[0] == "threshold: tuned: one threshold per instrument, chosen for its best F1 on the run's " \
+        "validation clips"
     assert len(rows) == 1 and rows[0]["file"] == str(clip)
     assert set(TINY_CLASSES) <= set(rows[0]) and rows[0]["alpha_present"] in ("0", "1")
     before = out.read_text()
@@ -104,7 +107,7 @@ def test_predict_cli_outputs_and_no_silent_overwrite(run128, tmp_path, capsys):
     assert np.allclose(np.array(doc["files"][0]["attention"]).sum(axis=0), 1.0, atol=1e-3)
     (tmp_path / "bad.wav").write_bytes(b"")
     code = main(["predict", str(run128), str(tmp_path), "--out", str(tmp_path / "t2.csv"), "-q"])
-    assert code == 1 and len(list(csv.DictReader(open(tmp_path / "t2.csv")))) == 1
+    assert code == 1 and len(parse_csv((tmp_path / "t2.csv").read_text())[1]) == 1
 
 
 def test_predict_refuses_a_mismatched_front_end(run128, tmp_path):
@@ -154,7 +157,8 @@ def test_instruments_never_labelled_positive_are_never_tagged(tmp_path):
     (run / "config.json").write_text(json.dumps(config))
     tags = predict(run, [_tone(tmp_path / "a.wav", 10.0)]).files[0]
     assert tags.present.tolist() == [True, True, True, False]
-    assert any("never present: delta" in n for n in tags.notes)
+    assert np.isnan(tags.probabilities[3]) and not np.isnan(tags.probabilities[:3]).any()
+    assert any("not learned, no probability: delta" in n for n in tags.notes)
 
 
 def test_jams_output_parses_back_with_one_annotation_per_instrument(run128, tmp_path):
@@ -214,10 +218,45 @@ def test_readable_answer_lists_what_was_heard_with_thresholds(run128, tmp_path, 
     results = TagResults(TINY_CLASSES, [heard, quiet], [], np.array([0.5, 0.6, 0.65, 0.5]),
                          np.array([True, True, True, False]))
     assert readable(results, top=2).splitlines() == [
+        "threshold: 0.5 for every instrument",
+        "not learned (no labelled positive in the training data; no probability, never present): delta",
         "a.wav (9.6 s): beta 0.90 (threshold 0.60), gamma 0.70 (threshold 0.65)",
         "b.wav (4.8 s): nothing above its threshold; most probable: gamma 0.45 (threshold 0.65), "
         "alpha 0.30 (threshold 0.50)"]
     clip = _tone(tmp_path / "c.wav", 10.0)
     assert main(["predict", str(clip), "--run", str(run128), "--print", "-q"]) == 0
-    line = capsys.readouterr().out.strip()
+    head, line = capsys.readouterr().out.strip().splitlines()
+    assert head.startswith("threshold: tuned: ")
     assert line.startswith(f"{clip} (10.0 s): ") and "file,n_frames" not in line
+
+
+def test_localization_writes_a_per_instrument_segment_table(run128, tmp_path):
+    from instrec.evaluation.evaluate import evaluate_run, localize_run
+
+    data = run128.parent / "data"
+    keys = (data / "partitions" / "split01_test.csv").read_text().split()
+    (data / "strong-labels.csv").write_text("sample_key,instrument,onset,offset\n" + "".join(
+        f"{k},alpha,0.0,3.0\n{k},beta,5.0,5.5\n" for k in keys))
+    try:
+        m = evaluate_run(run128, out=tmp_path / "eval", localization=True)
+        before = (run128 / "metrics.json").read_text() if (run128 / "metrics.json").exists() else None
+        scores = localize_run(run128, out=tmp_path / "loc")
+    finally:
+        (data / "strong-labels.csv").unlink()
+    clip_table = (tmp_path / "eval" / "per_class.csv").read_text()
+    seg_table = (tmp_path / "eval" / "localization" / "per_class.csv").read_text()
+    assert seg_table != clip_table
+    rows = list(csv.DictReader(seg_table.splitlines()))
+    assert [(r["method"], r["instrument"]) for r in rows] == [
+        (method, c) for method in ("frame_level", "frame_agnostic") for c in TINY_CLASSES]
+    # Reference segments per instrument, counted from the labels written above: 3 and 1 per clip.
+    n_ref = {r["instrument"]: int(r["n_ref"]) for r in rows if r["method"] == "frame_level"}
+    assert n_ref == {"alpha": 3 * len(keys), "beta": len(keys), "gamma": 0, "delta": 0}
+    for r, want in zip(rows[:4], m["localization"]["frame_level"]["per_class"]):
+        assert float(r["f1"]) == pytest.approx(want["f1"], abs=1e-5) and int(r["tp"]) == want["tp"]
+    saved = json.loads((tmp_path / "eval" / "localization" / "metrics.json").read_text())
+    assert saved["frame_level"]["f1"] == pytest.approx(m["localization"]["frame_level"]["f1"])
+    # localize_run gives the same scores and leaves the evaluation's own files alone.
+    assert scores["frame_level"]["f1"] == pytest.approx(m["localization"]["frame_level"]["f1"])
+    assert sorted(p.name for p in (tmp_path / "loc").iterdir()) == ["localization"]
+    assert ((run128 / "metrics.json").read_text() if (run128 / "metrics.json").exists() else None) == before

@@ -16,15 +16,15 @@ pytest.importorskip("pyarrow")
 CLASSES = ["piano", "voice"]
 
 
-def _tags(path, frames, attention=True, notes=()):
+def _tags(path, frames, attention=True, notes=(), flags=True):
     probs = np.array([[0.1 * t, 1 - 0.1 * t] for t in range(frames)], np.float32)
     att = np.full((frames, 2), 1.0 / frames, np.float32) if attention else None
     return FileTags(path, probs.max(axis=0), np.array([True, False]), frames, 1, "single window", probs, att,
-                    list(notes), duration=frames * 0.96)
+                    list(notes), duration=frames * 0.96, frame_present=probs > 0.85 if flags else None)
 
 
 def test_clip_and_seconds_tables_round_trip_through_parquet(tmp_path):
-    files = [_tags("/a.wav", 3, notes=["resampled"]), _tags("/b.wav", 2, attention=False)]
+    files = [_tags("/a.wav", 3, notes=["resampled"]), _tags("/b.wav", 2, attention=False, flags=False)]
     clip = tables.clip_table(files, CLASSES)
     tables.write_parquet(tmp_path / "clips.parquet", clip)
     back = tables.read_parquet(tmp_path / "clips.parquet", tables.clip_schema(CLASSES)).to_pydict()
@@ -37,8 +37,20 @@ def test_clip_and_seconds_tables_round_trip_through_parquet(tmp_path):
     rows = tables.read_parquet(tmp_path / "sec.parquet", tables.seconds_schema()).to_pylist()
     assert len(rows) == (3 + 2) * 2
     assert rows[3] == pytest.approx({"file": "/a.wav", "frame": 1, "start_s": 0.96, "end_s": 1.92,
-                                     "instrument": "voice", "probability": 0.9, "attention": 1 / 3})
+                                     "instrument": "voice", "probability": 0.9, "present": True, "attention": 1 / 3})
+    assert [r["present"] for r in rows[:6]] == [False, True, False, True, False, False]  # the tagger's frame flags
     assert rows[-1]["attention"] is None and rows[-1]["instrument"] == "voice"  # no attention: null, not NaN
+    assert rows[-1]["present"] is None  # tags without frame flags: null, not a made-up threshold
+
+
+def test_an_instrument_the_run_never_learned_has_null_probabilities(tmp_path):
+    tags = _tags("/a.wav", 2)
+    tags.probabilities = np.array([np.nan, 0.7], np.float32)
+    tags.frame_probabilities[:, 0] = np.nan
+    clip = tables.clip_table([tags], CLASSES).to_pydict()
+    assert clip["piano"] == [None] and clip["voice"] == [pytest.approx(0.7)]
+    sec = tables.seconds_table([tags], CLASSES).to_pydict()
+    assert sec["probability"][0] is None and sec["probability"][1] == pytest.approx(1.0)
 
 
 def test_parts_respect_the_umask_and_empty_reads_have_the_schema(tmp_path):

@@ -74,6 +74,24 @@ TRAIN_FIELD_TYPES: dict[str, Callable[[str], object]] = {
 }
 
 
+
+def threshold_policy(text: str) -> str | float:
+    """An argparse type: ``tuned`` or a probability threshold in [0, 1) (see instrec.tagging.thresholds)."""
+    from instrec._io import InstrecError
+    from instrec.tagging.thresholds import parse_threshold
+
+    try:
+        return parse_threshold(text)
+    except InstrecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+THRESHOLD = threshold_policy
+THRESHOLD_HELP = ("when an instrument counts as present: 'tuned' = one threshold per instrument, tuned on the "
+                  "run's validation clips; a number in [0, 1) = that threshold for every instrument (e.g. 0.5). "
+                  "Every output states it")
+
+
 def examples(*lines: str) -> str:
     """An epilog listing example command lines."""
     return "examples:\n" + "\n".join(f"  {line}" for line in lines)

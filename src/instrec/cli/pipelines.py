@@ -25,7 +25,7 @@ def _demo(args: argparse.Namespace) -> int:
     from instrec.pipelines.demo import run_demo
 
     run_demo(args.out, clips=args.clips, epochs=args.epochs, jobs=args.jobs, overwrite=args.overwrite,
-             real=None if args.no_real else args.real)
+             real=None if args.no_real else args.real, progress=not args.quiet)
     return 0
 
 

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from instrec._io import InstrecError
-from instrec.cli.args import COUNT, THREADS, THREADS_HELP, examples
+from instrec.cli.args import COUNT, THREADS, THREADS_HELP, THRESHOLD, THRESHOLD_HELP, examples
 from instrec.cli.report import report_failures
 from instrec.features import FRONTEND_NAMES
 
@@ -33,7 +33,8 @@ def _predict(args: argparse.Namespace) -> int:
     if out is not None and out.exists() and not args.overwrite and not (args.format == "jams" and empty_folder):
         raise InstrecError(f"{out}: exists; pass --overwrite to replace it")
     results = predict(run_dir, inputs, per_second=args.per_second, frontend=args.frontend,
-                      weights_dir=args.weights, progress=not args.quiet, threads=args.threads)
+                      weights_dir=args.weights, progress=not args.quiet, threads=args.threads,
+                      threshold=args.threshold)
     if args.format == "jams":
         try:
             from instrec.tagging.jams_output import write_jams
@@ -71,7 +72,8 @@ def _predict_dask(args: argparse.Namespace, run_dir: str | None, inputs: list[st
         raise InstrecError(f"{out}: exists and is not the output folder of an earlier --engine dask job")
     report = tag_catalogue(run_dir, inputs, out, per_second=args.per_second, scheduler=args.scheduler,
                            workers=args.workers, batch_files=args.batch, threads=args.threads or 1,
-                           progress=not args.quiet, frontend=args.frontend, weights_dir=args.weights)
+                           progress=not args.quiet, frontend=args.frontend, weights_dir=args.weights,
+                           threshold=args.threshold)
     print(f"tagged {report.files_tagged} file(s), {report.files_skipped} already done -> {out}/ (Parquet) in "
           f"{report.wall_seconds:.1f} s", file=sys.stderr)
     return report_failures(report.failed)
@@ -83,6 +85,7 @@ def add_commands(command) -> None:
                  examples("instrec predict song.mp3                      # instruments heard, printed",
                           "instrec predict music/ --out tags.csv         # a folder, one CSV row per file",
                           "instrec predict song.wav --per-second --format json --out song.json",
+                          "instrec predict song.wav --threshold 0.5      # one threshold for every instrument",
                           "instrec predict --run runs/bilstm clips/ --out tags.csv --plot pictures/",
                           "instrec predict catalogue/ --engine dask --out tags/   # Parquet; again after an "
                           "interrupt: only what is missing",
@@ -98,7 +101,9 @@ def add_commands(command) -> None:
                     "clip-level tags")
     sp.add_argument("--print", action="store_true", help="print per file the instruments heard, with probabilities "
                     "and thresholds (the default on a terminal without --out)")
-    sp.add_argument("--per-second", action="store_true", help="per-frame (0.96 s) probabilities and attention")
+    sp.add_argument("--per-second", action="store_true", help="per-frame (0.96 s) probabilities, present flags "
+                    "and attention")
+    sp.add_argument("--threshold", type=THRESHOLD, default="tuned", metavar="tuned|0.5|FLOAT", help=THRESHOLD_HELP)
     sp.add_argument("--frontend", choices=FRONTEND_NAMES, help="must match the run's front end (default: the run's)")
     sp.add_argument("--weights", help="folder of the converted pretrained weights (VGGish, musicnn)")
     sp.add_argument("--threads", type=THREADS, default=0, help=THREADS_HELP + "; with --engine dask, per task, "

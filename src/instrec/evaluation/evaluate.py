@@ -3,7 +3,9 @@
 Writes ``metrics.json`` (overall and per-instrument scores at threshold 0.5 and at the
 per-instrument thresholds tuned on the validation split), ``per_class.csv`` and
 ``predictions.npz`` (``sample_key``, ``probabilities`` (N, C), and where the model has
-them ``frame_probabilities`` and ``attention`` (N, T, C)).
+them ``frame_probabilities`` and ``attention`` (N, T, C)). With localisation, the
+segment-level scores against strong labels also go to ``localization/metrics.json`` and,
+one row per method and instrument, ``localization/per_class.csv``.
 """
 from __future__ import annotations
 
@@ -23,12 +25,14 @@ from instrec._io import (
 )
 from instrec.data.layout import read_corpus_stats, read_frontend, read_strong_labels
 from instrec.data.openmic import OpenMICData, load_split
-from instrec.evaluation.localization import evaluate_localization, frame_agnostic_probs
+from instrec.evaluation.localization import evaluate_localization, frame_agnostic_probs, per_class_table
 from instrec.evaluation.metrics import evaluate
 from instrec.features import FRAME_SECONDS
 from instrec.models import model_spec
 from instrec.models.inference import Predictions, run_model
 from instrec.run import (
+    LOCALIZATION_METRICS_FILE,
+    LOCALIZATION_PER_CLASS_FILE,
     METRICS_FILE,
     PER_CLASS_FILE,
     PREDICTIONS_FILE,
@@ -67,10 +71,8 @@ def check_compatible(config: dict[str, Any], data, data_dir: str | Path, run_dir
                            f"was trained on {ours!r}")
 
 
-def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str = "test",
-                 out: str | Path | None = None, localization: bool = False) -> "OrderedDict[str, Any]":
-    """Evaluate ``run_dir`` on ``split`` of ``data`` (default: the training dataset)."""
-    run_dir = Path(run_dir)
+def _load(run_dir: Path, data: str | Path | None, split: str):
+    """The run's model and config, the evaluation data's folder and split, checked compatible."""
     model, config = load_model(run_dir)
     data_dir = Path(data) if data is not None else Path(config["train"]["data"])
     ds = load_eval_split(data_dir, split, run_dir, config["train"].get("split", "split01"))
@@ -78,6 +80,15 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str
     if ds.X.shape[1] != config["n_frames"] and not model_spec(config["model"]).variable_length:
         raise InstrecError(f"{data_dir}: clips have {ds.X.shape[1]} frames, model {config['model']!r} "
                            f"needs {config['n_frames']}")
+    return model, config, data_dir, ds
+
+
+def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str = "test",
+                 out: str | Path | None = None, localization: bool = False) -> "OrderedDict[str, Any]":
+    """Evaluate ``run_dir`` on ``split`` of ``data`` (default: the training dataset); write
+    the files of the module docstring into ``out`` (default ``run_dir``). Prints nothing."""
+    run_dir = Path(run_dir)
+    model, config, data_dir, ds = _load(run_dir, data, split)
     preds = run_model(model, ds.X)
     classes = list(config["classes"])
     at_half = evaluate(ds.Y_true, ds.Y_mask, preds.clip, classes, threshold=0.5)
@@ -102,7 +113,35 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str
     atomic_save_npz(out_dir / PREDICTIONS_FILE, arrays)
     atomic_write_text(out_dir / PER_CLASS_FILE, _per_class_csv(at_half["per_class"], tuned["per_class"]))
     atomic_write_json(out_dir / METRICS_FILE, result)
+    if localization:
+        write_localization(out_dir, result["localization"])
     return result
+
+
+def localize_run(run_dir: str | Path, data: str | Path | None = None, split: str = "test",
+                 out: str | Path | None = None) -> dict[str, Any]:
+    """Only the localisation part of :func:`evaluate_run`: score the per-frame outputs of
+    ``run_dir`` against the strong labels of ``split`` and write ``localization/`` into
+    ``out`` (default ``run_dir``), leaving the run's other evaluation files as they are."""
+    run_dir = Path(run_dir)
+    model, config, data_dir, ds = _load(run_dir, data, split)
+    scores = _localization(data_dir, ds, run_model(model, ds.X), list(config["classes"]), config)
+    write_localization(Path(out) if out is not None else run_dir, scores)
+    return scores
+
+
+def write_localization(out_dir: Path, scores: dict[str, Any]) -> None:
+    """``out_dir/localization/``: ``metrics.json`` (the scores) and ``per_class.csv`` (one row
+    per method and instrument: segment F1, precision, recall, error rate and counts)."""
+    rows = per_class_table({k: scores.get(k) for k in ("frame_level", "frame_agnostic")})
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(list(rows[0]) if rows else ["method", "instrument"])
+    for row in rows:
+        writer.writerow([_fmt(v) for v in row.values()])
+    (out_dir / LOCALIZATION_PER_CLASS_FILE).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / LOCALIZATION_PER_CLASS_FILE, buf.getvalue())
+    atomic_write_json(out_dir / LOCALIZATION_METRICS_FILE, scores)
 
 
 def _per_class_csv(at_half: list[dict[str, Any]], tuned: list[dict[str, Any]]) -> str:

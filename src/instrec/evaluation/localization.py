@@ -31,7 +31,7 @@ import numpy as np
 from instrec.features import FRAME_SECONDS
 
 __all__ = ["strong_to_roll", "frame_probs_to_roll", "frame_agnostic_probs", "segment_metrics",
-           "evaluate_localization", "evaluate_frame_agnostic", "n_segments_for"]
+           "evaluate_localization", "evaluate_frame_agnostic", "n_segments_for", "per_class_table"]
 
 _EPS = 1e-9  # float slack when mapping times onto segment boundaries
 
@@ -253,3 +253,23 @@ def evaluate_frame_agnostic(strong_labels: Mapping[str, Sequence[tuple[str, floa
     return evaluate_localization(strong_labels, frames, classes, clip_seconds, threshold,
                                  hop=n_segments_for(clip_seconds, segment) * segment, segment=segment,
                                  eval_classes=eval_classes)
+
+
+#: Columns of :func:`per_class_table` after ``method`` and ``instrument``.
+PER_CLASS_COLUMNS = ("f1", "precision", "recall", "er", "deletion_rate", "insertion_rate", "n_ref", "n_est",
+                     "tp", "fp", "fn")
+
+
+def per_class_table(scores: Mapping[str, Mapping | None]) -> list[OrderedDict]:
+    """The per-instrument segment scores of several methods as one table.
+
+    ``scores``: method name (e.g. ``frame_level``, ``frame_agnostic``) -> the result of
+    :func:`evaluate_localization` / :func:`segment_metrics` (None: the method does not
+    apply and is skipped). Returns one row per method and evaluated instrument:
+    ``method, instrument`` then :data:`PER_CLASS_COLUMNS`."""
+    rows = []
+    for method, result in scores.items():
+        for row in (result or {}).get("per_class", []):
+            rows.append(OrderedDict([("method", method), ("instrument", row["instrument"]),
+                                     *((k, row[k]) for k in PER_CLASS_COLUMNS)]))
+    return rows

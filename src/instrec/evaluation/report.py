@@ -9,7 +9,9 @@
   without touching pyplot's global state.
 
 Every file is written atomically (``instrec._io``). Standard deviations use
-``ddof=1`` (sample std) with two or more seeds, and are 0 for a single seed.
+``ddof=1`` (sample std) with two or more seeds, and are 0 for a single seed; a
+configuration run with one seed is shown as its one value, never as "± 0.000", and its
+figures draw no error bars.
 """
 from __future__ import annotations
 
@@ -149,9 +151,18 @@ def _fmt(value: float, digits: int) -> str:
     return "nan" if math.isnan(value) else f"{value:.{digits}f}"
 
 
+def seeds_phrase(summary: Sequence[Mapping[str, Any]]) -> str:
+    """How the numbers of a :func:`summarise` output aggregate seeds, for headings and axis labels."""
+    counts = sorted({int(r["n"]) for r in summary})
+    if counts == [1]:
+        return "one seed"
+    return f"mean ± std over {counts[0]} seeds" if len(counts) == 1 else "mean ± std over seeds"
+
+
 def format_summary_markdown(summary: Sequence[Mapping[str, Any]], metrics: Sequence[str] | None = None,
                             digits: int = 3) -> str:
-    """A markdown table: configuration columns, ``n`` and one "mean ± std" column per metric."""
+    """A markdown table: configuration columns, ``n`` and one column per metric, "mean ± std"
+    where a configuration has two or more seeds and the plain value where it has one."""
     config, available = _summary_layout(summary)
     metrics = list(available if metrics is None else metrics)
     unknown = [m for m in metrics if m not in available]
@@ -162,7 +173,10 @@ def format_summary_markdown(summary: Sequence[Mapping[str, Any]], metrics: Seque
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
     for row in summary:
         cells = [str(row.get(k, "")) for k in config] + [str(row["n"])]
-        cells += [f"{_fmt(row[f'{m}_mean'], digits)} ± {_fmt(row[f'{m}_std'], digits)}" for m in metrics]
+        if row["n"] > 1:
+            cells += [f"{_fmt(row[f'{m}_mean'], digits)} ± {_fmt(row[f'{m}_std'], digits)}" for m in metrics]
+        else:
+            cells += [_fmt(row[f"{m}_mean"], digits) for m in metrics]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -199,7 +213,8 @@ def _colours(names: Sequence[str]) -> dict[str, Any]:
 def plot_macro_f1(summary: Sequence[Mapping[str, Any]], path: str | os.PathLike, metric: str = "macro_f1",
                   group_key: str = "model", dpi: int = 120) -> Path:
     """Paper Fig. 2: one bar per configuration (coloured by ``group_key``), height the
-    mean of ``metric`` over seeds and error bars its std. Returns the PNG path."""
+    mean of ``metric`` over seeds and error bars its std (no error bars with one seed per
+    configuration: there is no spread to show). Returns the PNG path."""
     config, metrics = _summary_layout(summary)
     if metric not in metrics:
         raise ValueError(f"metric {metric!r} is not in the summary")
@@ -209,15 +224,16 @@ def plot_macro_f1(summary: Sequence[Mapping[str, Any]], path: str | os.PathLike,
     groups = list(dict.fromkeys(str(r.get(group_key)) for r in summary))
     colours = _colours(groups)
     means = [r[f"{metric}_mean"] for r in summary]
-    stds = [r[f"{metric}_std"] for r in summary]
+    one_seed = all(int(r["n"]) == 1 for r in summary)
+    stds = [0.0 if int(r["n"]) == 1 else r[f"{metric}_std"] for r in summary]
     fig = _new_figure(max(5.0, 0.55 * len(summary) + 1.5), 4.5)
     ax = fig.add_subplot()
     x = np.arange(len(summary))
-    ax.bar(x, means, yerr=stds, capsize=3, color=[colours[str(r.get(group_key))] for r in summary],
+    ax.bar(x, means, yerr=None if one_seed else stds, capsize=3, color=[colours[str(r.get(group_key))] for r in summary],
            edgecolor="black", linewidth=0.5)
     ax.set_xticks(x, labels, rotation=45 if len(summary) > 3 else 0, ha="right" if len(summary) > 3 else "center",
                   fontsize=8)
-    ax.set_ylabel(f"{_pretty(metric)} (mean ± std over seeds)")
+    ax.set_ylabel(f"{_pretty(metric)} ({seeds_phrase(summary)})")
     top = np.nanmax(np.asarray(means, float) + np.asarray(stds, float)) if len(summary) else 1.0
     ax.set_ylim(0.0, max(1.0, float(top) * 1.05) if np.isfinite(top) else 1.0)
     ax.grid(axis="y", alpha=0.3)
@@ -247,12 +263,19 @@ def best_per_group(summary: Sequence[Mapping[str, Any]], group_key: str = "model
     return list(best.values())
 
 
+#: Why an instrument can have no F1 at all (metrics.py: no labelled entry of it in the split).
+NO_F1_NOTE = "n/a: no F1, because no test clip has a label (present or absent) for this instrument"
+
+
 def plot_per_class_f1(per_class_by_model: Mapping[str, Mapping[str, tuple[float, float]]],
-                      path: str | os.PathLike, dpi: int = 120, title: str = "Instrument-level F1") -> Path:
+                      path: str | os.PathLike, dpi: int = 120, title: str = "Instrument-level F1",
+                      n_seeds: int | None = None, blank_note: str = NO_F1_NOTE) -> Path:
     """Paper Fig. 3: grouped bars of per-instrument F1, one bar per model in each group.
 
     ``per_class_by_model``: ``{model: {instrument: (mean, std)}}``; instruments appear in
-    first-seen order, and an instrument a model lacks is left blank. Returns the PNG path.
+    first-seen order. An instrument no model has a number for (NaN or missing) is marked
+    "n/a" and ``blank_note`` says why under the axes. ``n_seeds``: seeds behind each mean
+    (1: no error bars and no "mean ± std" label; None: unknown). Returns the PNG path.
     """
     if not per_class_by_model:
         raise ValueError("per_class_by_model is empty")
@@ -265,13 +288,24 @@ def plot_per_class_f1(per_class_by_model: Mapping[str, Mapping[str, tuple[float,
     x = np.arange(len(instruments))
     for k, model in enumerate(models):
         stats = [per_class_by_model[model].get(i, (float("nan"), float("nan"))) for i in instruments]
-        ax.bar(x - 0.4 + width * (k + 0.5), [s[0] for s in stats], width, yerr=[s[1] for s in stats],
+        ax.bar(x - 0.4 + width * (k + 0.5), [s[0] for s in stats], width,
+               yerr=None if n_seeds == 1 else [s[1] for s in stats],
                capsize=1.5, color=colours[model], label=model, error_kw={"linewidth": 0.6})
+        # A bar of height 0 is invisible: say "0" so it is not read as missing.
+        for j, (mean, _) in enumerate(stats):
+            if mean == 0.0:
+                ax.text(x[j] - 0.4 + width * (k + 0.5), 0.005, "0", ha="center", va="bottom", fontsize=6,
+                        color=colours[model])
+    blank = [j for j, inst in enumerate(instruments)
+             if all(not np.isfinite(per_class_by_model[m].get(inst, (float("nan"),))[0]) for m in models)]
+    for j in blank:
+        ax.text(x[j], 0.02, "n/a", ha="center", va="bottom", fontsize=8, color="dimgray", rotation=90)
     ax.set_xticks(x, instruments, rotation=45, ha="right", fontsize=8)
     ax.set_xlim(-0.6, len(instruments) - 0.4)
     ax.set_ylim(0.0, 1.0)
-    ax.set_ylabel("F1 (mean ± std over seeds)")
-    ax.set_title(title)
+    ax.set_ylabel("F1" if n_seeds == 1 else "F1 (mean ± std over seeds)")
+    ax.set_title(title + (f"\n{blank_note}: " + ", ".join(instruments[j] for j in blank) if blank else ""),
+                 fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, ncols=min(len(models), 4), loc="upper left", bbox_to_anchor=(0.0, -0.25))
     return _save_png(fig, path, dpi)
@@ -289,7 +323,7 @@ def write_report(out_dir: str | os.PathLike, summary: Sequence[Mapping[str, Any]
     parts = [f"# {title}\n"]
     for heading, body in (extra_sections or {}).items():
         parts.append(f"## {heading}\n\n{body.strip()}\n")
-    parts.append("## Results (mean ± std over seeds)\n\n" + format_summary_markdown(summary, metrics))
+    parts.append(f"## Results ({seeds_phrase(summary)})\n\n" + format_summary_markdown(summary, metrics))
     items = figures.items() if isinstance(figures, Mapping) else ((Path(p).stem, p) for p in figures)
     figure_parts = []
     for caption, png in items:

@@ -294,7 +294,7 @@ def write_outputs(out: Path, rows: list[dict[str, Any]], grid: str, data: str | 
             for inst, f1 in r["per_class_f1"].items():
                 per_class.setdefault(label, {}).setdefault(inst, []).append(f1)
     fig3 = report.plot_per_class_f1(report.mean_std_by_instrument(per_class), out / FIG3_FILE,
-                                    title=title)
+                                    title=title, n_seeds=seeds)
     atomic_write_json(out / EXPERIMENT_FILE, {"grid": grid, "data": str(data), "seeds": seeds, "epochs": epochs,
                                                  "versions": package_versions()})
     report.write_report(out, summary, {"Fig. 2: macro F1 per configuration": fig2,

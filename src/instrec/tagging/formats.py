@@ -15,47 +15,105 @@ from instrec.tagging.predict import TagResults
 FORMATS = ("csv", "json")
 
 
-def format_results(results: TagResults, fmt: str = "csv", per_second: bool = False) -> str:
-    """Render tags as CSV or JSON text.
+def header_lines(results: TagResults) -> list[str]:
+    """What every output states before its tags: the threshold policy, each learned
+    instrument's threshold, and the instruments the run never learned (no probability,
+    never present)."""
+    thresholds, untrained = _thresholds(results), set(results.untrained)
+    lines = [f"threshold: {results.threshold_description}",
+             "thresholds: " + ", ".join(f"{c}={t:.2f}" for c, t in zip(results.classes, thresholds)
+                                        if c not in untrained)]
+    if results.untrained:
+        lines.append("not learned (no labelled positive in the training data; no probability, never present): "
+                     + ", ".join(results.untrained))
+    return lines
 
-    CSV, clip level: one row per file: ``file, n_frames, n_windows, aggregation, notes``, then
-    per instrument its probability and ``<instrument>_present`` (0/1).
-    CSV, per second: one row per file, frame and instrument: ``file, frame, start_s, end_s,
-    instrument, probability, attention`` (attention empty where the model has none)."""
+
+def _thresholds(results: TagResults) -> np.ndarray:
+    return results.thresholds if results.thresholds is not None else np.full(len(results.classes), 0.5)
+
+
+def _number(value: float, digits: int = 5) -> str:
+    """A probability cell: empty for NaN (an instrument the run never learned)."""
+    return "" if np.isnan(value) else f"{value:.{digits}f}"
+
+
+def _json_values(values: np.ndarray) -> list:
+    """Nested lists of rounded floats, NaN as null (JSON has no NaN)."""
+    rounded = np.round(np.asarray(values, dtype=np.float64), 5)
+    return np.where(np.isnan(rounded), None, rounded).tolist()
+
+
+def format_results(results: TagResults, fmt: str = "csv", per_second: bool = False) -> str:
+    """Render tags as CSV or JSON text. Both state the threshold policy; instruments the
+    run never learned have no probability (empty cell, JSON null) and are never present.
+
+    CSV: ``#`` comment lines first (:func:`header_lines`; read it back with
+    :func:`parse_csv`, or ``pandas.read_csv(path, comment="#")``). Clip level: one row per
+    file: ``file, n_frames, n_windows, aggregation, notes``, then per instrument its
+    probability and ``<instrument>_present`` (0/1). Per second: one row per file, frame and
+    instrument: ``file, frame, start_s, end_s, instrument, probability, present, attention``
+    (attention empty where the model has none).
+
+    JSON: ``threshold`` (``policy``, ``description``, per-instrument ``values``),
+    ``not_learned``, ``classes``, ``files`` (per file ``probabilities``, ``present``; per
+    second also ``frame_probabilities``, ``frame_present`` (0/1) and ``attention``, (T, C)
+    lists) and ``failures``."""
     if fmt == "json":
-        doc = {"classes": results.classes, "files": [], "failures": [
-            {"file": p, "error": e} for p, e in results.failures]}
-        for f in results.files:
-            item: dict[str, Any] = {
-                "file": f.path, "n_frames": f.n_frames, "n_windows": f.n_windows, "aggregation": f.aggregation,
-                "notes": f.notes, "probabilities": dict(zip(results.classes, map(float, f.probabilities))),
-                "present": [c for c, p in zip(results.classes, f.present) if p]}
-            if per_second and f.frame_probabilities is not None:
-                item["frame_seconds"] = f.frame_seconds
-                item["frame_probabilities"] = np.round(f.frame_probabilities, 5).tolist()
-                if f.attention is not None:
-                    item["attention"] = np.round(f.attention, 5).tolist()
-            doc["files"].append(item)
-        return json.dumps(doc, indent=2) + "\n"
+        return _json(results, per_second)
     if fmt != "csv":
         raise InstrecError(f"unknown output format {fmt!r}; choose csv or json")
     buf = io.StringIO()
-    writer = csv.writer(buf)
+    for line in header_lines(results):
+        buf.write(f"# {line}\n")
+    writer = csv.writer(buf, lineterminator="\n")
     if per_second:
-        writer.writerow(["file", "frame", "start_s", "end_s", "instrument", "probability", "attention"])
+        writer.writerow(["file", "frame", "start_s", "end_s", "instrument", "probability", "present", "attention"])
         for f in results.files:
             for t in range(f.n_frames):
                 for c, name in enumerate(results.classes):
-                    att = "" if f.attention is None else f"{f.attention[t, c]:.5f}"
+                    prob = f.frame_probabilities[t, c]
+                    att = "" if f.attention is None else _number(f.attention[t, c])
+                    present = "" if np.isnan(prob) else int(f.frame_present[t, c])
                     writer.writerow([f.path, t, f"{t * f.frame_seconds:.2f}", f"{(t + 1) * f.frame_seconds:.2f}",
-                                     name, f"{f.frame_probabilities[t, c]:.5f}", att])
+                                     name, _number(prob), present, att])
         return buf.getvalue()
     writer.writerow(["file", "n_frames", "n_windows", "aggregation", "notes", *results.classes,
                      *(f"{c}_present" for c in results.classes)])
     for f in results.files:
         writer.writerow([f.path, f.n_frames, f.n_windows, f.aggregation, " | ".join(f.notes),
-                         *(f"{p:.5f}" for p in f.probabilities), *(int(b) for b in f.present)])
+                         *(_number(p) for p in f.probabilities),
+                         *("" if np.isnan(p) else int(b) for p, b in zip(f.probabilities, f.present))])
     return buf.getvalue()
+
+
+def _json(results: TagResults, per_second: bool) -> str:
+    doc: dict[str, Any] = {
+        "threshold": {"policy": results.threshold, "description": results.threshold_description,
+                      "values": dict(zip(results.classes, map(float, _thresholds(results))))},
+        "not_learned": results.untrained, "classes": results.classes, "files": [],
+        "failures": [{"file": p, "error": e} for p, e in results.failures]}
+    for f in results.files:
+        item: dict[str, Any] = {
+            "file": f.path, "n_frames": f.n_frames, "n_windows": f.n_windows, "aggregation": f.aggregation,
+            "notes": f.notes, "probabilities": dict(zip(results.classes, _json_values(f.probabilities))),
+            "present": [c for c, p in zip(results.classes, f.present) if p]}
+        if per_second and f.frame_probabilities is not None:
+            item["frame_seconds"] = f.frame_seconds
+            item["frame_probabilities"] = _json_values(f.frame_probabilities)
+            item["frame_present"] = f.frame_present.astype(int).tolist()
+            if f.attention is not None:
+                item["attention"] = _json_values(f.attention)
+        doc["files"].append(item)
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def parse_csv(text: str) -> tuple[list[str], list[dict[str, str]]]:
+    """Read :func:`format_results` CSV text back: its header lines (without ``# ``) and its rows."""
+    lines = text.splitlines()
+    comments = [line[1:].strip() for line in lines if line.startswith("#")]
+    rows = list(csv.DictReader(line for line in lines if not line.startswith("#")))
+    return comments, rows
 
 
 def output_names(results: TagResults, suffix: str) -> list[str]:
@@ -72,14 +130,16 @@ def output_names(results: TagResults, suffix: str) -> list[str]:
 
 
 def readable(results: TagResults, top: int = 3) -> str:
-    """What a person reads: per file the instruments tagged present, most probable first, each
-    with its probability and the threshold it passed; when none passed, the ``top`` most
-    probable. Instruments the model never learned are not listed."""
-    thresholds = results.thresholds if results.thresholds is not None else np.full(len(results.classes), 0.5)
+    """What a person reads: the threshold policy and the instruments the run never learned
+    (:func:`header_lines`' first and last), then per file the instruments tagged present,
+    most probable first, each with its probability and the threshold it passed; when none
+    passed, the ``top`` most probable. Instruments the model never learned are not listed."""
+    thresholds = _thresholds(results)
     trained = results.trained if results.trained is not None else np.ones(len(results.classes), bool)
-    lines = []
+    head = header_lines(results)
+    lines = [head[0]] + ([head[-1]] if results.untrained else [])
     for f in results.files:
-        order = [c for c in np.argsort(-f.probabilities, kind="stable") if trained[c]]
+        order = [c for c in np.argsort(-np.nan_to_num(f.probabilities, nan=-1.0), kind="stable") if trained[c]]
         present = [c for c in order if f.present[c]]
         if present:
             heard = ", ".join(f"{results.classes[c]} {f.probabilities[c]:.2f} (threshold {thresholds[c]:.2f})"

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Sequence
 
 import jams
+import numpy as np
 
 from instrec._io import atomic_write_text
 from instrec._version import __version__
@@ -15,22 +16,34 @@ from instrec.tagging.formats import output_names
 from instrec.tagging.predict import FileTags, TagResults
 
 
-def to_jams(tags: FileTags, classes: Sequence[str], source: str = "instrec") -> jams.JAMS:
-    """One JAMS document for one file: a ``tag_open`` annotation per instrument.
+def to_jams(tags: FileTags, classes: Sequence[str], source: str = "instrec", thresholds: Sequence[float] | None = None,
+            threshold: str = "0.5", threshold_description: str = "0.5 for every instrument") -> jams.JAMS:
+    """One JAMS document for one file: a ``tag_open`` annotation per instrument the run learned.
 
     With per-frame outputs every 0.96-s frame is an observation (time, duration,
     value = the instrument, confidence = its frame probability); without them, one
-    observation spans the file with the clip-level probability. The clip-level
-    probability and present flag go into each annotation's sandbox."""
+    observation spans the file with the clip-level probability. Each annotation's sandbox
+    holds the clip-level probability, its ``threshold``, the ``present`` flag and, per
+    frame, ``frame_present`` (0/1) under the same threshold. The document's sandbox states
+    the ``threshold_policy`` (name and description) and the instruments left out because
+    the run never learned them (``not_learned``)."""
     jam = jams.JAMS()
     jam.file_metadata.duration = float(tags.seconds)
     jam.file_metadata.title = Path(tags.path).name
-    for c, name in enumerate(classes):
+    thresholds = [0.5] * len(classes) if thresholds is None else [float(t) for t in thresholds]
+    # NaN probability: an instrument the run never learned gets no annotation at all.
+    learned = [c for c in range(len(classes)) if not np.isnan(tags.probabilities[c])]
+    jam.sandbox.update(threshold_policy=threshold, threshold_description=threshold_description,
+                       not_learned=[classes[c] for c in range(len(classes)) if c not in learned])
+    for c in learned:
+        name = classes[c]
         ann = jams.Annotation(namespace="tag_open", time=0, duration=float(tags.seconds))
         ann.annotation_metadata.data_source = source
         ann.annotation_metadata.annotation_tools = f"instrec {__version__}"
         ann.sandbox.update(instrument=name, clip_probability=float(tags.probabilities[c]),
-                           present=bool(tags.present[c]))
+                           threshold=thresholds[c], present=bool(tags.present[c]))
+        if tags.frame_present is not None:
+            ann.sandbox.update(frame_present=tags.frame_present[:, c].astype(int).tolist())
         if tags.frame_probabilities is None:
             ann.append(time=0.0, duration=float(tags.seconds), value=name, confidence=float(tags.probabilities[c]))
         else:
@@ -48,7 +61,8 @@ def write_jams(results: TagResults, out_dir: str | Path, source: str = "instrec"
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for f, name in zip(results.files, output_names(results, ".jams")):
-        jam = to_jams(f, results.classes, source)
+        jam = to_jams(f, results.classes, source, results.thresholds, results.threshold,
+                      results.threshold_description)
         jam.validate()
         paths.append(atomic_write_text(out / name, jam.dumps(indent=1) + "\n"))
     return paths

@@ -5,6 +5,10 @@ training clip length (``n_frames`` frames of 0.96 s), and every window goes thro
 model. The file's clip-level probability of an instrument is the maximum over windows
 (an instrument is present in the file if it is present anywhere); per-frame outputs come
 from the window that covers the frame.
+
+"Present" follows a threshold policy (:mod:`instrec.tagging.thresholds`: per-instrument
+tuned thresholds by default, or one number for all), for the file and for every frame.
+Instruments the run never learned get NaN probabilities and are never present.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from instrec.models import FRAME_MODELS, model_spec
 from instrec.models.inference import run_model
 from instrec.run import CONFIG_FILE, load_model
 from instrec.runinfo import set_threads
+from instrec.tagging.thresholds import DEFAULT_THRESHOLD, ThresholdPolicy, learned_classes, resolve_threshold
 
 #: Folder of the packaged default model, beside this module.
 DEFAULT_DIR = "default"
@@ -32,8 +37,9 @@ DEFAULT_DIR = "default"
 
 @dataclass
 class FileTags:
-    """Tags of one file. Shapes: ``probabilities``/``present`` (C,), ``frame_probabilities``
-    and ``attention`` (T, C) or None; ``frame_seconds`` is the hop between frames."""
+    """Tags of one file. Shapes: ``probabilities``/``present`` (C,), ``frame_probabilities``,
+    ``frame_present`` and ``attention`` (T, C) or None; ``frame_seconds`` is the hop between
+    frames. Probabilities (and attention) of instruments the run never learned are NaN."""
 
     path: str
     probabilities: np.ndarray
@@ -46,6 +52,7 @@ class FileTags:
     notes: list[str] = field(default_factory=list)
     frame_seconds: float = FRAME_SECONDS
     duration: float | None = None  # seconds of audio, where the file was decoded
+    frame_present: np.ndarray | None = None  # (T, C) bool under the same thresholds as ``present``
 
     @property
     def seconds(self) -> float:
@@ -61,7 +68,14 @@ class TagResults:
     files: list[FileTags]
     failures: list[tuple[str, str]]
     thresholds: np.ndarray | None = None  # (C,) decision thresholds of the present flags
-    trained: np.ndarray | None = None  # (C,) bool: instruments the model learned (others never present)
+    trained: np.ndarray | None = None  # (C,) bool: instruments the model learned (others NaN, never present)
+    threshold: str = "0.5"  # the policy's name: "tuned" or a number
+    threshold_description: str = "0.5 for every instrument"  # one sentence for the outputs
+
+    @property
+    def untrained(self) -> list[str]:
+        """Names of the instruments the run never learned (they carry no probability)."""
+        return [] if self.trained is None else [c for c, t in zip(self.classes, self.trained) if not t]
 
     @property
     def probabilities(self) -> np.ndarray:
@@ -78,10 +92,13 @@ class TagResults:
 
 
 class Tagger:
-    """A trained model plus its front end and decision thresholds, loaded once."""
+    """A trained model plus its front end and decision thresholds, loaded once.
+
+    ``threshold``: the policy of the present flags, ``"tuned"`` or a number (see
+    :mod:`instrec.tagging.thresholds`)."""
 
     def __init__(self, run_dir: str | Path | None = None, frontend: str | None = None,
-                 weights_dir: str | Path | None = None, tuned_thresholds: bool = True):
+                 weights_dir: str | Path | None = None, threshold: str | float = DEFAULT_THRESHOLD):
         self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir()
         self.model, self.config = load_model(self.run_dir)
         self.classes: list[str] = list(self.config["classes"])
@@ -93,11 +110,10 @@ class Tagger:
         self.frontend_name = trained_on
         self.weights_dir = weights_dir
         self._frontend = None
-        default = [0.5] * len(self.classes)
-        self.thresholds = np.asarray(self.config.get("thresholds", default) if tuned_thresholds else default)
+        self.policy: ThresholdPolicy = resolve_threshold(threshold, self.config)
+        self.thresholds = self.policy.values
         # Instruments the training data never labelled positive: the model cannot know them.
-        unknown = set(self.config.get("untrained_classes", []))
-        self.trained = np.array([c not in unknown for c in self.classes])
+        self.trained, self.trained_note = learned_classes(self.config)
         self.tag_prior = self.config.get("tag_prior") is not None
         if self.tag_prior and (trained_on != "musicnn" or self.config["tag_prior"].get("rule") != "noisy-or"):
             raise InstrecError(f"{self.run_dir / CONFIG_FILE}: tag_prior needs the musicnn front end and rule "
@@ -144,11 +160,20 @@ class Tagger:
             # musicnn's own tags (learned from real music) join the classes they name by noisy-OR.
             clip, frame = with_tag_prior(np.asarray(features)[:n], self.classes, clip, frame)
             aggregation += "; musicnn tags added by noisy-OR"
+        if self.trained_note:
+            notes.append(self.trained_note)
         if not self.trained.all():
-            notes.append("never present: " + ", ".join(c for c, t in zip(self.classes, self.trained) if not t)
-                         + " (no labelled positive in the training data)")
-        return FileTags(path, clip, (clip > self.thresholds) & self.trained, n, len(spans), aggregation, frame, att,
-                        notes)
+            notes.append("not learned, no probability: " + ", ".join(
+                c for c, t in zip(self.classes, self.trained) if not t) + " (no labelled positive in the training data)")
+            untrained = ~self.trained
+            clip = np.where(untrained, np.nan, clip)
+            frame = np.where(untrained, np.nan, frame) if frame is not None else None
+            att = np.where(untrained, np.nan, att) if att is not None else None
+        # NaN > t is False: an instrument without a probability is never present.
+        present = clip > self.thresholds
+        frame_present = frame > self.thresholds if frame is not None else None
+        return FileTags(path, clip, present, n, len(spans), aggregation, frame, att, notes,
+                        frame_present=frame_present)
 
     def tag_file(self, path: str | Path) -> FileTags:
         """Featurise and tag one audio file; warnings from decoding become notes."""
@@ -188,19 +213,24 @@ def default_run_dir() -> Path:
 
 def predict(run_dir: str | Path | None, inputs: Iterable[str | Path], per_second: bool = False,
             frontend: str | None = None, weights_dir: str | Path | None = None, progress: bool = False,
-            tuned_thresholds: bool = True, threads: int | None = None) -> TagResults:
+            threshold: str | float = DEFAULT_THRESHOLD, threads: int | None = None) -> TagResults:
     """Tag audio files (or folders of them) with the model in ``run_dir`` (None: the default model).
+
+    ``threshold``: ``"tuned"`` (default: the run's per-instrument thresholds), ``"0.5"`` or
+    any number in [0, 1) for every instrument; it decides the present flags of the files
+    and of their frames, and the outputs state it.
 
     Bad files do not stop the batch: they are listed in ``failures`` as (path, message).
     With ``per_second`` the model must have frame-level outputs. ``threads``: torch
     intra-op threads, 0 for the policy of :mod:`instrec.runinfo` (1 with the ``logmel``
     front end), None to keep the current count."""
-    tagger = Tagger(run_dir, frontend=frontend, weights_dir=weights_dir, tuned_thresholds=tuned_thresholds)
+    tagger = Tagger(run_dir, frontend=frontend, weights_dir=weights_dir, threshold=threshold)
     set_threads(threads, frontend=tagger.frontend_name)
     if per_second:
         require_frame_outputs(tagger)
     files, failures = tag_paths(tagger, expand_inputs(inputs), progress)
-    return TagResults(tagger.classes, files, failures, tagger.thresholds, tagger.trained)
+    return TagResults(tagger.classes, files, failures, tagger.thresholds, tagger.trained, tagger.policy.name,
+                      tagger.policy.description)
 
 
 def require_frame_outputs(tagger: Tagger) -> None:

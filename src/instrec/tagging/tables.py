@@ -4,10 +4,11 @@ Three tables (see :mod:`instrec.tagging.catalogue` for the folder they live in):
 
 - clips, one row per tagged file: ``file``, ``duration`` (seconds of audio), ``n_frames``,
   ``n_windows``, ``aggregation``, ``notes`` (list of strings), then per instrument its
-  probability (float32, column named after the instrument) and ``<instrument>_present`` (bool);
+  probability (float32, column named after the instrument; null for an instrument the run
+  never learned) and ``<instrument>_present`` (bool);
 - seconds (with per-second tags), one row per file, frame and instrument: ``file``, ``frame``,
-  ``start_s``, ``end_s``, ``instrument``, ``probability`` and ``attention`` (null where the
-  model has none);
+  ``start_s``, ``end_s``, ``instrument``, ``probability``, ``present`` (the frame's flag under
+  the job's threshold policy) and ``attention`` (null where the model has none);
 - failures, one row per file that could not be tagged: ``file``, ``error``.
 
 A part is a whole Parquet file written atomically (in memory, then temp file and rename),
@@ -46,7 +47,8 @@ def seconds_schema():
     """The per-second (long) table's schema."""
     pa = _pa()
     return pa.schema([("file", pa.string()), ("frame", pa.int32()), ("start_s", pa.float64()), ("end_s", pa.float64()),
-                      ("instrument", pa.string()), ("probability", pa.float32()), ("attention", pa.float32())])
+                      ("instrument", pa.string()), ("probability", pa.float32()), ("present", pa.bool_()),
+                      ("attention", pa.float32())])
 
 
 def failures_schema():
@@ -63,8 +65,16 @@ def clip_table(files: Sequence[FileTags], classes: Sequence[str]):
     columns = [[f.path for f in files], [float(f.seconds) for f in files], [f.n_frames for f in files],
                [f.n_windows for f in files], [f.aggregation for f in files], [list(f.notes) for f in files],
                *(probs[:, c] for c in range(len(classes))), *(present[:, c] for c in range(len(classes)))]
-    return pa.Table.from_arrays([pa.array(col, type=field.type) for col, field in zip(columns, clip_schema(classes))],
-                                schema=clip_schema(classes))
+    schema = clip_schema(classes)
+    # An instrument the run never learned has no probability (NaN in FileTags): null here.
+    return pa.Table.from_arrays([_array(col, field.type) for col, field in zip(columns, schema)], schema=schema)
+
+
+def _array(values, type_):
+    """A pyarrow array of ``type_``; NaN in a float numpy column becomes null."""
+    pa = _pa()
+    nan = isinstance(values, np.ndarray) and values.dtype.kind == "f" and len(values)
+    return pa.array(values, type=type_, mask=np.isnan(values) if nan else None)
 
 
 def seconds_table(files: Sequence[FileTags], classes: Sequence[str]):
@@ -72,6 +82,7 @@ def seconds_table(files: Sequence[FileTags], classes: Sequence[str]):
     pa = _pa()
     parts = {name: [] for name in seconds_schema().names}
     n_classes = len(classes)
+    no_flag: list[np.ndarray] = []
     for f in files:
         if f.frame_probabilities is None:
             raise InstrecError(f"{f.path}: no per-frame probabilities to write per second")
@@ -83,6 +94,11 @@ def seconds_table(files: Sequence[FileTags], classes: Sequence[str]):
         parts["end_s"].append((frames + 1) * f.frame_seconds)
         parts["instrument"].append(np.tile(np.asarray(classes, dtype=object), n))
         parts["probability"].append(np.asarray(f.frame_probabilities[:n], np.float32).reshape(-1))
+        # Frame flags as the tagger set them; none given (tags made without a threshold policy): null.
+        known = f.frame_present is not None
+        parts["present"].append(np.asarray(f.frame_present[:n], bool).reshape(-1) if known
+                                else np.zeros(n * n_classes, bool))
+        no_flag.append(np.full(n * n_classes, not known))
         att = (np.full(n * n_classes, np.nan, np.float32) if f.attention is None
                else np.asarray(f.attention[:n], np.float32).reshape(-1))
         parts["attention"].append(att)
@@ -90,9 +106,10 @@ def seconds_table(files: Sequence[FileTags], classes: Sequence[str]):
     arrays = []
     for field in schema:
         values = np.concatenate(parts[field.name]) if parts[field.name] else np.zeros(0, dtype=object)
-        # NaN attention (a model without attention) becomes null, not a number.
-        mask = np.isnan(values) if field.name == "attention" and len(values) else None
-        arrays.append(pa.array(values, type=field.type, mask=mask))
+        if field.name == "present" and no_flag:
+            arrays.append(pa.array(values, type=field.type, mask=np.concatenate(no_flag)))
+        else:  # NaN (no attention in the model, an instrument the run never learned): null
+            arrays.append(_array(values, field.type))
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
