@@ -26,6 +26,7 @@
 """
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import time
@@ -181,7 +182,14 @@ def main() -> int:
     C.print_table(f"Catalogue tagging, {n_files} x 30 s FLAC, logmel, batches of {args.batch}", rows, cols, heads)
     C.print_table("Projection: one million 30 s tracks (not measured)", proj, pcols, pheads)
     C.print_targets(targets)
+    load_start, load_end = machine.get("load_average_at_start"), list(os.getloadavg())
+    busy = max((load_start or [0.0])[0], load_end[0]) > 1.0
     notes = [
+        (f"Load average (1, 5, 15 min) {load_start} at the start and {[round(x, 2) for x in load_end]} at the end, "
+         f"{machine.get('usable_cores')} usable cores"
+         + ("; other processes were running on the machine, so the workers competed with them for the cores and "
+            "the 2-worker speed-up understates what 2 free cores give (rerun on a quiet machine)." if busy
+            else "; the machine was otherwise idle.")),
         (f"{n_files} synthetic 30 s 44.1 kHz stereo FLACs ({distinct} distinct, the rest copies), logmel front end, "
          f"bilstm-att run; {args.batch} files per task, 2 tasks in flight per worker; one torch thread per worker."),
         ("Dask rows: the whole tag_catalogue call on a started, warmed-up local cluster (cluster start-up listed "
