@@ -2,7 +2,7 @@
 
     python benchmarks/run_all.py [--quick] [--out DIR] [--only a,b] [--skip a,b] [--data DIR] [--readme]
 
-Benchmarks (in this order): synth, train, inference, lstm_kernel, stacked_step, grid
+Benchmarks (in this order): synth, train, busy, inference, musicnn, dask, lstm_kernel, stacked_step, grid
 (when benchmarks/bench_grid.py exists), accuracy. ``--quick`` is passed to each (small sizes,
 about a minute or two each: checks that everything works; not numbers to publish).
 ``--data`` is passed to the accuracy benchmark (default: the synthetic corpus).
@@ -24,7 +24,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import _common as C  # noqa: E402
 
-ORDER = ("synth", "train", "busy", "inference", "musicnn", "lstm_kernel", "stacked_step", "grid", "accuracy", "realaudio", "label_rules")
+ORDER = ("synth", "train", "busy", "inference", "musicnn", "dask", "lstm_kernel", "stacked_step", "grid", "accuracy", "realaudio",
+         "label_rules")
 
 
 def lstm_kernel_results(out: Path, quick: bool) -> int:

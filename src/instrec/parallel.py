@@ -1,4 +1,4 @@
-"""Order-preserving parallel map with a bounded number of in-flight tasks.
+"""Parallel maps with a bounded number of in-flight tasks, and a Dask client to run them on.
 
 Results come back in input order whatever the number of workers, so anything built from
 them is identical for ``jobs=1`` and ``jobs=N``. Any :class:`concurrent.futures.Executor`
@@ -16,10 +16,14 @@ import os
 import signal
 import sys
 import threading
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from typing import Any, Callable, Iterable, Iterator, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
+
+from instrec._io import InstrecError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -157,3 +161,65 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def as_completed_bounded(fn: Callable[[T], R], items: Iterable[T], executor: Executor,
+                         max_in_flight: int) -> Iterator[tuple[T, Future]]:
+    """Submit ``fn(item)`` to ``executor`` with at most ``max_in_flight`` tasks outstanding and
+    yield ``(item, future)`` as each finishes (completion order, not input order).
+
+    The caller reads ``future.result()`` itself, so it decides what a failed task means.
+    ``items`` is read lazily, one item per free slot, so a list of millions of work items
+    never becomes millions of queued tasks. ``items`` is asked again whenever a slot is free,
+    even after it raised StopIteration, so an iterator that can grow (a retry queue) may
+    add work while tasks run. Closing the generator (an exception or Ctrl-C in the caller) cancels
+    the tasks not yet finished."""
+    limit = max(1, max_in_flight)
+    it = iter(items)
+    pending: dict[Future, T] = {}
+    try:
+        while True:
+            while len(pending) < limit:
+                try:
+                    item = next(it)
+                except StopIteration:
+                    break
+                pending[executor.submit(fn, item)] = item
+            if not pending:
+                return
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                yield pending.pop(fut), fut
+    finally:
+        for fut in pending:
+            fut.cancel()
+
+
+@contextmanager
+def dask_client(scheduler: str | None, workers: int, timeout: float = 20.0) -> Iterator[Any]:
+    """A ``distributed.Client``: connected to the scheduler at ``scheduler`` (an existing
+    cluster, e.g. ``tcp://10.0.0.5:8786``), or, when None, to a new local cluster of
+    ``workers`` processes with one thread each (callers size it to the machine); the local
+    cluster is shut down on exit. ``timeout``: seconds to wait for the scheduler. Needs ``pip install instrec[scale]``."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:
+        raise InstrecError("the Dask engine needs dask.distributed: pip install 'instrec[scale]'") from exc
+    cluster = None
+    if scheduler is None:
+        # The scheduler's HTTP server (dashboard, health checks) on a free port: a fixed one
+        # would clash with a second job on the machine.
+        cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
+                               dashboard_address=":0")
+        client = Client(cluster)
+    else:
+        try:
+            client = Client(scheduler, timeout=timeout)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise InstrecError(f"{scheduler}: no Dask scheduler answers at this address ({exc})") from exc
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -160,3 +163,13 @@ def test_a_run_from_before_a_setting_existed_resumes_as_that_settings_default(ti
     assert summary["epochs_run"] == 2
     with pytest.raises(InstrecError, match=r"cannot resume with different settings \(mixup_prob\)"):
         train(_cfg(tiny_dataset, run, epochs=3, mixup_prob=0.5), resume=True, progress=False)
+
+
+def test_set_threads_limits_numpys_blas_alike():
+    """The logmel front end's matrix products run in numpy's BLAS: it must follow the torch count."""
+    code = ("from threadpoolctl import threadpool_info\nfrom instrec.runinfo import set_threads\n"
+            "set_threads(1)\n"
+            "print(sorted({p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas'}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={**os.environ, "OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "2"})
+    assert result.stdout.strip() == "[1]"

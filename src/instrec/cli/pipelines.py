@@ -17,7 +17,7 @@ def _experiment(args: argparse.Namespace) -> int:
 
     run_experiment(args.data, args.out, grid=args.grid, seeds=args.seeds, epochs=args.epochs, jobs=args.jobs,
                    overwrite=args.overwrite, progress=not args.quiet, engine=args.engine,
-                   compile=args.compile)
+                   compile=args.compile, scheduler=args.scheduler)
     return 0
 
 
@@ -42,15 +42,21 @@ def add_commands(command) -> None:
                  examples("instrec experiment --data corpus --out exp                 # the paper grid, 3 seeds",
                           "instrec experiment --data corpus --out exp --grid baselines --seeds 5 --epochs 80",
                           "instrec experiment --data corpus --out exp   # again after an interrupt: finished "
-                          "runs are kept"))
+                          "runs are kept",
+                          "instrec experiment --data corpus --out exp --engine dask --scheduler tcp://10.0.0.5:8786"))
     sp.add_argument("--data", required=True, help="OpenMIC-layout dataset folder")
     sp.add_argument("--grid", default="paper", choices=["paper", "demo", "baselines", "smoke"], help=GRID_HELP)
     sp.add_argument("--seeds", type=COUNT, default=3, help="seeds per configuration (0, 1, ...)")
     sp.add_argument("--epochs", type=COUNT, default=200, help="training epochs of every run")
     sp.add_argument("--jobs", type=COUNT, default=2, help="runs trained in parallel (one per core)")
-    sp.add_argument("--engine", default="solo", choices=["solo", "lockstep"],
-                    help="lockstep: train runs of one architecture together with stacked weights "
-                         "(the same results up to float rounding; not faster on 2 CPU cores)")
+    sp.add_argument("--engine", default="solo", choices=["solo", "lockstep", "dask"],
+                    help="solo: each run its own task in a local process pool; lockstep: train runs of one "
+                         "architecture together with stacked weights (the same results up to float rounding; not "
+                         "faster on 2 CPU cores); dask: each run a task of a Dask cluster, one torch thread each "
+                         "(the results of solo; a local cluster of --jobs processes, or the one at --scheduler; "
+                         "needs instrec[scale])")
+    sp.add_argument("--scheduler", metavar="ADDRESS", help="--engine dask: the scheduler of an existing cluster "
+                    "(e.g. tcp://10.0.0.5:8786)")
     sp.add_argument("--compile", default="auto", choices=COMPILE_MODES, help="solo engine: " + COMPILE_HELP)
     sp.add_argument("--out", required=True, help="experiment folder: runs/, results.csv, report.md, figures")
     sp.add_argument("--overwrite", action="store_true", help="replace an existing --out")

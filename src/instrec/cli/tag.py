@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from instrec._io import InstrecError, OutputLock, check_output_dir, check_output_file
-from instrec.cli.args import THREADS, THREADS_HELP, THRESHOLD, THRESHOLD_HELP, examples
+from instrec.cli.args import COUNT, THREADS, THREADS_HELP, THRESHOLD, THRESHOLD_HELP, examples
 from instrec.cli.report import report_failures
 from instrec.features import FRONTEND_NAMES
 
@@ -17,6 +17,11 @@ def _predict(args: argparse.Namespace) -> int:
     run_dir, inputs = args.run, list(args.inputs)
     if run_dir is None and len(inputs) > 1 and (Path(inputs[0]) / CONFIG_FILE).is_file():
         run_dir, inputs = inputs[0], inputs[1:]  # the older form: instrec predict RUN_DIR FILES...
+    dask_only = [f"--{k}" for k in ("scheduler", "workers", "batch") if getattr(args, k) is not None]
+    if dask_only and args.engine != "dask":
+        raise InstrecError(f"{', '.join(dask_only)}: only with --engine dask")
+    if args.engine == "dask":
+        return _predict_dask(args, run_dir, inputs)
     out = Path(args.out) if args.out else None
     if args.format == "jams" and out is None:
         raise InstrecError("--format jams writes one .jams file per audio file: give the folder with --out DIR")
@@ -65,6 +70,28 @@ def _tag(args: argparse.Namespace, run_dir: str | None, inputs: list[str], out: 
     return report_failures(results.failures)
 
 
+def _predict_dask(args: argparse.Namespace, run_dir: str | None, inputs: list[str]) -> int:
+    """``--engine dask``: Parquet tables in the folder ``--out``, resumable (instrec.tagging.catalogue)."""
+    from instrec.tagging.catalogue import JOB_FILE, tag_catalogue
+
+    if not args.out:
+        raise InstrecError("--engine dask writes Parquet tables into a folder: give it with --out DIR")
+    unsupported = [name for name, used in (("--format " + args.format, args.format != "csv"), ("--plot", args.plot),
+                                           ("--print", args.print)) if used]
+    if unsupported:
+        raise InstrecError(f"{', '.join(unsupported)}: not with --engine dask, which writes Parquet tables")
+    out = Path(args.out)
+    if out.exists() and not (out / JOB_FILE).is_file() and (not out.is_dir() or any(out.iterdir())):
+        raise InstrecError(f"{out}: exists and is not the output folder of an earlier --engine dask job")
+    report = tag_catalogue(run_dir, inputs, out, per_second=args.per_second, scheduler=args.scheduler,
+                           workers=args.workers, batch_files=args.batch, threads=args.threads or 1,
+                           progress=not args.quiet, frontend=args.frontend, weights_dir=args.weights,
+                           threshold=args.threshold)
+    print(f"tagged {report.files_tagged} file(s), {report.files_skipped} already done -> {out}/ (Parquet) in "
+          f"{report.wall_seconds:.1f} s", file=sys.stderr)
+    return report_failures(report.failed)
+
+
 def add_commands(command) -> None:
     """Register ``predict`` with ``command(name, handler, help, epilog)``."""
     sp = command("predict", _predict, "tag audio files with the default model or a trained run",
@@ -72,7 +99,10 @@ def add_commands(command) -> None:
                           "instrec predict music/ --out tags.csv         # a folder, one CSV row per file",
                           "instrec predict song.wav --per-second --format json --out song.json",
                           "instrec predict song.wav --threshold 0.5      # one threshold for every instrument",
-                          "instrec predict --run runs/bilstm clips/ --out tags.csv --plot pictures/"))
+                          "instrec predict --run runs/bilstm clips/ --out tags.csv --plot pictures/",
+                          "instrec predict catalogue/ --engine dask --out tags/   # Parquet; again after an "
+                          "interrupt: only what is missing",
+                          "instrec predict catalogue/ --engine dask --scheduler tcp://10.0.0.5:8786 --out /shared/tags"))
     sp.add_argument("inputs", nargs="+", help="audio files or folders (searched recursively); a run directory "
                     "first is taken as --run")
     sp.add_argument("--run", help="run directory to tag with (default: the model that ships with instrec)")
@@ -89,7 +119,17 @@ def add_commands(command) -> None:
     sp.add_argument("--threshold", type=THRESHOLD, default="tuned", metavar="tuned|0.5|FLOAT", help=THRESHOLD_HELP)
     sp.add_argument("--frontend", choices=FRONTEND_NAMES, help="must match the run's front end (default: the run's)")
     sp.add_argument("--weights", help="folder of the converted pretrained weights (VGGish, musicnn)")
-    sp.add_argument("--threads", type=THREADS, default=0, help=THREADS_HELP)
+    sp.add_argument("--threads", type=THREADS, default=0, help=THREADS_HELP + "; with --engine dask, per task, "
+                    "and 0 means 1")
     sp.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     sp.add_argument("--allow-unfinished", action="store_true", help="tag with a run whose training did not finish "
                     "(killed, a full disk), with a warning")
+    sp.add_argument("--engine", default="local", choices=["local", "dask"],
+                    help="local: this process; dask: batches of files as tasks of a Dask cluster, Parquet tables "
+                         "in the folder --out (clips/, seconds/ with --per-second, failures.parquet), resumable: "
+                         "the same command again tags only the files not yet done (needs instrec[scale])")
+    sp.add_argument("--scheduler", metavar="ADDRESS", help="--engine dask: the scheduler of an existing cluster "
+                    "(e.g. tcp://10.0.0.5:8786); without it a local cluster is started")
+    sp.add_argument("--workers", type=COUNT, help="--engine dask without --scheduler: worker processes of the local "
+                    "cluster, one thread each (default: the usable cores)")
+    sp.add_argument("--batch", type=COUNT, help="--engine dask: files per task (default: 16)")

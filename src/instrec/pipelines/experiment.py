@@ -7,6 +7,9 @@ a multiple of it, at most ``max_members`` runs each), each trained in lockstep i
 worker (:mod:`instrec.training.lockstep`: the same numbers as training each run alone, bit for
 bit for ``bilstm-att``, up to float rounding for ``att``). On 2 CPU cores the lockstep grid
 measured no faster than the solo one (benchmarks/bench_grid.py), so it is opt-in.
+With ``engine="dask"`` the solo runs are tasks of a Dask cluster (an existing one, or a
+local one of ``jobs`` processes): the same numbers, spread over as many machines as the
+cluster has.
 A finished run (its ``metrics.json`` exists) is skipped, so an interrupted experiment
 continues where it stopped (an interrupted lockstep group continues from its members'
 resume state, or restarts from scratch when they disagree).
@@ -33,7 +36,7 @@ from instrec._io import InstrecError, atomic_write_json
 from instrec.evaluation import report
 from instrec.evaluation.evaluate import evaluate_run
 from instrec.models import MODEL_NAMES, STACKABLE_MODELS, model_spec
-from instrec.parallel import process_pool
+from instrec.parallel import dask_client, process_pool
 from instrec.run import CONFIG_FILE, METRICS_FILE, has_resume_state, read_config
 from instrec.runinfo import auto_threads, package_versions
 from instrec.training.config import TrainConfig
@@ -47,6 +50,8 @@ FIG3_MAX_CONFIGS = 8  # more configurations than this: Fig. 3 shows each model's
 #: The paper's comparison; every other model of the registry is a baseline.
 PAPER_MODELS = ("att", "bilstm-att")
 BASELINES = tuple(m for m in MODEL_NAMES if m not in PAPER_MODELS)
+#: Training engines ("solo", "lockstep") and "dask" (solo runs on a Dask cluster).
+ENGINES = ("solo", "lockstep", "dask")
 RUNS_DIR = "runs"
 RESULTS_FILE = "results.csv"
 SUMMARY_FILE = "summary.md"
@@ -202,10 +207,12 @@ def _number(value: Any) -> float:
 def run_experiment(data: str | Path, out: str | Path, grid: str = "paper", seeds: int = 3, epochs: int = 200,
                    jobs: int = 2, overwrite: bool = False, progress: bool = True,
                    executor: Executor | None = None, engine: str = "solo",
-                   max_members: int = 8, compile: str = "auto") -> list[dict[str, Any]]:
+                   max_members: int = 8, compile: str = "auto", scheduler: str | None = None) -> list[dict[str, Any]]:
     """Run a grid and write the results table, summary, figures and report.
 
-    ``engine``: "solo" (default) or "lockstep", see the module docstring; ``max_members``:
+    ``engine``: "solo" (default) or "lockstep", see the module docstring, or "dask": the solo
+    runs as tasks of a Dask cluster, the one at ``scheduler`` or else a local one of ``jobs``
+    worker processes, one torch thread per run (the numbers of "solo"); ``max_members``:
     the largest lockstep group; ``compile``: whether solo runs compile their training step
     (auto, on, off; see :mod:`instrec.training.step`). ``executor``: any ``concurrent.futures.Executor`` (e.g. a
     Dask client's) to scale out; default a spawn-based process pool of ``jobs`` workers."""
@@ -215,8 +222,20 @@ def run_experiment(data: str | Path, out: str | Path, grid: str = "paper", seeds
         raise InstrecError(f"{out}: holds a finished experiment (results.csv); pass --overwrite to redo the "
                            "tables and figures (finished runs of the same settings and data are reused, others "
                            "trained again)")
-    rows = run_specs(specs, data, out, epochs, jobs, executor, engine, max_members,
-                     desc=f"experiment {grid}" if progress else None, compile=compile, overwrite=overwrite)
+    desc = f"experiment {grid}" if progress else None
+    if engine not in ENGINES:
+        raise InstrecError(f"unknown engine {engine!r}; choose {', '.join(ENGINES)}")
+    if scheduler is not None and engine != "dask":
+        raise InstrecError(f"a scheduler address ({scheduler}) needs the dask engine, not {engine!r}")
+    if engine == "dask":
+        if executor is not None:
+            raise InstrecError("the dask engine brings its own executor; pass one or the other")
+        with dask_client(scheduler, jobs) as client:
+            rows = run_specs(specs, data, out, epochs, jobs, client.get_executor(pure=False), "solo", max_members,
+                             desc=desc, compile=compile, overwrite=overwrite)
+    else:
+        rows = run_specs(specs, data, out, epochs, jobs, executor, engine, max_members, desc=desc, compile=compile,
+                         overwrite=overwrite)
     write_outputs(out, rows, grid, data, seeds, epochs)
     return rows
 

@@ -232,16 +232,32 @@ def predict(run_dir: str | Path | None, inputs: Iterable[str | Path], per_second
     tagger = Tagger(run_dir, frontend=frontend, weights_dir=weights_dir, threshold=threshold,
                     allow_unfinished=allow_unfinished)
     set_threads(threads, frontend=tagger.frontend_name)
-    if per_second and tagger.config["model"] not in FRAME_MODELS:
-        raise InstrecError(f"{tagger.run_dir}: model {tagger.config['model']!r} has no per-frame output; "
-                           f"use a run of {', '.join(FRAME_MODELS)} for per-second tags")
+    if per_second:
+        require_frame_outputs(tagger)
     inputs = list(inputs)
     paths = expand_inputs(inputs)
     if not paths:
         raise InstrecError(f"{', '.join(map(str, inputs)) or 'no inputs'}: no audio files found "
                            f"(looked for {', '.join(AUDIO_SUFFIXES)})")
     tagger.frontend  # noqa: B018 - loads and checks it now: a mismatch is one error, not one per file
+    files, failures = tag_paths(tagger, paths, progress)
+    return TagResults(tagger.classes, files, failures, tagger.thresholds, tagger.trained, tagger.policy.name,
+                      tagger.policy.description)
+
+
+def require_frame_outputs(tagger: Tagger) -> None:
+    """Per-second tags need a model with frame-level outputs; a clear error otherwise."""
+    if tagger.config["model"] not in FRAME_MODELS:
+        raise InstrecError(f"{tagger.run_dir}: model {tagger.config['model']!r} has no per-frame output; "
+                           f"use a run of {', '.join(FRAME_MODELS)} for per-second tags")
+
+
+def tag_paths(tagger: Tagger, paths: Iterable[str | Path],
+              progress: bool = False) -> tuple[list[FileTags], list[tuple[str, str]]]:
+    """Tag each file with ``tagger``: the tags of the good files and (path, message) of the
+    bad ones, in input order. A bad file (an :class:`InstrecError`) does not stop the batch."""
     files, failures = [], []
+    paths = list(paths)
     for path in tqdm(paths, desc="tagging", unit="file", disable=not progress):
         try:
             tags = tagger.tag_file(path)
@@ -249,5 +265,4 @@ def predict(run_dir: str | Path | None, inputs: Iterable[str | Path], per_second
             failures.append((str(path), str(exc)))
             continue
         files.append(tags)
-    return TagResults(tagger.classes, files, failures, tagger.thresholds, tagger.trained, tagger.policy.name,
-                      tagger.policy.description)
+    return files, failures

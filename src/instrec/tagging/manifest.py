@@ -1,0 +1,63 @@
+"""The manifest of a catalogue job: which batches are finished, and the parts they own.
+
+``manifest.jsonl`` holds one JSON line per finished batch: ``{"part": name or null (every
+file failed), "files": [...], "failed": [[file, error], ...], "audio_seconds": s}``. The client
+appends a line only after the worker's parts are on disk, so the manifest is the record of
+what is done; a part it does not list is not a result (see :func:`sweep`).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from instrec._io import atomic_write_text
+
+PART_SUFFIX = ".parquet"
+
+
+def part_name(paths: list[str]) -> str:
+    """``part-<hash>``: the same for the same batch, so a retried task overwrites its own part."""
+    return "part-" + hashlib.sha256("\n".join(paths).encode()).hexdigest()[:20]
+
+
+class Manifest:
+    """``manifest.jsonl``: one JSON line per finished batch, appended and flushed to disk."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def load(self) -> list[dict[str, Any]]:
+        """The finished batches. A torn last line (the client died while writing it) is
+        dropped and the file rewritten without it."""
+        if not self.path.is_file():
+            return []
+        entries, torn = [], False
+        for line in self.path.read_text().splitlines(keepends=True):
+            try:
+                entries.append(json.loads(line))
+                torn = torn or not line.endswith("\n")
+            except json.JSONDecodeError:
+                torn = True
+        if torn:
+            atomic_write_text(self.path, "".join(json.dumps(e) + "\n" for e in entries))
+        return entries
+
+    def append(self, entry: dict[str, Any]) -> None:
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(entry) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def sweep(folders: list[Path], entries: list[dict[str, Any]]) -> None:
+    """Delete from ``folders`` every file that is not a part the manifest ``entries`` list:
+    parts of batches never recorded, temp files of unfinished writes."""
+    keep = {e["part"] + PART_SUFFIX for e in entries if e.get("part")}
+    for folder in folders:
+        if folder.is_dir():
+            for p in folder.iterdir():
+                if p.is_file() and p.name not in keep:
+                    p.unlink()
