@@ -46,11 +46,16 @@ def run_demo(out: str | Path = "demo-output", clips: int = 2000, epochs: int = 2
         if progress:
             print(f"[instrec demo] {message}", file=sys.stderr, flush=True)
 
-    if overwrite or not (corpus / NPZ_FILE).is_file():
+    stats = read_corpus_stats(corpus) if (corpus / NPZ_FILE).is_file() else None
+    recorded = (stats or {}).get("n_clips"), (stats or {}).get("seed"), (stats or {}).get("recipe", "ensemble")
+    if overwrite or recorded != (clips, seed, "ensemble"):
+        if stats is not None and not overwrite:  # a corpus of other settings is never passed off as this one
+            say(f"the corpus in {corpus} has {recorded[0]} clips of seed {recorded[1]} ({recorded[2]}): "
+                "rendering again")
         say(f"1/5 rendering {clips} clips into {corpus}")
         build_corpus(corpus, clips, seed, jobs=jobs, overwrite=True, progress=progress)
     else:
-        say(f"1/5 reusing the corpus in {corpus}")
+        say(f"1/5 reusing the corpus in {corpus} ({clips} clips, seed {seed})")
 
     say(f"2/5 training BiLSTM-ATT and ATT ({epochs} epochs, focal loss, with and without mixup+concat)")
     experiment = out / "experiment"
@@ -74,7 +79,8 @@ def run_demo(out: str | Path = "demo-output", clips: int = 2000, epochs: int = 2
 
     summary = {"corpus": str(corpus), "report": str(out / REPORT_FILE),
                "experiment_report": str(experiment / REPORT_FILE),
-               "runs": [{k: r[k] for k in ("model", "loss", "augment", "macro_f1", "micro_f1", "mean_ap")} for r in rows],
+               "runs": [{k: r[k] for k in ("model", "loss", "augment", "macro_f1", "micro_f1", "mean_ap")}
+                        for r in rows],
                "localization_segment_f1": localization, "tagged_clip": str(clip), "tagged_with": str(run_dir),
                "tagged_present": [c for c, p in zip(results.classes, results.files[0].present) if p],
                "threshold": results.threshold_description, "not_learned": results.untrained,
