@@ -14,6 +14,7 @@ Weights are safetensors, everything else JSON or CSV; nothing is ever unpickled.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -93,6 +94,14 @@ def load_model(run_dir: str | Path) -> tuple[Any, dict[str, Any]]:
     config = read_config(run_dir)
     path = Path(run_dir) / MODEL_FILE
     return model_from_tensors(config["model"], config["model_config"], load_tensors(path), str(path)), config
+
+
+def model_sha256(run_dir: str | Path) -> str:
+    """SHA-256 (hex) of the run's ``model.safetensors``; a clear error if it is missing."""
+    path = Path(run_dir) / MODEL_FILE
+    if not path.is_file():
+        raise InstrecError(f"{path}: not found; has the run in {run_dir} finished?")
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def write_validation_keys(run_dir: Path, keys: Sequence[str]) -> None:

@@ -81,7 +81,8 @@ def open_run(cfg: TrainConfig, data: OpenMICData, threads: int) -> Run:
     n_frames, n_features = data.X.shape[1], data.X.shape[2]
     config = run_config(cfg, data.classes, n_frames, n_features, len(tr_idx), len(va_idx), threads,
                         labelled_positive(data.targets[tr_idx], data.Y_mask[tr_idx]))
-    return Run(cfg, run_dir, config, tr_idx, val_set, loss_function(cfg))
+    return Run(cfg, run_dir, config, tr_idx, val_set,
+               loss_function(cfg, data.targets[tr_idx], data.Y_mask[tr_idx]))
 
 
 def new_model(run: Run) -> torch.nn.Module:

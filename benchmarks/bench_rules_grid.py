@@ -1,0 +1,195 @@
+"""The ``rules`` grid: the paper's configuration, its claims, the mixup label rules and the
+methods beyond the paper, over seeds, with both metric families and confidence intervals.
+
+Runs ``instrec experiment --grid rules`` (through the library: :func:`run_experiment`) on
+``--data`` (default: ``instrec synth`` with the ``openmic`` preset and ``--clips``), ``--seeds``
+seeds, ``--epochs`` epochs, the logmel front end the corpus was rendered with. Every run keeps
+the weights of its best validation macro F1 (the validation clips are a seeded 15 % of the
+training partition; this script checks that no validation clip is in the test partition) and
+is scored once on the test partition: positive-class macro F1 and 2-class macro F1 at 0.5
+(the OpenMIC baseline's and Gururani et al.'s), masked mean AP (PaSST's and EfficientAT's), and
+the macro F1 with thresholds tuned on validation. Per configuration: mean, standard deviation
+and the 95 % Student-t confidence interval over seeds; per claim of the paper: the paired
+(same seed) difference with its 95 % interval, and a verdict (supported / contradicted when the
+interval excludes 0, within noise otherwise).
+"""
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C  # noqa: E402
+
+NAME = "bench_rules_grid"
+METRICS = ("macro_f1", "macro_f1_2class", "mean_ap", "tuned_macro_f1")
+PAPER = ("bilstm-att", "focal", "both", "none")
+#: (claim, configuration expected to win, configuration it should beat)
+CLAIMS = (
+    ("BiLSTM-ATT beats ATT", ("bilstm-att", "focal", "both-known", "none"), ("att", "focal", "both-known", "none")),
+    ("focal loss beats cross-entropy", ("bilstm-att", "focal", "both-known", "none"),
+     ("bilstm-att", "bce", "both-known", "none")),
+    ("mixup helps", ("bilstm-att", "focal", "mixup-known", "none"), ("bilstm-att", "focal", "none", "none")),
+    ("concatenation helps", ("bilstm-att", "focal", "concat", "none"), ("bilstm-att", "focal", "none", "none")),
+    ("mixup + concatenation helps (paper's rule)", PAPER, ("bilstm-att", "focal", "none", "none")),
+)
+
+
+def t95(n: int) -> float:
+    """Two-sided 95 % Student-t quantile with n - 1 degrees of freedom (nan for n < 2)."""
+    if n < 2:
+        return float("nan")
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, n - 1))
+
+
+def mean_std_ci(values: list[float]) -> tuple[float, float, float]:
+    """Mean, sample standard deviation and 95 % confidence half-width of ``values``."""
+    n = len(values)
+    mean = statistics.mean(values)
+    std = statistics.stdev(values) if n > 1 else float("nan")
+    return mean, std, t95(n) * std / math.sqrt(n) if n > 1 else float("nan")
+
+
+def verdict(low: float, high: float) -> str:
+    if math.isnan(low):
+        return "one seed: no verdict"
+    return "supported" if low > 0 else "contradicted" if high < 0 else "within noise"
+
+
+def key_of(row: dict) -> tuple[str, str, str, str]:
+    return (row["model"], row["loss"], row["augment"], row.get("method", "none"))
+
+
+def label(key: tuple[str, str, str, str]) -> str:
+    model, loss, aug, method = key
+    return f"{model}, {loss}, {aug}" + ("" if method == "none" else f", {method}")
+
+
+def summarise(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """One row per configuration, and one per claim (paired over seeds)."""
+    by_key: dict[tuple, dict[int, dict]] = {}
+    for r in rows:
+        by_key.setdefault(key_of(r), {})[r["seed"]] = r
+    paper = by_key.get(PAPER, {})
+    table = []
+    for key, seeds in by_key.items():
+        out = {"configuration": label(key), "role": "paper" if key == PAPER else "", "seeds": len(seeds)}
+        for m in METRICS:
+            out[m], out[f"{m}_std"], out[f"{m}_ci95"] = mean_std_ci([s[m] for s in seeds.values()])
+        common = sorted(set(seeds) & set(paper))
+        if key != PAPER and common:
+            d, _, h = mean_std_ci([seeds[s]["macro_f1"] - paper[s]["macro_f1"] for s in common])
+            out["delta_macro_f1_vs_paper"], out["delta_ci95"] = d, h
+        table.append(out)
+    claims = []
+    for claim, a, b in CLAIMS:
+        if a not in by_key or b not in by_key:
+            continue
+        common = sorted(set(by_key[a]) & set(by_key[b]))
+        for m in ("macro_f1", "mean_ap"):
+            d, _, h = mean_std_ci([by_key[a][s][m] - by_key[b][s][m] for s in common])
+            claims.append({"claim": claim, "metric": m, "winner_expected": label(a), "against": label(b),
+                           "difference": d, "ci95_low": d - h, "ci95_high": d + h,
+                           "verdict": verdict(d - h, d + h)})
+    return table, claims
+
+
+def selection_check(exp: Path, data: Path) -> dict:
+    """Validation clips of every run against the test partition: they must not overlap."""
+    test = set((data / "partitions" / "split01_test.csv").read_text().split())
+    runs = sorted((exp / "runs").iterdir())
+    overlap = sum(len(test & set((r / "validation-keys.csv").read_text().split())) for r in runs)
+    best = [json.loads((r / "config.json").read_text()).get("best_epoch") for r in runs]
+    return {"runs": len(runs), "validation_clips_in_test": overlap,
+            "best_epoch_median": statistics.median(b for b in best if b is not None)}
+
+
+def pseudo_summary(exp: Path) -> list[dict]:
+    out = []
+    for r in sorted((exp / "runs").glob("*_pseudo_s*")):
+        rec = json.loads((r / "config.json").read_text()).get("pseudo_labels") or {}
+        if rec:
+            out.append({"run": r.name, **{k: rec[k] for k in ("threshold", "labelled_before", "added_positive",
+                                                                "added_negative", "labelled_after")}})
+    return out
+
+
+def main() -> int:
+    p = C.base_parser(__doc__.split("\n\n")[0], default_repeats=1)
+    p.add_argument("--data", help="OpenMIC-layout dataset (default: instrec synth, preset openmic, --clips)")
+    p.add_argument("--clips", type=int, default=None, help="clips of the rendered corpus (default: the preset's)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per run (default 20; --quick 1)")
+    p.add_argument("--seeds", type=int, default=None, help="seeds per configuration (default 3; --quick 1)")
+    p.add_argument("--jobs", type=int, default=1, help="runs trained at once (default 1)")
+    args = p.parse_args()
+    epochs = args.epochs or (1 if args.quick else 20)
+    seeds = args.seeds or (1 if args.quick else 3)
+    machine = C.machine_info()
+    from instrec.pipelines.experiment import run_experiment
+    from instrec.synth import build_corpus
+    from instrec.synth.presets import preset_options
+
+    with C.workdir(args, "instrec-bench-rules-grid-") as work:
+        data = Path(args.data) if args.data else work / "corpus"
+        if not args.data and not (data / "openmic-2018.npz").is_file():
+            opts = preset_options("openmic")
+            n = args.clips or (150 if args.quick else opts.pop("n_clips"))
+            opts.pop("n_clips", None)
+            build_corpus(data, n, 0, jobs=args.jobs, overwrite=True, progress=False, **opts)
+        exp = work / "experiment"
+        rows = run_experiment(data, exp, grid="rules", seeds=seeds, epochs=epochs, jobs=args.jobs,
+                              overwrite=True, compile="off")
+        table, claims = summarise(rows)
+        selection = selection_check(exp, data)
+        pseudo = pseudo_summary(exp)
+        stats = json.loads((data / "corpus-stats.json").read_text())
+    columns = ["configuration", "role", "seeds"] + [c for m in METRICS for c in (m, f"{m}_std", f"{m}_ci95")] \
+        + ["delta_macro_f1_vs_paper", "delta_ci95"]
+    claim_cols = ["claim", "metric", "winner_expected", "against", "difference", "ci95_low", "ci95_high", "verdict"]
+    C.print_table("Test partition, mean over seeds", table, columns)
+    C.print_table("The paper's claims (paired by seed)", claims, claim_cols)
+    best = max((r for r in table if r["role"] != "paper"), key=lambda r: r["macro_f1"])
+    paper = next(r for r in table if r["role"] == "paper")
+    gain = best["macro_f1"] - paper["macro_f1"]
+    std = max(best["macro_f1_std"], paper["macro_f1_std"])
+    targets = [C.target(f"best ({best['configuration']}) minus paper, macro F1", gain, ">=", 0.03),
+               C.target("gain over twice the larger seed std", gain - 2 * std, ">=", 0.0)]
+    C.print_targets(targets)
+    notes = [f"Data: {args.data or 'instrec synth preset openmic'} ({stats['n_clips']:,} clips, {stats['n_train']:,} "
+             f"in the training partition, {stats['labelled_per_clip']:.2f} labelled instruments per clip, "
+             f"{len(stats['renderable_classes'])} classes rendered), logmel; {epochs} epochs per run (the paper: 200), "
+             f"{seeds} seeds; test partition; threshold 0.5 unless tuned; labelled entries only.",
+             f"Model selection: best validation macro F1 (a seeded 15 % of the training partition); "
+             f"{selection['validation_clips_in_test']} validation clips in the test partition over "
+             f"{selection['runs']} runs; median best epoch {selection['best_epoch_median']}.",
+             "ci95: half-width of the 95 % Student-t interval over seeds; claims and deltas are paired by seed "
+             "(same validation split and initial weights); verdict supported/contradicted when the interval of "
+             "the difference excludes 0.",
+             "Augmentation names: mixup 0.2 and/or concatenation 0.5; '-known', '-naive': the mixup label rule "
+             "(none given: 'both', the paper's). balance: --label-balance 0.5; pseudo: --teacher = the same "
+             "configuration without it, same seed, --pseudo-threshold 0.9."]
+    if pseudo:
+        added = statistics.mean(r["labelled_after"] / r["labelled_before"] for r in pseudo)
+        notes.append(f"Pseudo-labels multiplied the labelled training entries by {added:.2f} on average.")
+    if args.quick:
+        notes.append("QUICK MODE: tiny corpus, 1 epoch, 1 seed; the scores mean nothing.")
+    path = C.write_results(args.out, NAME, "Label rules and methods beyond the paper (grid rules)", args.quick,
+                           {"epochs": epochs, "seeds": seeds, "data": args.data or "synth preset openmic",
+                            "selection": selection},
+                           [C.table("grid", "Test partition, mean over seeds", table, columns),
+                            C.table("claims", "The paper's claims (paired by seed)", claims, claim_cols),
+                            C.table("pseudo", "Pseudo-labels added per run", pseudo,
+                                    ["run", "threshold", "labelled_before", "added_positive", "added_negative",
+                                     "labelled_after"])],
+                           machine, targets, notes)
+    print(f"\nwrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
