@@ -1,0 +1,79 @@
+"""Option types and help layout shared by every command.
+
+Numbers are checked here, once, when the command line is parsed: a value out of range is an
+argparse error (usage line, one ``error:`` line, exit 2) before any work starts. The library
+repeats the checks that matter for its own callers (``TrainConfig.validate``, ``build_corpus``).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+
+SEED_MAX = 2**32 - 1  # numpy's SeedSequence and torch.manual_seed both accept [0, 2**32 - 1]
+THREADS_MAX = 256
+
+THREADS_HELP = ("torch intra-op threads; 0 = auto: 1 with the logmel front end, the usable cores (at most 2) "
+                "with vggish and musicnn (see instrec.runinfo)")
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Examples in the epilog kept as written; each option's default after its help, unless the
+    default is nothing (None, False), in which case the help says what happens without it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if not action.option_strings or any(action.default is v for v in (None, False, argparse.SUPPRESS)) or "%(default)" in text:
+            return text
+        return text + " (default: %(default)s)"
+
+
+def integer(lo: int | None = None, hi: int | None = None, what: str = "an integer") -> Callable[[str], int]:
+    """An argparse type: an integer in [lo, hi] (either bound may be None)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise argparse.ArgumentTypeError(f"{value} is out of range: {what}")
+        return value
+    parse.__name__ = "integer"  # argparse names the type in its messages
+    return parse
+
+
+def number(lo: float | None = None, hi: float | None = None, lo_open: bool = False, hi_open: bool = False,
+           what: str = "a finite number") -> Callable[[str], float]:
+    """An argparse type: a finite float in the interval given; ``*_open`` excludes that bound."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        too_low = lo is not None and (value <= lo if lo_open else value < lo)
+        too_high = hi is not None and (value >= hi if hi_open else value > hi)
+        if not math.isfinite(value) or too_low or too_high:
+            raise argparse.ArgumentTypeError(f"{text} is out of range: {what}")
+        return value
+    parse.__name__ = "number"
+    return parse
+
+
+COUNT = integer(1, what="must be >= 1")
+SEED = integer(0, SEED_MAX, what=f"a seed is an integer in [0, {SEED_MAX}]")
+THREADS = integer(0, THREADS_MAX, what=f"threads must be in [0, {THREADS_MAX}] (0 = auto)")
+FINITE = number()
+NON_NEGATIVE = number(0, what="must be a finite number >= 0")
+PROBABILITY = number(0, 1, what="must be in [0, 1]")
+
+#: Types for the TrainConfig fields that need more than ``int``/``float`` (the others get COUNT or FINITE).
+TRAIN_FIELD_TYPES: dict[str, Callable[[str], object]] = {
+    "seed": SEED, "threads": THREADS, "lr": number(0, lo_open=True, what="must be a finite number > 0"),
+    "focal_alpha": PROBABILITY, "focal_gamma": NON_NEGATIVE, "mixup": NON_NEGATIVE, "mixup_prob": PROBABILITY,
+    "concat": PROBABILITY, "val_fraction": number(0, 1, lo_open=True, hi_open=True, what="must be in (0, 1)"),
+}
+
+
+def examples(*lines: str) -> str:
+    """An epilog listing example command lines."""
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
