@@ -62,3 +62,14 @@ def test_students_train_after_their_teachers(tiny_dataset, tmp_path):
     assert config["pseudo_labels"]["teacher_model_sha256"] == model_sha256(run_path(tmp_path, student.teacher))
     with pytest.raises(InstrecError, match="its teacher att_focal_none_s0 is neither in the grid nor finished"):
         run_specs([RunSpec("att", method="pseudo")], tiny_dataset, tmp_path / "other", epochs=1)
+
+
+def test_lockstep_engine_trains_students_alone(tiny_dataset, tmp_path):
+    student = RunSpec("att", "focal", "none", 0, "pseudo")
+    specs = [student.teacher, RunSpec("att", seed=1), student]
+    with ThreadPoolExecutor(1) as pool:
+        rows = run_specs(specs, tiny_dataset, tmp_path, epochs=1, executor=pool, engine="lockstep", jobs=1)
+    assert [r["method"] for r in rows] == ["none", "none", "pseudo"]
+    metrics = json.loads((run_path(tmp_path, student) / "metrics.json").read_text())
+    assert metrics["train_engine"] == "solo"
+    assert json.loads((run_path(tmp_path, specs[1]) / "metrics.json").read_text())["train_engine"] == "lockstep"

@@ -204,7 +204,8 @@ def run_specs(specs: Sequence[RunSpec], data: str | Path, out: str | Path, epoch
     Runs with a teacher (method ``pseudo``) start once every other run has finished."""
     names = {s.name for s in specs}
     for s in specs:
-        if s.teacher is not None and s.teacher.name not in names and not (run_path(out, s.teacher) / METRICS_FILE).is_file():
+        if s.teacher is not None and s.teacher.name not in names \
+                and not (run_path(out, s.teacher) / METRICS_FILE).is_file():
             raise InstrecError(f"{s.name}: its teacher {s.teacher.name} is neither in the grid nor finished in {out}")
     phases = [[s for s in specs if s.teacher is None], [s for s in specs if s.teacher is not None]]
     (Path(out) / RUNS_DIR).mkdir(parents=True, exist_ok=True)
@@ -219,7 +220,7 @@ def run_specs(specs: Sequence[RunSpec], data: str | Path, out: str | Path, epoch
         for phase in phases:
             futures = {}
             for task in plan_tasks(phase, jobs, engine, max_members):
-                if len(task) > 1 or (engine == "lockstep" and task[0].model in STACKABLE_MODELS):
+                if engine == "lockstep" and task[0].model in STACKABLE_MODELS and task[0].teacher is None:
                     futures[executor.submit(run_group, task, str(data), str(out), epochs, threads)] = task
                 else:
                     futures[executor.submit(run_one, task[0], str(data), str(out), epochs, threads, compile)] = task
