@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as C  # noqa: E402
+import _common as C
 
 NAME = "bench_rules_grid"
 METRICS = ("macro_f1", "macro_f1_2class", "mean_ap", "tuned_macro_f1")
@@ -156,13 +156,27 @@ def main() -> int:
     p.add_argument("--epochs", type=int, default=None, help="epochs per run (default 20; --quick 1)")
     p.add_argument("--seeds", type=int, default=None, help="seeds per configuration (default 3; --quick 1)")
     p.add_argument("--jobs", type=int, default=1, help="runs trained at once (default 1)")
+    p.add_argument("--rows", help="comma-separated rows of the rules grid to run (0 = the paper's configuration; "
+                   "a pseudo-label row needs its teacher's row; default: all)")
+    p.add_argument("--tag", help="results name suffix (bench_rules_grid_TAG), to keep results on other data")
     args = p.parse_args()
+    name = NAME + (f"_{args.tag}" if args.tag else "")
+    if args.rows and "0" not in args.rows.split(","):
+        p.error("--rows must include 0, the paper's configuration")
     epochs = args.epochs or (1 if args.quick else 20)
     seeds = args.seeds or (1 if args.quick else 3)
     machine = C.machine_info()
-    from instrec.pipelines.experiment import RunSpec, run_experiment, run_path
+    from instrec.pipelines.experiment import (
+        RULES_GRID,
+        RunSpec,
+        grid_specs,
+        run_experiment,
+        run_path,
+        run_specs,
+        write_outputs,
+    )
     from instrec.synth import build_corpus
-    from instrec.synth.presets import preset_options
+    from instrec.synth.presets import class_imbalance, preset_options
 
     with C.workdir(args, "instrec-bench-rules-grid-") as work:
         data = Path(args.data) if args.data else work / "corpus"
@@ -172,8 +186,15 @@ def main() -> int:
             opts.pop("n_clips", None)
             build_corpus(data, n, 0, jobs=args.jobs, overwrite=True, progress=False, **opts)
         exp = work / "experiment"
-        rows = run_experiment(data, exp, grid="rules", seeds=seeds, epochs=epochs, jobs=args.jobs,
-                              overwrite=True, compile="off")
+        if args.rows:
+            keep = [RULES_GRID[int(i)] for i in args.rows.split(",")]
+            specs = [s for s in grid_specs("rules", seeds) if (s.model, s.loss, s.augment, s.method) in keep]
+            rows = run_specs(specs, data, exp, epochs, args.jobs, desc="experiment rules (rows " + args.rows + ")",
+                             compile="off")
+            write_outputs(exp, rows, "rules", data, seeds, epochs)
+        else:
+            rows = run_experiment(data, exp, grid="rules", seeds=seeds, epochs=epochs, jobs=args.jobs,
+                                  overwrite=True, compile="off")
         for r in rows:  # precision, recall at 0.5 and the selected epoch: where calibration goes
             run_dir = run_path(exp, RunSpec(r["model"], r["loss"], r["augment"], r["seed"], r["method"]))
             metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -195,27 +216,32 @@ def main() -> int:
     targets = [C.target(f"best ({best['configuration']}) minus paper, macro F1", gain, ">=", 0.03),
                C.target("gain over twice the larger seed std", gain - 2 * std, ">=", 0.0)]
     C.print_targets(targets)
-    notes = [f"Data: {args.data or 'instrec synth preset openmic'} ({stats['n_clips']:,} clips, {stats['n_train']:,} "
-             f"in the training partition, {stats['labelled_per_clip']:.2f} labelled instruments per clip, "
-             f"{len(stats['renderable_classes'])} classes rendered), logmel; {epochs} epochs per run (the paper: 200), "
-             f"{seeds} seeds; test partition; threshold 0.5 unless tuned; labelled entries only.",
-             f"Model selection: best validation macro F1 (a seeded 15 % of the training partition); "
-             f"{selection['validation_clips_in_test']} validation clips in the test partition over "
-             f"{selection['runs']} runs; median best epoch {selection['best_epoch_median']}.",
-             "ci95: half-width of the 95 % Student-t interval over seeds; claims and deltas are paired by seed "
-             "(same validation split and initial weights); verdict supported/contradicted when the interval of "
-             "the difference excludes 0.",
-             "Augmentation names: mixup 0.2 and/or concatenation 0.5; '-known', '-naive': the mixup label rule "
-             "(none given: 'both', the paper's). balance: --label-balance 0.5; pseudo: --teacher = the same "
-             "configuration without it, same seed, --pseudo-threshold 0.9."]
+    imbalance = class_imbalance(stats["per_class"])
+    notes = [
+        (f"Data: {args.data or 'instrec synth preset openmic'} ({stats['n_clips']:,} clips, {stats['n_train']:,} "
+         f"in the training partition, {stats['labelled_per_clip']:.2f} labelled instruments per clip, "
+         f"{len(stats['renderable_classes'])} classes rendered; the most frequent class is present in "
+         f"{imbalance['max_over_min']:.1f}x as many clips as the least), logmel; {epochs} epochs per run "
+         f"(the paper: 200), {seeds} seeds; test partition; threshold 0.5 unless tuned; labelled entries only."),
+        (f"Model selection: best validation macro F1 (a seeded 15 % of the training partition, never the test "
+         f"partition); {selection['validation_clips_in_test']} validation clips in the test partition over "
+         f"{selection['runs']} runs; median selected epoch {selection['best_epoch_median']}."),
+        ("ci95: half-width of the 95 % Student-t interval over seeds; claims and deltas are paired by seed "
+         "(same validation split and initial weights); verdict supported/contradicted when the interval of "
+         "the difference excludes 0."),
+        ("Augmentation names: mixup 0.2 and/or concatenation 0.5; '-known', '-naive': the mixup label rule "
+         "(none given: 'both', the paper's). balance: --label-balance 0.5; pseudo: --teacher = the same "
+         "configuration without it, same seed, --pseudo-threshold 0.9."),
+    ]
     if pseudo:
         added = statistics.mean(r["labelled_after"] / r["labelled_before"] for r in pseudo)
         notes.append(f"Pseudo-labels multiplied the labelled training entries by {added:.2f} on average.")
     if args.quick:
         notes.append("QUICK MODE: tiny corpus, 1 epoch, 1 seed; the scores mean nothing.")
-    path = C.write_results(args.out, NAME, "Label rules and methods beyond the paper (grid rules)", args.quick,
+    title = "Label rules and methods beyond the paper (grid rules" + (f", {args.tag})" if args.tag else ")")
+    path = C.write_results(args.out, name, title, args.quick,
                            {"epochs": epochs, "seeds": seeds, "data": args.data or "synth preset openmic",
-                            "selection": selection},
+                            "rows": args.rows or "all", "selection": selection},
                            [C.table("grid", "Test partition: mean ± std [95 % interval] over seeds", display(table),
                                     ["configuration", "seeds", *METRICS, "delta", "macro_precision", "macro_recall",
                                      "best_epoch"], DISPLAY_HEADERS),

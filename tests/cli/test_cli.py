@@ -81,7 +81,7 @@ def test_synth_preset_names_match_the_library():
 
 def test_synth_preset_sets_what_the_command_line_leaves_open(monkeypatch, tmp_path):
     import instrec.synth
-    import instrec.synth.presets as presets
+    from instrec.synth import presets
 
     calls = []
     monkeypatch.setattr(instrec.synth, "build_corpus", lambda *a, **kw: calls.append((a, kw)))

@@ -59,7 +59,7 @@ def test_student_records_the_pseudo_labels_it_trained_on(tiny_dataset, teacher, 
 
 
 def test_student_resumes_bit_identically_and_refuses_a_changed_teacher(tiny_dataset, teacher, tmp_path):
-    kw = dict(teacher=str(teacher), pseudo_threshold=0.6, label_balance=0.5, mixup=0.2, mixup_labels="known")
+    kw = {"teacher": str(teacher), "pseudo_threshold": 0.6, "label_balance": 0.5, "mixup": 0.2, "mixup_labels": "known"}
     train(_cfg(tiny_dataset, tmp_path / "straight", **kw), progress=False)
     train(_cfg(tiny_dataset, tmp_path / "split", **{**kw, "epochs": 2}), progress=False)
     train(_cfg(tiny_dataset, tmp_path / "split", **kw), resume=True, progress=False)

@@ -70,7 +70,7 @@ class RunSpec:
         return f"{self.model}_{self.loss}_{self.augment}{suffix}_s{self.seed}"
 
     @property
-    def teacher(self) -> "RunSpec | None":
+    def teacher(self) -> RunSpec | None:
         """The run whose model pseudo-labels this one's unknown entries (method ``pseudo``)."""
         return replace(self, method="none") if self.method == "pseudo" else None
 

@@ -13,7 +13,8 @@ per-class counts are written to ``corpus-stats.json`` (``per_class``) and summar
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from instrec._io import InstrecError
 from instrec.classes import OPENMIC_CLASSES
