@@ -9,7 +9,6 @@ error rate (1-s segments, Mesaros et al. 2016) over the rendered classes. Mean Â
 """
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 from pathlib import Path
@@ -80,9 +79,9 @@ def main() -> int:
                "width": "median width (mean)"}
     C.print_table("Segment-based localisation on the test partition (1-s segments)", rows, columns, headers)
     notes = [f"Runs: {args.runs} in {args.experiment} on {args.data}; mean (std) over seeds.",
-             "Clip-gated: an instrument is active in a frame only where the clip is tagged present (> 0.5) and its "
-             "median-smoothed frame probability exceeds a threshold picked on the run's validation clips "
-             "(a threshold of -inf is the clip decision repeated); frames > 0.5: the frame outputs alone."]
+             ("Clip-gated: an instrument is active in a frame only where the clip is tagged present (> 0.5) and "
+              "its median-smoothed frame probability exceeds a threshold picked on the run's validation clips "
+              "(a threshold of -inf is the clip decision repeated); frames > 0.5: the frame outputs alone.")]
     path = C.write_results(args.out, NAME, "Per-second localisation: clip-gated frame decisions", False,
                            {"experiment": args.experiment, "data": args.data, "runs": args.runs},
                            [C.table("localisation", "Segment-based localisation on the test partition", rows,
