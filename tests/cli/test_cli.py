@@ -44,7 +44,7 @@ def test_help_shows_real_defaults_but_not_empty_ones():
     (["synth", "--out", "o", "--clips", "many"], "argument --clips: 'many' is not an integer"),
     (["synth", "--out", "o", "--labels-per-clip", "0.5"], "argument --labels-per-clip: 0.5 is out of range"),
     (["synth", "--out", "o", "--preset", "huge"], "argument --preset: invalid choice: 'huge'"),
-    (["train", "--data", "d", "--out", "o", "--pseudo-threshold", "0.5"], "argument --pseudo-threshold: 0.5 is out"),
+    (["train", "--data", "d", "--out", "o", "--pseudo-precision", "0.5"], "argument --pseudo-precision: 0.5 is out"),
     (["train", "--data", "d", "--out", "o", "--label-balance", "2"], "argument --label-balance: 2 is out of range"),
     (["featurize", "a.wav", "--out", "o", "--test-fraction", "2"], "argument --test-fraction: 2 is out of range"),
     (["experiment", "--data", "d", "--out", "o", "--seeds", "0"], "argument --seeds: 0 is out of range"),

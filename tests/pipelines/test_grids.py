@@ -45,7 +45,7 @@ def test_rules_grid():
 def test_train_config_of_each_method(tmp_path):
     cfg = _train_config(RunSpec("bilstm-att", "focal", "both-known", 2, "pseudo"), "d", str(tmp_path), 5)
     assert cfg.teacher == str(run_path(tmp_path, RunSpec("bilstm-att", "focal", "both-known", 2)))
-    assert (cfg.mixup, cfg.concat, cfg.mixup_labels, cfg.pseudo_threshold) == (0.2, 0.5, "known", 0.9)
+    assert (cfg.mixup, cfg.concat, cfg.mixup_labels, cfg.pseudo_precision) == (0.2, 0.5, "known", 0.9)
     cfg = _train_config(RunSpec("att", "focal", "both-naive", 0, "balance"), "d", str(tmp_path), 5)
     assert (cfg.label_balance, cfg.teacher, cfg.mixup_labels, cfg.concat) == (0.5, "", "naive", 0.5)
     with pytest.raises(InstrecError, match="unknown method 'nope'"):

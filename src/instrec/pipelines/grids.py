@@ -22,7 +22,7 @@ from instrec.models import MODEL_NAMES
 AUGMENTATIONS = {"none": (0.0, 0.0), "mixup": (0.2, 0.0), "concat": (0.0, 0.5), "both": (0.2, 0.5)}
 #: Methods beyond the paper (grid ``rules``): TrainConfig settings added to a configuration.
 #: ``pseudo`` takes its teacher from the same configuration without the method, same seed.
-METHODS = {"none": {}, "balance": {"label_balance": 0.5}, "pseudo": {"pseudo_threshold": 0.9}}
+METHODS = {"none": {}, "balance": {"label_balance": 0.5}, "pseudo": {"pseudo_precision": 0.9}}
 #: The mixup label rule the ``demo`` grid trains with (``both`` is the paper's; ``known``
 #: beat it at every scale measured, see benchmarks/bench_rules_grid.py).
 DEMO_RULE = "known"

@@ -46,9 +46,10 @@ class TrainConfig:
                                 "(share it would have if all were equal / its share) ** B; 0 = off, 1 = every "
                                 "cell weighs the same", metavar="B")
     teacher: str = _opt("", "pseudo-labels: a finished run directory whose model labels the unknown training "
-                        "entries it is sure of (see --pseudo-threshold); empty = off", metavar="RUN_DIR")
-    pseudo_threshold: float = _opt(0.9, "pseudo-labels: an unknown entry becomes positive where the teacher's "
-                                   "probability is >= P and negative where it is <= 1 - P", metavar="P")
+                        "entries it is sure of (see --pseudo-precision); empty = off", metavar="RUN_DIR")
+    pseudo_precision: float = _opt(0.9, "pseudo-labels: per instrument, the teacher's probability thresholds above "
+                                   "(below) which its positives (negatives) on its validation clips are right with "
+                                   "at least this precision", metavar="P")
     epochs: int = _opt(200, "training epochs")
     batch_size: int = _opt(32, "clips per batch")
     lr: float = _opt(5e-4, "Adam learning rate")
@@ -74,7 +75,7 @@ class TrainConfig:
                   (0 <= self.mixup_prob <= 1, "mixup probability must be in [0, 1]"),
                   (0 <= self.concat <= 1, "concat probability must be in [0, 1]"),
                   (0 <= self.label_balance <= 1, "label balance exponent must be in [0, 1]"),
-                  (0.5 < self.pseudo_threshold <= 1, "pseudo-label threshold must be in (0.5, 1]"),
+                  (0.5 < self.pseudo_precision <= 1, "pseudo-label precision must be in (0.5, 1]"),
                   (0 < self.val_fraction < 1, "validation fraction must be in (0, 1)")]
         for ok, message in checks:
             if not ok:

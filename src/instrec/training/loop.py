@@ -67,8 +67,8 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
     generator = torch.Generator().manual_seed(cfg.seed)
     targets, mask = train_set.targets, train_set.Y_mask
     if cfg.teacher:
-        targets, mask, run.config["pseudo_labels"] = teacher_pseudo_labels(cfg.teacher, train_set, cfg.data,
-                                                                           cfg.pseudo_threshold)
+        targets, mask, run.config["pseudo_labels"] = teacher_pseudo_labels(cfg.teacher, data, run.train_rows,
+                                                                           cfg.data, cfg.pseudo_precision)
     if resume and has_resume_state(run.run_dir):
         check_same_run(run.run_dir, run.config, setting_defaults())
         _check_same_teacher(run)
