@@ -30,7 +30,6 @@ from instrec.data.openmic import OpenMICData
 from instrec.models.inference import run_model
 from instrec.run import load_model, model_sha256, read_validation_keys
 
-
 #: Validation entries a calibrated threshold must rest on, per instrument and side.
 MIN_SUPPORT = 5
 
