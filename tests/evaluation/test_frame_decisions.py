@@ -4,7 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from instrec.evaluation.frame_decisions import gated_activity, median_smooth, score_gate, tune_gate
+from instrec.evaluation.frame_decisions import (
+    gated_activity,
+    median_smooth,
+    score_gate,
+    tune_clip_threshold,
+    tune_gate,
+)
 from instrec.evaluation.localization import evaluate_frame_agnostic
 
 CLASSES = ("a", "b")
@@ -53,3 +59,13 @@ def test_tuning_finds_the_frame_threshold_that_localises():
     # 0.2 keeps a's first half and all of b (0.3): every segment right; 0.5 would lose b
     assert (thr, width) == (0.2, 1)
     assert f1 == pytest.approx(1.0)
+
+
+def test_clip_threshold_tuning_is_the_fair_baseline():
+    strong, keys, _, clip = _clips()
+    # at 0.5 both clips are called for one instrument each; at 0.8 only k0's 'a' (0.9) survives
+    thr, f1 = tune_clip_threshold(strong, keys, clip, CLASSES, 10, thresholds=(0.5, 0.8))
+    assert thr == 0.5 and f1 == pytest.approx(2 * 15 / (2 * 15 + 5))
+    thr, f1 = tune_clip_threshold(strong, keys, clip, CLASSES, 10, thresholds=(0.8,))
+    # 10 segments claimed for 'a' in k0 (5 right), b's 10 missed: TP 5, FP 5, FN 10
+    assert thr == 0.8 and f1 == pytest.approx(2 * 5 / (2 * 5 + 5 + 10))

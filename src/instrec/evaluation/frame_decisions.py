@@ -26,7 +26,9 @@ from scipy.ndimage import median_filter
 from instrec.evaluation.localization import evaluate_localization
 
 #: Frame thresholds tried by :func:`tune_gate` (-inf: the clip decision alone).
-FRAME_THRESHOLDS: tuple[float, ...] = (-np.inf, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+FRAME_THRESHOLDS: tuple[float, ...] = (-np.inf, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+#: Clip thresholds tried by :func:`tune_clip_threshold` (the fair clip-level baseline).
+CLIP_THRESHOLDS: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9)
 #: Median-filter widths (frames) tried by :func:`tune_gate`; 1 = no smoothing.
 WIDTHS: tuple[int, ...] = (1, 3)
 
@@ -53,9 +55,10 @@ def gated_activity(frame_probs: np.ndarray, clip_probs: np.ndarray, frame_thresh
 
 def score_gate(strong: Mapping[str, Sequence[tuple[str, float, float]]], keys: Sequence[str],
                frame_probs: np.ndarray, clip_probs: np.ndarray, classes: Sequence[str], frame_threshold: float,
-               width: int = 1, clip_seconds: float = 10.0, eval_classes: Sequence[str] | None = None) -> dict:
+               width: int = 1, clip_seconds: float = 10.0, eval_classes: Sequence[str] | None = None,
+               clip_threshold: float = 0.5) -> dict:
     """Segment scores (:func:`evaluate_localization`) of the gated decision on clips ``keys``."""
-    active = gated_activity(frame_probs, clip_probs, frame_threshold, width)
+    active = gated_activity(frame_probs, clip_probs, frame_threshold, width, clip_threshold)
     return dict(evaluate_localization({k: strong.get(k, []) for k in keys}, dict(zip(keys, active)), classes,
                                       clip_seconds=clip_seconds, eval_classes=eval_classes))
 
@@ -73,4 +76,20 @@ def tune_gate(strong: Mapping[str, Sequence[tuple[str, float, float]]], keys: Se
                             eval_classes)["f1"]
             if f1 > best[2]:
                 best = (float(thr), int(width), float(f1))
+    return best
+
+
+def tune_clip_threshold(strong: Mapping[str, Sequence[tuple[str, float, float]]], keys: Sequence[str],
+                        clip_probs: np.ndarray, classes: Sequence[str], n_frames: int, clip_seconds: float = 10.0,
+                        eval_classes: Sequence[str] | None = None,
+                        thresholds: Sequence[float] = CLIP_THRESHOLDS) -> tuple[float, float]:
+    """(clip threshold, segment F1) of the best clip decision repeated over time on clips ``keys``:
+    the baseline the frame outputs must beat once the clip threshold is tuned as well."""
+    frames = np.repeat(np.asarray(clip_probs)[:, None, :], n_frames, axis=1)
+    best = (0.5, -1.0)
+    for thr in thresholds:
+        f1 = score_gate(strong, keys, frames, clip_probs, classes, -np.inf, 1, clip_seconds, eval_classes,
+                        clip_threshold=thr)["f1"]
+        if f1 > best[1]:
+            best = (float(thr), float(f1))
     return best
