@@ -36,7 +36,7 @@ def test_rules_grid():
     assert (specs[0].model, specs[0].loss, specs[0].augment, specs[0].method) == ("bilstm-att", "focal", "both", "none")
     names = {s.name for s in specs}
     assert all(s.teacher.name in names for s in specs if s.teacher is not None)
-    assert {s.method for s in specs} == {"none", "balance", "pseudo"}
+    assert {s.method for s in specs} == {"none", "balance", "pseudo", "alpha0.5"}
     assert {s.augment for s in grid_specs("demo", 1)} == {"none", f"both-{DEMO_RULE}"}
     with pytest.raises(InstrecError, match="unknown grid 'nope'; choose one of paper, demo, baselines, smoke, rules"):
         grid_specs("nope", 1)
@@ -48,6 +48,7 @@ def test_train_config_of_each_method(tmp_path):
     assert (cfg.mixup, cfg.concat, cfg.mixup_labels, cfg.pseudo_precision) == (0.2, 0.5, "known", 0.9)
     cfg = _train_config(RunSpec("att", "focal", "both-naive", 0, "balance"), "d", str(tmp_path), 5)
     assert (cfg.label_balance, cfg.teacher, cfg.mixup_labels, cfg.concat) == (0.5, "", "naive", 0.5)
+    assert _train_config(RunSpec("att", method="alpha0.5"), "d", str(tmp_path), 5).focal_alpha == 0.5
     with pytest.raises(InstrecError, match="unknown method 'nope'"):
         _train_config(RunSpec("att", method="nope"), "d", str(tmp_path), 5)
 
