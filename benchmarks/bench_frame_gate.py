@@ -9,6 +9,7 @@ error rate (1-s segments, Mesaros et al. 2016) over the rendered classes. Mean Â
 """
 from __future__ import annotations
 
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -24,7 +25,7 @@ def score_run(run_dir: Path, data_dir: Path) -> dict:
 
     from instrec.data.layout import read_corpus_stats, read_strong_labels
     from instrec.data.openmic import load_split
-    from instrec.evaluation.frame_decisions import score_gate, tune_clip_threshold, tune_gate
+    from instrec.evaluation.frame_decisions import CLIP_THRESHOLDS, score_gate, tune_clip_threshold, tune_gate
     from instrec.models.inference import run_model
     from instrec.run import load_model, read_validation_keys
 
@@ -37,16 +38,19 @@ def score_run(run_dir: Path, data_dir: Path) -> dict:
     val = train.subset([i for i, k in enumerate(train.sample_key) if k in val_keys])
     test = load_split(data_dir, "test")
     v, t = run_model(model, val.X), run_model(model, test.X)
-    thr, width, val_f1 = tune_gate(strong, list(val.sample_key), v.frame, v.clip, classes, eval_classes=eval_classes)
+    thr, width, gate_clip_thr, val_f1 = tune_gate(strong, list(val.sample_key), v.frame, v.clip, classes,
+                                                  eval_classes=eval_classes, clip_thresholds=CLIP_THRESHOLDS)
     keys = list(test.sample_key)
     raw = score_gate(strong, keys, t.frame, np.ones_like(t.clip), classes, 0.5, eval_classes=eval_classes)
     agnostic = score_gate(strong, keys, t.frame, t.clip, classes, -np.inf, eval_classes=eval_classes)
-    gated = score_gate(strong, keys, t.frame, t.clip, classes, thr, width, eval_classes=eval_classes)
+    gated = score_gate(strong, keys, t.frame, t.clip, classes, thr, width, eval_classes=eval_classes,
+                       clip_threshold=gate_clip_thr)
     clip_thr, _ = tune_clip_threshold(strong, list(val.sample_key), v.clip, classes, v.frame.shape[1],
                                       eval_classes=eval_classes)
     tuned_clip = score_gate(strong, keys, t.frame, t.clip, classes, -np.inf, eval_classes=eval_classes,
                             clip_threshold=clip_thr)
-    return {"frame_threshold": thr, "width": width, "clip_threshold": clip_thr, "val_f1": val_f1,
+    return {"frame_threshold": thr, "width": width, "gate_clip_threshold": gate_clip_thr, "clip_threshold": clip_thr,
+            "val_f1": val_f1,
             **{f"{name}_{m}": s[m] for name, s in (("frames", raw), ("agnostic", agnostic),
                                                    ("agnostic_tuned", tuned_clip), ("gated", gated))
                for m in ("f1", "er")}}
@@ -74,20 +78,22 @@ def main() -> int:
         for k in members[0]:
             values = [m[k] for m in members]
             row[k] = statistics.mean(values)
-            row[f"{k}_std"] = statistics.stdev(values) if len(values) > 1 else float("nan")
+            finite = len(values) > 1 and all(math.isfinite(v) for v in values)
+            row[f"{k}_std"] = statistics.stdev(values) if finite else float("nan")
         rows.append(row)
     columns = ["configuration", "seeds", "frames_f1", "frames_er", "agnostic_f1", "agnostic_f1_std", "agnostic_er",
                "agnostic_tuned_f1", "agnostic_tuned_f1_std", "agnostic_tuned_er", "clip_threshold",
-               "gated_f1", "gated_f1_std", "gated_er", "frame_threshold", "width"]
+               "gated_f1", "gated_f1_std", "gated_er", "frame_threshold", "width", "gate_clip_threshold"]
     headers = {"frames_f1": "frames > 0.5: F1", "frames_er": "frames: ER", "agnostic_f1": "clip decision repeated: F1",
                "agnostic_f1_std": "(std)", "agnostic_er": "repeated: ER", "gated_f1": "clip-gated frames, tuned: F1",
                "gated_f1_std": "(std)", "gated_er": "gated: ER", "frame_threshold": "tuned frame threshold (mean)",
                "width": "median width (mean)", "agnostic_tuned_f1": "repeated, clip threshold tuned: F1",
                "agnostic_tuned_f1_std": "(std)", "agnostic_tuned_er": "tuned repeated: ER",
-               "clip_threshold": "tuned clip threshold (mean)"}
+               "clip_threshold": "tuned clip threshold (mean)", "gate_clip_threshold": "gate's clip threshold (mean)"}
     C.print_table("Segment-based localisation on the test partition (1-s segments)", rows, columns, headers)
     notes = [f"Runs: {args.runs} in {args.experiment} on {args.data}; mean (std) over seeds.",
-             ("Clip-gated: an instrument is active in a frame only where the clip is tagged present (> 0.5) and "
+             ("Clip-gated: an instrument is active in a frame only where the clip is tagged present (clip threshold "
+              "tuned with the others) and "
               "its median-smoothed frame probability exceeds a threshold picked on the run's validation clips "
               "(a threshold of -inf is the clip decision repeated); frames > 0.5: the frame outputs alone; "
               "repeated, clip threshold tuned: the clip decision at a threshold picked on validation, the fair "

@@ -55,9 +55,11 @@ def test_without_a_frame_threshold_the_gate_is_the_frame_agnostic_baseline():
 
 def test_tuning_finds_the_frame_threshold_that_localises():
     strong, keys, frames, clip = _clips()
-    thr, width, f1 = tune_gate(strong, keys, frames, clip, CLASSES, thresholds=(-np.inf, 0.2, 0.5), widths=(1,))
-    # 0.2 keeps a's first half and all of b (0.3): every segment right; 0.5 would lose b
-    assert (thr, width) == (0.2, 1)
+    thr, width, clip_thr, f1 = tune_gate(strong, keys, frames, clip, CLASSES, thresholds=(-np.inf, 0.2, 0.5),
+                                         widths=(1,), clip_thresholds=(0.5, 0.8))
+    # 0.2 keeps a's first half and all of b (0.3): every segment right; 0.5 would lose b; a clip
+    # threshold of 0.8 would lose b's clip
+    assert (thr, width, clip_thr) == (0.2, 1, 0.5)
     assert f1 == pytest.approx(1.0)
 
 

@@ -66,16 +66,20 @@ def score_gate(strong: Mapping[str, Sequence[tuple[str, float, float]]], keys: S
 def tune_gate(strong: Mapping[str, Sequence[tuple[str, float, float]]], keys: Sequence[str],
               frame_probs: np.ndarray, clip_probs: np.ndarray, classes: Sequence[str], clip_seconds: float = 10.0,
               eval_classes: Sequence[str] | None = None, thresholds: Sequence[float] = FRAME_THRESHOLDS,
-              widths: Sequence[int] = WIDTHS) -> tuple[float, int, float]:
-    """(frame threshold, width, segment F1) of the best gated decision on clips ``keys``; ties
-    go to the earlier candidate, so the clip decision alone wins unless frames do better."""
-    best = (-np.inf, 1, -1.0)
-    for width in widths:
-        for thr in thresholds:
-            f1 = score_gate(strong, keys, frame_probs, clip_probs, classes, thr, width, clip_seconds,
-                            eval_classes)["f1"]
-            if f1 > best[2]:
-                best = (float(thr), int(width), float(f1))
+              widths: Sequence[int] = WIDTHS,
+              clip_thresholds: Sequence[float] = (0.5,)) -> tuple[float, int, float, float]:
+    """(frame threshold, width, clip threshold, segment F1) of the best gated decision on clips
+    ``keys``; ties go to the earlier candidate, so the clip decision alone wins unless frames do
+    better. With ``clip_thresholds`` = CLIP_THRESHOLDS the search includes the tuned clip decision
+    repeated (frame threshold -inf), so on ``keys`` it never scores below that baseline."""
+    best = (-np.inf, 1, 0.5, -1.0)
+    for clip_thr in clip_thresholds:
+        for width in widths:
+            for thr in thresholds:
+                f1 = score_gate(strong, keys, frame_probs, clip_probs, classes, thr, width, clip_seconds,
+                                eval_classes, clip_threshold=clip_thr)["f1"]
+                if f1 > best[3]:
+                    best = (float(thr), int(width), float(clip_thr), float(f1))
     return best
 
 
