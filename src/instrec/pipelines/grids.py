@@ -25,7 +25,7 @@ AUGMENTATIONS = {"none": (0.0, 0.0), "mixup": (0.2, 0.0), "concat": (0.0, 0.5), 
 METHODS = {"none": {}, "balance": {"label_balance": 0.5}, "pseudo": {"pseudo_precision": 0.9},
            "alpha0.5": {"focal_alpha": 0.5}}
 #: The mixup label rule the ``demo`` grid trains with (``both`` is the paper's; ``known`` keeps
-#: every labelled entry and beat it on the 2,000- and 5,000-clip corpora, outside the seed noise:
+#: every labelled entry and beat it on the 2,000-, 5,000- and 15,000-clip corpora, outside the seed noise:
 #: benchmarks/bench_label_rules.py, benchmarks/bench_rules_grid.py).
 DEMO_RULE = "known"
 #: The paper's comparison; every other model of the registry is a baseline.
