@@ -12,8 +12,8 @@ per-class counts are written to ``corpus-stats.json`` (``per_class``) and summar
 """
 from __future__ import annotations
 
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from instrec._io import InstrecError
