@@ -24,8 +24,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import _common as C  # noqa: E402
 
-ORDER = ("synth", "train", "busy", "inference", "musicnn", "dask", "lstm_kernel", "stacked_step", "grid", "accuracy", "realaudio",
-         "label_rules")
+ORDER = ("synth", "train", "busy", "inference", "musicnn", "dask", "lstm_kernel", "stacked_step", "grid", "accuracy",
+         "realaudio", "label_rules", "rules_grid")
 
 
 def lstm_kernel_results(out: Path, quick: bool) -> int:

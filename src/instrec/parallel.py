@@ -90,6 +90,12 @@ def _stop(pool: ProcessPoolExecutor) -> None:
         with contextlib.suppress(OSError, ValueError, AttributeError):
             process.terminate()
     pool.shutdown(wait=False, cancel_futures=True)
+    # Let the pool's manager thread see its dead workers and close its wake-up pipe now: left
+    # running, it races Python's exit hook, which writes to that pipe (an 'OSError: Bad file
+    # descriptor' traceback after 'interrupted', seen under load with Python 3.11).
+    manager = getattr(pool, "_executor_manager_thread", None)
+    if manager is not None:
+        manager.join(timeout=10)
 
 
 _PR_SET_PDEATHSIG = 1

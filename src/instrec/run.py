@@ -22,6 +22,7 @@ one-line error naming the file and the field.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -209,6 +210,14 @@ def model_of(run_dir: str | Path, config: dict[str, Any]) -> Any:
     """The model of ``config`` with the weights in ``run_dir/model.safetensors``."""
     path = Path(run_dir) / MODEL_FILE
     return model_from_tensors(config["model"], config["model_config"], load_tensors(path), str(path))
+
+
+def model_sha256(run_dir: str | Path) -> str:
+    """SHA-256 (hex) of the run's ``model.safetensors``; a clear error if it is missing."""
+    path = Path(run_dir) / MODEL_FILE
+    if not path.is_file():
+        raise InstrecError(f"{path}: not found; has the run in {run_dir} finished?")
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def write_validation_keys(run_dir: Path, keys: Sequence[str]) -> None:

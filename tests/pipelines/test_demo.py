@@ -8,6 +8,7 @@ import matplotlib.image as mpimg
 import pytest
 
 from instrec.pipelines.demo import run_demo
+from instrec.pipelines.grids import DEMO_RULE
 from instrec.tagging.formats import parse_csv
 
 REAL = Path(__file__).resolve().parents[2] / "examples" / "real"
@@ -23,7 +24,7 @@ def test_demo_pipeline_end_to_end(tmp_path, capfd, monkeypatch, musicnn_weights_
     saved = json.loads((out / "demo-summary.json").read_text())
     assert saved["tagged_clip"] == summary["tagged_clip"] and "_s0" in saved["tagged_with"]
     assert {(r["model"], r["augment"]) for r in saved["runs"]} == {
-        ("att", "none"), ("att", "both"), ("bilstm-att", "none"), ("bilstm-att", "both")}
+        ("att", "none"), ("att", f"both-{DEMO_RULE}"), ("bilstm-att", "none"), ("bilstm-att", f"both-{DEMO_RULE}")}
     assert all(0.0 <= r["macro_f1"] <= 1.0 for r in saved["runs"])
     for model in ("bilstm-att", "att"):
         loc = saved["localization_segment_f1"][model]

@@ -71,6 +71,7 @@ TRAIN_FIELD_TYPES: dict[str, Callable[[str], object]] = {
     "seed": SEED, "threads": THREADS, "lr": number(0, lo_open=True, what="must be a finite number > 0"),
     "focal_alpha": PROBABILITY, "focal_gamma": NON_NEGATIVE, "mixup": NON_NEGATIVE, "mixup_prob": PROBABILITY,
     "concat": PROBABILITY, "val_fraction": number(0, 1, lo_open=True, hi_open=True, what="must be in (0, 1)"),
+    "label_balance": PROBABILITY, "pseudo_precision": number(0.5, 1, lo_open=True, what="must be in (0.5, 1]"),
 }
 
 

@@ -8,6 +8,10 @@ from instrec.cli.args import COUNT, SEED, THREADS, THREADS_HELP, examples, numbe
 from instrec.cli.report import report_failures
 from instrec.features import FRONTEND_NAMES
 
+#: The keys of instrec.synth.presets.PRESETS (not imported here: the synth package is slow to
+#: import and the command line starts fast; a test keeps the two equal).
+PRESET_NAMES = ("openmic",)
+
 
 def _download(args: argparse.Namespace) -> int:
     if args.what == "openmic":
@@ -35,11 +39,23 @@ def _synth(args: argparse.Namespace) -> int:
 
     set_threads(args.threads, frontend=args.frontend)  # this process; worker processes use one thread
 
-    build_corpus(args.out, args.clips, args.seed, soundfonts=args.soundfont, frontend=args.frontend,
-                 jobs=args.jobs, keep_audio=args.keep_audio, overwrite=args.overwrite,
-                 labels_per_clip=args.labels_per_clip, disagreement=not args.no_disagreement,
-                 progress=not args.quiet, recipe=args.recipe,
-                 realistic=RealisticSettings(augment=not args.no_augment) if args.recipe == "realistic" else None)
+    clips, soundfonts, labels_per_clip, test_fraction, recipe = (args.clips, args.soundfont, args.labels_per_clip,
+                                                                 args.test_fraction, args.recipe)
+    if args.preset:
+        from instrec.synth.presets import preset_options
+
+        preset = preset_options(args.preset)  # options given on the command line win
+        clips = preset["n_clips"] if clips is None else clips
+        soundfonts = soundfonts or [preset["soundfont"]]
+        labels_per_clip = preset["labels_per_clip"] if labels_per_clip is None else labels_per_clip
+        test_fraction = preset["test_fraction"] if test_fraction is None else test_fraction
+        recipe = recipe or preset["recipe"]
+    build_corpus(args.out, 2000 if clips is None else clips, args.seed, soundfonts=soundfonts,
+                 frontend=args.frontend, jobs=args.jobs, keep_audio=args.keep_audio, overwrite=args.overwrite,
+                 labels_per_clip=2.0 if labels_per_clip is None else labels_per_clip,
+                 test_fraction=0.25 if test_fraction is None else test_fraction,
+                 disagreement=not args.no_disagreement, progress=not args.quiet, recipe=recipe or "ensemble",
+                 realistic=RealisticSettings(augment=not args.no_augment) if recipe == "realistic" else None)
     return 0
 
 
@@ -73,12 +89,16 @@ def add_commands(command) -> None:
     sp = command("synth", _synth, "render the offline multi-instrument corpus (OpenMIC layout + strong labels)",
                  examples("instrec synth --out corpus                       # 2,000 clips, logmel features",
                           "instrec synth --out real --recipe realistic --frontend musicnn --clips 500",
-                          "instrec synth --out small --clips 200 --keep-audio --jobs 1"))
+                          "instrec synth --out small --clips 200 --keep-audio --jobs 1",
+                          "instrec synth --out openmic --preset openmic          # 20,000 clips, all 20 classes"))
     sp.add_argument("--out", required=True, help="dataset folder to create (OpenMIC layout)")
-    sp.add_argument("--clips", type=COUNT, default=2000, help="number of 10-s clips to render")
+    sp.add_argument("--preset", choices=PRESET_NAMES, help="openmic: the OpenMIC-2018 release's size (20,000 clips, "
+                    "a quarter for test), every class rendered (the first installed font with all 20), about 2 "
+                    "labelled instruments per clip; options given as well override the preset's")
+    sp.add_argument("--clips", type=COUNT, default=None, help="number of 10-s clips to render (default: 2000, or the preset's)")
     sp.add_argument("--seed", type=SEED, default=0, help="seed of the scores, fonts, mixes and labels")
-    sp.add_argument("--recipe", default="ensemble", choices=["ensemble", "realistic"],
-                    help="ensemble: dense multi-instrument pieces, one font, clean audio; realistic: mostly solos, "
+    sp.add_argument("--recipe", default=None, choices=["ensemble", "realistic"],
+                    help="(default: ensemble, or the preset's) ensemble: dense multi-instrument pieces, one font, clean audio; realistic: mostly solos, "
                          "duos and sparse textures, a font per part, expressive playing, recording-chain augmentation")
     sp.add_argument("--soundfont", action="append", metavar="SF2",
                     help="a .sf2 file, or 'auto' for every installed General MIDI font; repeatable with --recipe "
@@ -89,8 +109,11 @@ def add_commands(command) -> None:
     sp.add_argument("--threads", type=THREADS, default=0, help=THREADS_HELP + "; worker processes (--jobs > 1) "
                     "always use one")
     sp.add_argument("--keep-audio", action="store_true", help="also keep the rendered audio (FLAC) and MIDI")
-    sp.add_argument("--labels-per-clip", type=number(1, 20, what="must be in [1, 20]"), default=2.0,
-                    help="mean number of instruments labelled per clip (the rest are unknown, as in OpenMIC)")
+    sp.add_argument("--labels-per-clip", type=number(1, 20, what="must be in [1, 20]"), default=None,
+                    help="mean number of instruments labelled per clip (the rest are unknown, as in OpenMIC; "
+                    "default: 2, or the preset's)")
+    sp.add_argument("--test-fraction", type=number(0, 1, hi_open=True, what="must be in [0, 1)"), default=None,
+                    help="share of the clips in the test partition (default: 0.25, or the preset's)")
     sp.add_argument("--no-disagreement", action="store_true", help="relevance exactly 0/1 (no annotator noise)")
     sp.add_argument("--overwrite", action="store_true", help="replace an existing --out")
 

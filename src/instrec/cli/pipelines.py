@@ -4,12 +4,14 @@ from __future__ import annotations
 import argparse
 
 from instrec.cli.args import COUNT, examples
+from instrec.pipelines.grids import GRIDS
 from instrec.training.config import COMPILE_HELP, COMPILE_MODES
 
 GRID_HELP = ("paper: ATT and BiLSTM-ATT x {cross-entropy, focal} x {no augmentation, mixup, concatenation, both}, "
              "plus the baselines with focal loss; demo: ATT and BiLSTM-ATT, focal, without and with both "
-             "augmentations; baselines: every model, focal, no augmentation; smoke: three tiny runs, to check "
-             "an installation")
+             "augmentations (mixup with the 'known' label rule); baselines: every model, focal, no augmentation; "
+             "smoke: three tiny runs, to check an installation; rules: the paper's configuration, its claims, the "
+             "mixup label rules, --label-balance and pseudo-labels from a teacher (benchmarks/bench_rules_grid.py)")
 
 
 def _experiment(args: argparse.Namespace) -> int:
@@ -45,7 +47,7 @@ def add_commands(command) -> None:
                           "runs are kept",
                           "instrec experiment --data corpus --out exp --engine dask --scheduler tcp://10.0.0.5:8786"))
     sp.add_argument("--data", required=True, help="OpenMIC-layout dataset folder")
-    sp.add_argument("--grid", default="paper", choices=["paper", "demo", "baselines", "smoke"], help=GRID_HELP)
+    sp.add_argument("--grid", default="paper", choices=GRIDS, help=GRID_HELP)
     sp.add_argument("--seeds", type=COUNT, default=3, help="seeds per configuration (0, 1, ...)")
     sp.add_argument("--epochs", type=COUNT, default=200, help="training epochs of every run")
     sp.add_argument("--jobs", type=COUNT, default=2, help="runs trained in parallel (one per core)")

@@ -25,7 +25,6 @@ import ctypes.util
 import json
 import time
 from concurrent.futures import Executor, as_completed
-from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Sequence
@@ -35,8 +34,20 @@ from tqdm import tqdm
 from instrec._io import InstrecError, atomic_write_json
 from instrec.evaluation import report
 from instrec.evaluation.evaluate import evaluate_run
-from instrec.models import MODEL_NAMES, STACKABLE_MODELS, model_spec
+from instrec.models import STACKABLE_MODELS, model_spec
 from instrec.parallel import dask_client, process_pool
+from instrec.pipelines.grids import (  # noqa: F401  (re-exported: the grids are part of this module's interface)
+    AUGMENTATIONS,
+    BASELINES,
+    DEMO_RULE,
+    GRIDS,
+    METHODS,
+    PAPER_MODELS,
+    RULES_GRID,
+    RunSpec,
+    augmentation,
+    grid_specs,
+)
 from instrec.run import CONFIG_FILE, METRICS_FILE, has_resume_state, read_config
 from instrec.runinfo import auto_threads, package_versions
 from instrec.training.config import TrainConfig
@@ -44,12 +55,8 @@ from instrec.training.lifecycle import reusable
 from instrec.training.lockstep import train_lockstep
 from instrec.training.loop import train
 
-AUGMENTATIONS = {"none": (0.0, 0.0), "mixup": (0.2, 0.0), "concat": (0.0, 0.5), "both": (0.2, 0.5)}
 METRICS = ("macro_f1", "micro_f1", "macro_f1_2class", "mean_ap")
 FIG3_MAX_CONFIGS = 8  # more configurations than this: Fig. 3 shows each model's best one
-#: The paper's comparison; every other model of the registry is a baseline.
-PAPER_MODELS = ("att", "bilstm-att")
-BASELINES = tuple(m for m in MODEL_NAMES if m not in PAPER_MODELS)
 #: Training engines ("solo", "lockstep") and "dask" (solo runs on a Dask cluster).
 ENGINES = ("solo", "lockstep", "dask")
 RUNS_DIR = "runs"
@@ -60,39 +67,9 @@ FIG2_FILE = "fig2_macro_f1.png"
 FIG3_FILE = "fig3_per_instrument_f1.png"
 
 
-@dataclass(frozen=True)
-class RunSpec:
-    model: str
-    loss: str = "focal"
-    augment: str = "none"
-    seed: int = 0
-
-    @property
-    def name(self) -> str:
-        return f"{self.model}_{self.loss}_{self.augment}_s{self.seed}"
-
-
 def run_path(out: str | Path, spec: RunSpec) -> Path:
     """``out/runs/<spec name>``: the run directory of one configuration."""
     return Path(out) / RUNS_DIR / spec.name
-
-
-def grid_specs(grid: str, seeds: int) -> list[RunSpec]:
-    """The configurations of a named grid, each repeated for seeds 0..seeds-1."""
-    if seeds < 1:
-        raise InstrecError("--seeds must be >= 1")
-    if grid == "paper":
-        configs = [(m, loss, aug) for m in PAPER_MODELS for loss in ("bce", "focal") for aug in AUGMENTATIONS]
-        configs += [(m, "focal", "none") for m in BASELINES]
-    elif grid == "demo":
-        configs = [(m, "focal", aug) for m in PAPER_MODELS for aug in ("none", "both")]
-    elif grid == "baselines":
-        configs = [(m, "focal", "none") for m in (*PAPER_MODELS, *BASELINES)]
-    elif grid == "smoke":
-        configs = [(PAPER_MODELS[0], "focal", "none"), (PAPER_MODELS[1], "focal", "both"), ("rf", "focal", "none")]
-    else:
-        raise InstrecError(f"unknown grid {grid!r}; choose paper, demo, baselines or smoke")
-    return [RunSpec(m, loss, aug, s) for s in range(seeds) for (m, loss, aug) in configs]
 
 
 def _train_config(spec: RunSpec, data: str, out: str, epochs: int, threads: int = 1, compile: str = "auto"):
@@ -104,12 +81,17 @@ def _train_config(spec: RunSpec, data: str, out: str, epochs: int, threads: int 
             threads = read_config(run_dir)["train"].get("threads", threads)
         except InstrecError:
             pass  # a damaged run: reusable() reports it, or removes it with overwrite
-    mixup, concat = AUGMENTATIONS[spec.augment]
+    mixup, concat, rule = augmentation(spec.augment)
     if not model_spec(spec.model).variable_length:
         concat = 0.0  # concatenated clips are longer than such a model accepts
+    if spec.method not in METHODS:
+        raise InstrecError(f"unknown method {spec.method!r}; choose one of {', '.join(METHODS)}")
+    extra = dict(METHODS[spec.method])
+    if spec.teacher is not None:
+        extra["teacher"] = str(run_path(out, spec.teacher))
     return TrainConfig(data=data, out=str(run_dir), model=spec.model, loss=spec.loss,
                        mixup=mixup, concat=concat, epochs=epochs, seed=spec.seed, threads=threads,
-                       compile=compile)
+                       compile=compile, mixup_labels=rule, **extra)
 
 
 def run_one(spec: RunSpec, data: str, out: str, epochs: int, threads: int = 1,
@@ -151,7 +133,8 @@ def _write_metrics(run_dir: Path, extra: dict[str, Any]) -> None:
 
 def _row(spec: RunSpec, run_dir: Path) -> dict[str, Any]:
     metrics = json.loads((run_dir / METRICS_FILE).read_text())
-    row: dict[str, Any] = {"model": spec.model, "loss": spec.loss, "augment": spec.augment, "seed": spec.seed}
+    row: dict[str, Any] = {"model": spec.model, "loss": spec.loss, "augment": spec.augment, "method": spec.method,
+                           "seed": spec.seed}
     row.update({k: _number(metrics[k]) for k in METRICS})
     row["tuned_macro_f1"] = _number(metrics["tuned_thresholds"]["macro_f1"])
     row["train_seconds"] = _number(metrics.get("train_seconds"))
@@ -179,9 +162,10 @@ def plan_tasks(specs: Sequence[RunSpec], jobs: int, engine: str = "solo",
     if engine not in ("lockstep", "solo"):
         raise InstrecError(f"unknown engine {engine!r}; choose lockstep or solo")
     stackable = STACKABLE_MODELS if engine == "lockstep" else ()
-    tasks: list[list[RunSpec]] = [[s] for s in specs if s.model not in stackable]
+    # a run with a teacher trains on labels of its own: never in a lockstep group
+    tasks: list[list[RunSpec]] = [[s] for s in specs if s.model not in stackable or s.teacher is not None]
     for model in stackable:
-        mine = [s for s in specs if s.model == model]
+        mine = [s for s in specs if s.model == model and s.teacher is None]
         if not mine:
             continue
         per_job = -(-len(mine) // max(1, jobs))
@@ -244,8 +228,14 @@ def run_specs(specs: Sequence[RunSpec], data: str | Path, out: str | Path, epoch
               executor: Executor | None = None, engine: str = "solo", max_members: int = 8,
               desc: str | None = None, compile: str = "auto", overwrite: bool = False) -> list[dict[str, Any]]:
     """Train and evaluate ``specs`` into ``out/runs`` (see :func:`run_experiment`); return
-    their results rows in the order of ``specs``. ``desc``: progress-bar title (None: no bar)."""
-    tasks = plan_tasks(specs, jobs, engine, max_members)
+    their results rows in the order of ``specs``. ``desc``: progress-bar title (None: no bar).
+    Runs with a teacher (method ``pseudo``) start once every other run has finished."""
+    names = {s.name for s in specs}
+    for s in specs:
+        if s.teacher is not None and s.teacher.name not in names \
+                and not (run_path(out, s.teacher) / METRICS_FILE).is_file():
+            raise InstrecError(f"{s.name}: its teacher {s.teacher.name} is neither in the grid nor finished in {out}")
+    phases = [[s for s in specs if s.teacher is None], [s for s in specs if s.teacher is not None]]
     (Path(out) / RUNS_DIR).mkdir(parents=True, exist_ok=True)
     own = executor is None
     # Parallel across processes, one torch thread each (see instrec.runinfo's thread policy).
@@ -253,33 +243,33 @@ def run_specs(specs: Sequence[RunSpec], data: str | Path, out: str | Path, epoch
     if own:
         executor = process_pool(max(1, jobs), mp_context=get_context("spawn"))  # workers die with us
     rows: dict[str, dict[str, Any]] = {}
+    bar = tqdm(total=len(specs), desc=desc, unit="run") if desc is not None else None
     try:
-        futures = {}
-        for task in tasks:
-            if engine == "lockstep" and task[0].model in STACKABLE_MODELS:
-                futures[executor.submit(run_group, task, str(data), str(out), epochs, threads, overwrite)] = task
-            else:
-                futures[executor.submit(run_one, task[0], str(data), str(out), epochs, threads, compile,
-                                        overwrite)] = task
-        bar = None
-        if desc is not None:
-            bar = tqdm(total=len(specs), desc=desc, unit="run")
-        for future in as_completed(futures):
-            result = future.result()
-            for spec, row in zip(futures[future], result if isinstance(result, list) else [result]):
-                rows[spec.name] = row
-            if bar is not None:
-                bar.update(len(futures[future]))
+        for phase in phases:
+            futures = {}
+            for task in plan_tasks(phase, jobs, engine, max_members):
+                if engine == "lockstep" and task[0].model in STACKABLE_MODELS and task[0].teacher is None:
+                    futures[executor.submit(run_group, task, str(data), str(out), epochs, threads, overwrite)] = task
+                else:
+                    futures[executor.submit(run_one, task[0], str(data), str(out), epochs, threads, compile,
+                                            overwrite)] = task
+            for future in as_completed(futures):
+                result = future.result()
+                for spec, row in zip(futures[future], result if isinstance(result, list) else [result]):
+                    rows[spec.name] = row
+                if bar is not None:
+                    bar.update(len(futures[future]))
+    finally:
         if bar is not None:
             bar.close()
-    finally:
         if own:
             executor.shutdown()
     return [rows[s.name] for s in specs]
 
 
 def _config_label(row: dict[str, Any]) -> str:
-    return f"{row['model']} ({row['loss']}, {row['augment']})"
+    method = row.get("method", "none")
+    return f"{row['model']} ({row['loss']}, {row['augment']}{'' if method == 'none' else ', ' + method})"
 
 
 def write_outputs(out: Path, rows: list[dict[str, Any]], grid: str, data: str | Path, seeds: int, epochs: int) -> None:

@@ -44,6 +44,14 @@ class TrainConfig:
                              "naive = unknown as negative (a contrast)", MIXUP_LABEL_RULES)
     mixup_prob: float = _opt(1.0, "share of batches that are mixed", metavar="P")
     concat: float = _opt(0.0, "probability that a batch becomes 2-clip concatenations", metavar="P")
+    label_balance: float = _opt(0.0, "weight each (instrument, positive/negative) cell of the training labels by "
+                                "(share it would have if all were equal / its share) ** B; 0 = off, 1 = every "
+                                "cell weighs the same", metavar="B")
+    teacher: str = _opt("", "pseudo-labels: a finished run directory whose model labels the unknown training "
+                        "entries it is sure of (see --pseudo-precision); empty = off", metavar="RUN_DIR")
+    pseudo_precision: float = _opt(0.9, "pseudo-labels: per instrument, the teacher's probability thresholds above "
+                                   "(below) which its positives (negatives) on its validation clips are right with "
+                                   "at least this precision", metavar="P")
     epochs: int = _opt(200, "training epochs")
     batch_size: int = _opt(32, "clips per batch")
     lr: float = _opt(5e-4, "Adam learning rate")
@@ -84,6 +92,8 @@ class TrainConfig:
                   (0 < self.val_fraction < 1, "validation fraction must be in (0, 1)"),
                   (0 <= self.focal_alpha <= 1, "focal alpha must be in [0, 1]"),
                   (self.focal_gamma >= 0, "focal gamma must be >= 0"),
+                  (0 <= self.label_balance <= 1, "label balance exponent must be in [0, 1]"),
+                  (0.5 < self.pseudo_precision <= 1, "pseudo-label precision must be in (0.5, 1]"),
                   (self.seed >= 0, "seed must be >= 0"), (self.threads >= 0, "threads must be >= 0 (0 = auto)"),
                   (self.rf_trees >= 1, "rf trees must be >= 1"), (self.rf_max_depth >= 1, "rf max depth must be >= 1")]
         for ok, message in checks:

@@ -111,7 +111,8 @@ def open_run(cfg: TrainConfig, data: OpenMICData, threads: int) -> Run:
     run_dir = Path(cfg.out)  # created only once the data and its side files have passed
     run_dir.mkdir(parents=True, exist_ok=True)
     write_validation_keys(run_dir, val_set.sample_key)
-    return Run(cfg, run_dir, config, tr_idx, val_set, loss_function(cfg))
+    return Run(cfg, run_dir, config, tr_idx, val_set,
+               loss_function(cfg, data.targets[tr_idx], data.Y_mask[tr_idx]))
 
 
 def new_model(run: Run) -> torch.nn.Module:

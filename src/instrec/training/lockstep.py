@@ -149,6 +149,9 @@ def _finished(run_dir: Path, cfg: TrainConfig) -> bool:
 
 def _train_group(cfgs: list[TrainConfig], resume: bool, progress: bool) -> list[dict[str, Any]]:
     first = cfgs[0]
+    if any(cfg.teacher for cfg in cfgs):
+        raise InstrecError("lockstep training shares one set of training labels: train runs with a teacher "
+                           "(pseudo-labels) alone")
     threads = set_threads(first.threads)
     data = load_split(first.data, "train", first.split)
     members, solo_models = [], []

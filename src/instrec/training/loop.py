@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from instrec._io import OutputLock
+from instrec._io import InstrecError, OutputLock
 from instrec.data.openmic import OpenMICData, load_split
 from instrec.evaluation.metrics import f1_summary
 from instrec.models import model_spec
@@ -28,6 +28,7 @@ from instrec.run import (
     check_run_dir,
     check_same_run,
     has_resume_state,
+    read_config,
     read_resume_state,
     save_model,
     save_resume_state,
@@ -46,6 +47,7 @@ from instrec.training.lifecycle import (
     validation_scores,
 )
 from instrec.training.optim import make_optimizer
+from instrec.training.pseudo import teacher_pseudo_labels
 from instrec.training.step import TrainingStep
 
 
@@ -69,14 +71,19 @@ def _train(cfg: TrainConfig, resume: bool, overwrite: bool, progress: bool) -> d
     model = new_model(run)
     optimizer = make_optimizer(model.parameters(), cfg.lr)
     generator = torch.Generator().manual_seed(cfg.seed)
+    targets, mask = train_set.targets, train_set.Y_mask
+    if cfg.teacher:
+        targets, mask, run.config["pseudo_labels"] = teacher_pseudo_labels(cfg.teacher, data, run.train_rows,
+                                                                           cfg.data, cfg.pseudo_precision)
     if resume and has_resume_state(run.run_dir):
         check_same_run(run.run_dir, run.config, setting_defaults())
+        _check_same_teacher(run)
         run.state = _load_resume(run.run_dir, model, optimizer, generator)
     write_config(run.run_dir, run.config)
 
     X = torch.from_numpy(train_set.X)
-    Y = torch.from_numpy(train_set.targets)
-    M = torch.from_numpy(train_set.Y_mask)
+    Y = torch.from_numpy(targets)
+    M = torch.from_numpy(mask)
     step = TrainingStep(model, run.loss_fn, cfg.compile, cfg.batch_size,
                         total_steps=cfg.epochs * -(-len(X) // cfg.batch_size))
     epochs = range(run.state["epoch"], cfg.epochs)
@@ -120,6 +127,14 @@ def _fit_forest(run: Run, train_set: OpenMICData) -> dict[str, Any]:
     write_log(run.run_dir, run.state["history"])
     write_config(run.run_dir, run.config)
     return finish_run(run)
+
+
+def _check_same_teacher(run: Run) -> None:
+    """A resumed run must see the pseudo-labels it started with: same teacher weights."""
+    old = (read_config(run.run_dir).get("pseudo_labels") or {}).get("teacher_model_sha256")
+    new = (run.config.get("pseudo_labels") or {}).get("teacher_model_sha256")
+    if old != new:
+        raise InstrecError(f"{run.run_dir}: cannot resume: the teacher's weights changed since the run started")
 
 
 def _load_resume(run_dir: Path, model, optimizer, generator) -> dict[str, Any]:
