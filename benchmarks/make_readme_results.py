@@ -83,7 +83,9 @@ def _machine_key(m: dict[str, Any]) -> tuple:
 # --------------------------------------------------------------------------- sections
 def section(doc: dict[str, Any], readme_dir: Path, results_dir: Path) -> str:
     name = doc.get("benchmark", "?")
-    parts = [f"### {doc.get('title', name)} (`benchmarks/{name}.py`)\n"]
+    # A tagged result (e.g. bench_rules_grid_openmic15k) names the script that wrote it.
+    script = (doc.get("command") or "").split()[1:2] or [f"benchmarks/{name}.py"]
+    parts = [f"### {doc.get('title', name)} (`{script[0]}`)\n"]
     if doc.get("quick"):
         parts.append("**Quick mode: small sizes, not representative.**\n")
     head = doc.get("headline") or {}
