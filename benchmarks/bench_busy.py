@@ -38,16 +38,24 @@ import bench_train as BT
 from bench_inference import synth_audio
 
 SPIN = "import time\nt = time.time() + {s}\nwhile time.time() < t:\n    pass\n"
+#: Another user's small PyTorch training at torch's default threads: the load that users of a
+#: shared server meet (its OpenMP threads spin at barriers too, competing for the same cores).
+TORCH_WORK = (
+    "import time, torch\nt = time.time() + {s}\nlstm = torch.nn.LSTM(128, 64, batch_first=True, bidirectional=True)\n"
+    "opt = torch.optim.Adam(lstm.parameters())\nx = torch.randn(32, 10, 128)\n"
+    "while time.time() < t:\n    opt.zero_grad()\n    lstm(x)[0].square().mean().backward()\n    opt.step()\n")
+LOADS = {"spin": SPIN, "torch": TORCH_WORK}
 
 
 class BackgroundLoad:
     """``n`` processes spinning on the CPU for at most ``seconds``; killed on exit."""
 
-    def __init__(self, n: int, seconds: float):
-        self.n, self.seconds, self.procs = n, seconds, []
+    def __init__(self, n: int, seconds: float, kind: str = "spin"):
+        self.n, self.seconds, self.kind, self.procs = n, seconds, kind, []
 
     def __enter__(self):
-        self.procs = [subprocess.Popen([sys.executable, "-S", "-c", SPIN.format(s=self.seconds)])
+        flags = ["-S"] if self.kind == "spin" else []  # the torch load needs site-packages
+        self.procs = [subprocess.Popen([sys.executable, *flags, "-c", LOADS[self.kind].format(s=self.seconds)])
                       for _ in range(self.n)]
         time.sleep(0.5)  # let them reach the scheduler's steady state
         return self
@@ -99,6 +107,9 @@ def simple_cmd(argv: list[str], threads: int | None) -> dict:
 def main() -> int:
     p = C.base_parser(__doc__.split("\n\n")[0])
     p.add_argument("--load-procs", type=int, default=2, help="spinning background processes (default 2)")
+    p.add_argument("--load-kind", default="spin", choices=sorted(LOADS),
+                   help="spin: Python busy loops (default); torch: small PyTorch trainings at torch's default "
+                        "threads (results saved as bench_busy_torch)")
     p.add_argument("--load-seconds", type=float, default=300.0, help="the most a loaded phase's spinners live")
     p.add_argument("--clips", type=int, default=None, help="synthetic data set size (default 3750; --quick 600)")
     p.add_argument("--audio-clips", type=int, default=None, help="10 s clips to tag (default 20; --quick 4)")
@@ -161,7 +172,7 @@ def main() -> int:
             phases = ("idle", "loaded") if rep % 2 == 0 else ("loaded", "idle")
             for phase in phases:
                 if phase == "loaded":
-                    ctx = BackgroundLoad(args.load_procs, args.load_seconds)
+                    ctx = BackgroundLoad(args.load_procs, args.load_seconds, args.load_kind)
                 else:
                     import contextlib
                     ctx = contextlib.nullcontext()
@@ -214,8 +225,10 @@ def main() -> int:
                    "idle_x_real_time": "idle x real time", "loaded_x_real_time": "loaded x real time"}
         C.print_table("instrec idle and beside a background load", rows, columns, headers)
         C.print_targets(targets)
+        load_text = (f"{args.load_procs} Python processes spinning on the CPU" if args.load_kind == "spin" else
+                     f"{args.load_procs} processes each training a small BiLSTM with PyTorch at its default threads")
         notes = [
-            f"Background load: {args.load_procs} Python processes spinning on the CPU, started by the script for "
+            f"Background load: {load_text}, started by the script for "
             f"each loaded phase; idle and loaded phases alternate. Median load average (1 min) at the end of each "
             f"command: idle {C.median(loads['idle']):.2f}, loaded {C.median(loads['loaded']):.2f} (the 1-minute "
             "average lags: it mixes the phases).",
@@ -227,8 +240,12 @@ def main() -> int:
             "Thread policy (instrec.runinfo): one torch thread for training and the logmel front end; "
             "parallelism across processes (experiment, synth); vggish and musicnn keep up to 2 threads.",
         ]
-        C.write_results(args.out, "bench_busy", "instrec on a busy machine (idle vs background load)", args.quick,
-                        {"repeats": repeats, "clips": n_clips, "audio_clips": n_audio, "load_procs": args.load_procs,
+        name, title = "bench_busy", "instrec on a busy machine (idle vs background load)"
+        if args.load_kind != "spin":
+            name, title = f"{name}_{args.load_kind}", f"{title}, the load: other PyTorch trainings"
+        C.write_results(args.out, name, title, args.quick,
+                        {"repeats": repeats, "load_kind": args.load_kind, "clips": n_clips, "audio_clips": n_audio,
+                         "load_procs": args.load_procs,
                          "torch_default_threads": tdef, "epochs": 3},
                         [C.table("busy", "instrec idle and beside a background load", rows, columns, headers)],
                         machine, targets, notes,
