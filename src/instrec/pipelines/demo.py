@@ -127,9 +127,9 @@ def _render_test_clip(corpus: Path, out: Path) -> Path:
 
 def _print_summary(s: dict[str, Any]) -> None:
     print("\nTest-set scores (threshold 0.5, labelled entries only):")
-    print(f"  {'model':<11} {'loss':<6} {'augment':<8} {'macro F1':>8} {'micro F1':>8} {'mAP':>6}")
+    print(f"  {'model':<11} {'loss':<6} {'augment':<10} {'macro F1':>8} {'micro F1':>8} {'mAP':>6}")
     for r in s["runs"]:
-        print(f"  {r['model']:<11} {r['loss']:<6} {r['augment']:<8} {r['macro_f1']:8.3f} {r['micro_f1']:8.3f} "
+        print(f"  {r['model']:<11} {r['loss']:<6} {r['augment']:<10} {r['macro_f1']:8.3f} {r['micro_f1']:8.3f} "
               f"{r['mean_ap']:6.3f}")
     print("Per-second localisation, segment F1 (frame-level vs frame-agnostic):")
     for model, v in s["localization_segment_f1"].items():
