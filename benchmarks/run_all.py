@@ -25,7 +25,7 @@ sys.path.insert(0, str(HERE))
 import _common as C  # noqa: E402
 
 ORDER = ("synth", "train", "busy", "inference", "musicnn", "dask", "lstm_kernel", "stacked_step", "grid", "accuracy",
-         "realaudio", "label_rules", "rules_grid")
+         "realaudio", "label_rules", "rules_grid", "rules_real")
 
 
 def lstm_kernel_results(out: Path, quick: bool) -> int:
