@@ -20,6 +20,7 @@ run), ``summary.md`` (mean ± std per configuration), ``fig2_macro_f1.png``,
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import json
@@ -77,10 +78,9 @@ def _train_config(spec: RunSpec, data: str, out: str, epochs: int, threads: int 
     if has_resume_state(run_dir) and (run_dir / CONFIG_FILE).is_file():
         # An interrupted run continues with the thread count it started with (it can change
         # float rounding), whatever --jobs the experiment is resumed with.
-        try:
+        # A damaged config keeps the given count: reusable() reports the run, or removes it with overwrite.
+        with contextlib.suppress(InstrecError):
             threads = read_config(run_dir)["train"].get("threads", threads)
-        except InstrecError:
-            pass  # a damaged run: reusable() reports it, or removes it with overwrite
     mixup, concat, rule = augmentation(spec.augment)
     if not model_spec(spec.model).variable_length:
         concat = 0.0  # concatenated clips are longer than such a model accepts
