@@ -1,0 +1,59 @@
+"""The schema of a run's ``config.json``, checked whenever a run folder is read (see
+:mod:`instrec.run`, which owns the run-directory files). Import-light: no torch."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from instrec._io import InstrecError
+from instrec.models.registry import model_spec
+
+
+def _positive_int(value: Any) -> bool:
+    return type(value) is int and value >= 1
+
+
+def check_run_config(config: Any, path: Path) -> None:
+    """The schema of a run's ``config.json``: each failure names ``path`` and the field."""
+    def bad(field: str, problem: str) -> InstrecError:
+        return InstrecError(f"{path}: field {field!r} {problem}")
+
+    if not isinstance(config, dict):
+        raise InstrecError(f"{path}: must be a JSON object")
+    for key in ("model", "model_config", "classes"):
+        if key not in config:
+            raise InstrecError(f"{path}: missing key {key!r}")
+    if not isinstance(config["model"], str):
+        raise bad("model", "must be a model name")
+    try:
+        model_spec(config["model"])
+    except InstrecError as exc:
+        raise bad("model", f"is wrong: {exc}") from None
+    if not isinstance(config["model_config"], dict):
+        raise bad("model_config", "must be an object of constructor settings")
+    classes = config["classes"]
+    if (not isinstance(classes, list) or not classes or not all(isinstance(c, str) and c for c in classes)
+            or len(set(classes)) != len(classes)):
+        raise bad("classes", "must be a non-empty list of distinct instrument names")
+    for key in ("n_frames", "n_features"):
+        if key in config and not _positive_int(config[key]):
+            raise bad(key, f"must be an integer >= 1, got {config[key]!r}")
+    if "thresholds" in config:
+        t = config["thresholds"]
+        if (not isinstance(t, list) or len(t) != len(classes)
+                or not all(type(v) in (int, float) and math.isfinite(v) and 0 <= v <= 1 for v in t)):
+            raise bad("thresholds", f"must be a list of {len(classes)} numbers in [0, 1] (one per class)")
+    untrained = config.get("untrained_classes", [])
+    if not isinstance(untrained, list) or not set(untrained) <= set(classes):
+        raise bad("untrained_classes", "must list some of the run's classes")
+    frontend = config.get("frontend", {})
+    if not isinstance(frontend, dict) or not isinstance(frontend.get("name", ""), str):
+        raise bad("frontend", "must be an object with a front-end 'name'")
+    train = config.get("train", {})
+    if not isinstance(train, dict) or not all(isinstance(train.get(k, ""), str) for k in ("data", "split")):
+        raise bad("train", "must be an object of training settings ('data' and 'split' as text)")
+    model_config = config["model_config"]
+    for key, expected in (("n_classes", len(classes)), ("n_features", config.get("n_features"))):
+        if key in model_config and expected is not None and model_config[key] != expected:
+            raise bad(f"model_config.{key}", f"is {model_config[key]!r} but the run has {expected}")
