@@ -124,3 +124,18 @@ def test_an_unreachable_dask_scheduler_is_a_one_line_error():
     with pytest.raises(InstrecError, match="tcp://127.0.0.1:9: no Dask scheduler answers at this address"), \
             dask_client("tcp://127.0.0.1:9", 1, timeout=0.5):
         pass
+
+
+def test_a_failed_map_stops_its_pool_without_a_traceback_from_the_pool_thread():
+    """A task's error stops the pool with tasks still queued; the pool's manager thread must
+    not die on them (Python 3.11 raises InvalidStateError there for cancelled futures)."""
+    errors: list[BaseException] = []
+    previous = threading.excepthook
+    threading.excepthook = lambda args: errors.append(args.exc_value)
+    try:
+        for _ in range(3):
+            with pytest.raises(ValueError, match="three"):
+                list(ordered_map(_fail_on_three, range(200), jobs=2, max_in_flight=50))
+    finally:
+        threading.excepthook = previous
+    assert errors == []

@@ -254,3 +254,43 @@ def test_a_second_writer_of_any_output_is_refused(finished_run, data128, tmp_pat
         holder.communicate()
     assert not target.exists() or (target.is_dir() and not any(target.iterdir()))
     assert cli(*argv)[0] == 0 and target.exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; workers are forked on Linux")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_on_predict_with_workers_stops_everything_without_a_traceback(finished_run, tmp_path, sig):
+    """Ctrl-C in a terminal signals the whole process group: the parent and its forked workers."""
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    first = _tone(clips / "c000.wav")
+    for i in range(1, 1500):  # hard links: many files to tag, written in no time
+        os.link(first, clips / f"c{i:03d}.wav")
+    out, log = tmp_path / "tags.csv", tmp_path / "stderr.txt"
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    with open(log, "w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "instrec.cli", "predict", str(clips), "--run",
+                                 str(finished_run), "--out", str(out), "--jobs", "2", "-q"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=fh, start_new_session=True)
+    workers: list[int] = []
+    try:
+        _wait_for(lambda: len(_children(proc.pid)) >= 2 or proc.poll() is not None, what="the two workers")
+        assert proc.poll() is None, log.read_text()
+        workers = _children(proc.pid)
+        time.sleep(0.3)  # let them take tasks
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout=60)
+        err = log.read_text()
+        assert "Traceback" not in err, err
+        if sig == signal.SIGINT:
+            assert proc.returncode == 130 and err.strip().splitlines()[-1] == "instrec: interrupted", err
+            assert not lock_path(out).exists()
+        else:  # no cleanup after SIGTERM; the next writer takes over the dead process's lock
+            assert proc.returncode == -signal.SIGTERM, err
+        assert not out.exists()
+        _wait_for(lambda: not any(_alive(w) for w in workers), 10, "the workers to end")
+    finally:
+        proc.kill()
+        proc.wait()
+        for pid in workers:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -17,6 +17,10 @@ THREADS_HELP = ("torch intra-op threads; 0 = auto: 1 with the logmel front end, 
                 "with vggish and musicnn (see instrec.runinfo)")
 
 
+FILE_JOBS_HELP = ("worker processes across files, one thread each; 0 = auto: one per usable core, at least 4 "
+                  "files each (Linux; see instrec.runinfo)")
+
+
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Examples in the epilog kept as written; each option's default after its help, unless the
     default is nothing (None, False), in which case the help says what happens without it."""
@@ -62,6 +66,7 @@ def number(lo: float | None = None, hi: float | None = None, lo_open: bool = Fal
 COUNT = integer(1, what="must be >= 1")
 SEED = integer(0, SEED_MAX, what=f"a seed is an integer in [0, {SEED_MAX}]")
 THREADS = integer(0, THREADS_MAX, what=f"threads must be in [0, {THREADS_MAX}] (0 = auto)")
+JOBS = integer(0, THREADS_MAX, what=f"jobs must be in [0, {THREADS_MAX}] (0 = auto)")
 FINITE = number()
 NON_NEGATIVE = number(0, what="must be a finite number >= 0")
 PROBABILITY = number(0, 1, what="must be in [0, 1]")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from instrec._io import InstrecError
-from instrec.cli.args import COUNT, SEED, THREADS, THREADS_HELP, examples, number
+from instrec.cli.args import COUNT, FILE_JOBS_HELP, JOBS, SEED, THREADS, THREADS_HELP, examples, number
 from instrec.cli.report import report_failures
 from instrec.features import FRONTEND_NAMES
 
@@ -64,7 +64,7 @@ def _featurize(args: argparse.Namespace) -> int:
 
     report = featurize(args.inputs, args.out, frontend=args.frontend, labels=args.labels,
                        weights_dir=args.weights, test_fraction=args.test_fraction, seed=args.seed,
-                       overwrite=args.overwrite, progress=not args.quiet, threads=args.threads)
+                       overwrite=args.overwrite, progress=not args.quiet, threads=args.threads, jobs=args.jobs)
     return report_failures(report.failures)
 
 
@@ -127,6 +127,7 @@ def add_commands(command) -> None:
     sp.add_argument("--weights", help="VGGish or musicnn weights folder (default: the download location)")
     sp.add_argument("--test-fraction", type=number(0, 1, hi_open=True, what="must be in [0, 1)"), default=0.25,
                     help="share of the clips in the test partition")
+    sp.add_argument("--jobs", type=JOBS, default=0, help=FILE_JOBS_HELP)
     sp.add_argument("--threads", type=THREADS, default=0, help=THREADS_HELP)
     sp.add_argument("--seed", type=SEED, default=0, help="seed of the train/test partition")
     sp.add_argument("--overwrite", action="store_true", help="replace an existing --out")

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from instrec._io import InstrecError, OutputLock, check_output_dir, check_output_file
-from instrec.cli.args import COUNT, THREADS, THREADS_HELP, THRESHOLD, THRESHOLD_HELP, examples
+from instrec.cli.args import COUNT, FILE_JOBS_HELP, JOBS, THREADS, THREADS_HELP, THRESHOLD, THRESHOLD_HELP, examples
 from instrec.cli.report import report_failures
 from instrec.features import FRONTEND_NAMES
 
@@ -47,7 +47,7 @@ def _tag(args: argparse.Namespace, run_dir: str | None, inputs: list[str], out: 
 
     results = predict(run_dir, inputs, per_second=args.per_second, frontend=args.frontend,
                       weights_dir=args.weights, progress=not args.quiet, threads=args.threads,
-                      threshold=args.threshold, allow_unfinished=args.allow_unfinished)
+                      threshold=args.threshold, allow_unfinished=args.allow_unfinished, jobs=args.jobs)
     if args.format == "jams":
         try:
             from instrec.tagging.jams_output import write_jams
@@ -77,7 +77,8 @@ def _predict_dask(args: argparse.Namespace, run_dir: str | None, inputs: list[st
     if not args.out:
         raise InstrecError("--engine dask writes Parquet tables into a folder: give it with --out DIR")
     unsupported = [name for name, used in (("--format " + args.format, args.format != "csv"), ("--plot", args.plot),
-                                           ("--print", args.print)) if used]
+                                           ("--print", args.print),
+                                           (f"--jobs {args.jobs} (use --workers)", args.jobs)) if used]
     if unsupported:
         raise InstrecError(f"{', '.join(unsupported)}: not with --engine dask, which writes Parquet tables")
     out = Path(args.out)
@@ -121,6 +122,7 @@ def add_commands(command) -> None:
     sp.add_argument("--weights", help="folder of the converted pretrained weights (VGGish, musicnn)")
     sp.add_argument("--threads", type=THREADS, default=0, help=THREADS_HELP + "; with --engine dask, per task, "
                     "and 0 means 1")
+    sp.add_argument("--jobs", type=JOBS, default=0, help=FILE_JOBS_HELP + "; --engine dask: see --workers")
     sp.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     sp.add_argument("--allow-unfinished", action="store_true", help="tag with a run whose training did not finish "
                     "(killed, a full disk), with a warning")

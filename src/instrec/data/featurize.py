@@ -9,6 +9,7 @@ which. Labels come from an optional CSV in OpenMIC's aggregated-labels format
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import warnings
 from dataclasses import dataclass, field
@@ -16,7 +17,6 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
-from tqdm import tqdm
 
 from instrec._io import InstrecError, OutputLock, atomic_write_json, atomic_write_text, check_output_dir
 from instrec.classes import OPENMIC_CLASSES
@@ -62,6 +62,18 @@ def _read_labels(path: Path) -> dict[str, dict[str, float]]:
     return labels
 
 
+def _features_or_fail(fe, frames: int, path: str) -> tuple[np.ndarray | None, str, str | None]:
+    """(features fitted to ``frames``, the file's notes, None), or (None, "", the problem)."""
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            x = fe.features_from_file(path)
+    except InstrecError as exc:
+        return None, "", str(exc)
+    x, note = fit_frames(x, frames)
+    return x, " | ".join([str(w.message) for w in caught] + ([note] if note else [])), None
+
+
 def fit_frames(feats: np.ndarray, frames: int) -> tuple[np.ndarray, str]:
     """Cut or repeat-pad (T, F) features to exactly ``frames`` rows; say what was done."""
     n = len(feats)
@@ -75,10 +87,12 @@ def fit_frames(feats: np.ndarray, frames: int) -> tuple[np.ndarray, str]:
 
 def featurize(inputs: Iterable[str | Path], out: str | Path, frontend: str = "vggish", labels: str | Path | None = None,
               weights_dir: str | Path | None = None, frames: int = 10, test_fraction: float = 0.25, seed: int = 0,
-              overwrite: bool = False, progress: bool = True, threads: int | None = None) -> FeaturizeReport:
+              overwrite: bool = False, progress: bool = True, threads: int | None = None,
+              jobs: int = 1) -> FeaturizeReport:
     """Featurise audio files into ``out`` (OpenMIC layout plus ``frontend.json``). ``threads``:
     torch intra-op threads, 0 for the policy of :mod:`instrec.runinfo`, None to keep the
-    current count."""
+    current count. ``jobs``: worker processes across files, 0 for one per usable core
+    (:func:`instrec.runinfo.plan_file_workers`)."""
     out = Path(out)
     if not (isinstance(test_fraction, (int, float)) and 0.0 <= test_fraction < 1.0):
         raise InstrecError(f"{out}: test fraction must be in [0, 1), got {test_fraction!r}")
@@ -87,45 +101,46 @@ def featurize(inputs: Iterable[str | Path], out: str | Path, frontend: str = "vg
     # The folder is locked (and so proved writable) before any file is decoded.
     with OutputLock(out):
         check_output_dir(out, overwrite)
-        return _featurize(inputs, out, frontend, labels, weights_dir, frames, test_fraction, seed, progress, threads)
+        return _featurize(inputs, out, frontend, labels, weights_dir, frames, test_fraction, seed, progress, threads,
+                          jobs)
 
 
 def _featurize(inputs: Iterable[str | Path], out: Path, frontend: str, labels: str | Path | None,
                weights_dir: str | Path | None, frames: int, test_fraction: float, seed: int, progress: bool,
-               threads: int | None) -> FeaturizeReport:
-    from instrec.runinfo import set_threads
+               threads: int | None, jobs: int) -> FeaturizeReport:
+    from instrec.parallel import fork_available, inherited_map
+    from instrec.runinfo import plan_file_workers, set_threads
 
-    set_threads(threads, frontend=frontend)
     table = read_label_csv(labels) if labels else {}
-    fe = get_frontend(frontend, weights_dir=weights_dir)
     paths = expand_inputs(inputs)
     if not paths:
         raise InstrecError("no audio files found in the given inputs")
-    iterator = paths
-    if progress:
-        iterator = tqdm(paths, desc="featurize", unit="file")
-    keys, files, feats, notes, failures = [], [], [], [], []
-    for path in iterator:
+    failures: list[tuple[int, str, str]] = []  # (input position, path, message)
+    accepted: dict[str, tuple[int, str]] = {}  # sample key -> (input position, path)
+    for i, path in enumerate(paths):
         key = Path(path).stem
         problem = sample_key_problem(key)
         if problem:  # the partition files hold one key a line: such a name would not read back
-            failures.append((str(path), f"{path}: the file name cannot be a sample key ({problem}); rename it"))
+            failures.append((i, str(path), f"{path}: the file name cannot be a sample key ({problem}); rename it"))
+        elif key in accepted:
+            failures.append((i, str(path), f"{path}: sample key {key!r} already used by another file"))
+        else:
+            accepted[key] = (i, str(path))
+    jobs, threads = plan_file_workers(len(accepted), jobs, threads, frontend, fork_available())
+    set_threads(threads, frontend=frontend)  # this process's, which the workers inherit
+    fe = get_frontend(frontend, weights_dir=weights_dir)
+    keys, files, feats, notes = [], [], [], []
+    results = inherited_map(functools.partial(_features_or_fail, fe, frames), [p for _, p in accepted.values()],
+                            jobs, progress=progress, desc="featurize", total=len(accepted))
+    for (key, (i, path)), (x, note, message) in zip(accepted.items(), results):
+        if message is not None:
+            failures.append((i, path, message))
             continue
-        if key in keys:
-            failures.append((str(path), f"{path}: sample key {key!r} already used by another file"))
-            continue
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                x = fe.features_from_file(path)
-        except InstrecError as exc:
-            failures.append((str(path), str(exc)))
-            continue
-        x, note = fit_frames(x, frames)
         keys.append(key)
-        files.append(str(path))
+        files.append(path)
         feats.append(x)
-        notes.append(" | ".join([str(w.message) for w in caught] + ([note] if note else [])))
+        notes.append(note)
+    failures = [(path, message) for _, path, message in sorted(failures)]
     if not keys:
         raise InstrecError("no file could be featurised: " + "; ".join(m for _, m in failures[:3]))
     if not any(table.get(k) for k in keys) and table:

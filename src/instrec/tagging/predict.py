@@ -12,13 +12,13 @@ Instruments the run never learned get NaN probabilities and are never present.
 """
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
-from tqdm import tqdm
 
 from instrec._io import InstrecError
 from instrec.features import FRAME_SECONDS
@@ -27,8 +27,9 @@ from instrec.features.frontends import FrontEnd, check_frontend, get_frontend
 from instrec.features.musicnn_frontend import with_tag_prior
 from instrec.models import FRAME_MODELS, model_spec
 from instrec.models.inference import run_model
+from instrec.parallel import fork_available, inherited_map
 from instrec.run import CONFIG_FILE, load_model
-from instrec.runinfo import set_threads
+from instrec.runinfo import plan_file_workers, set_threads
 from instrec.tagging.thresholds import DEFAULT_THRESHOLD, ThresholdPolicy, learned_classes, resolve_threshold
 
 #: Folder of the packaged default model, beside this module.
@@ -217,7 +218,7 @@ def default_run_dir() -> Path:
 def predict(run_dir: str | Path | None, inputs: Iterable[str | Path], per_second: bool = False,
             frontend: str | None = None, weights_dir: str | Path | None = None, progress: bool = False,
             threshold: str | float = DEFAULT_THRESHOLD, threads: int | None = None,
-            allow_unfinished: bool = False) -> TagResults:
+            allow_unfinished: bool = False, jobs: int = 1) -> TagResults:
     """Tag audio files (or folders of them) with the model in ``run_dir`` (None: the default model).
 
     ``threshold``: ``"tuned"`` (default: the run's per-instrument thresholds), ``"0.5"`` or
@@ -227,11 +228,12 @@ def predict(run_dir: str | Path | None, inputs: Iterable[str | Path], per_second
     Bad files do not stop the batch: they are listed in ``failures`` as (path, message).
     With ``per_second`` the model must have frame-level outputs. ``threads``: torch
     intra-op threads, 0 for the policy of :mod:`instrec.runinfo` (1 with the ``logmel``
-    front end), None to keep the current count. ``allow_unfinished``: tag with a run whose
-    training did not finish (with a warning)."""
+    front end), None to keep the current count. ``jobs``: worker processes across files, 0
+    for one per usable core (:func:`instrec.runinfo.plan_file_workers`); the tags are the
+    same whatever the count, as long as the threads per process are. ``allow_unfinished``:
+    tag with a run whose training did not finish (with a warning)."""
     tagger = Tagger(run_dir, frontend=frontend, weights_dir=weights_dir, threshold=threshold,
                     allow_unfinished=allow_unfinished)
-    set_threads(threads, frontend=tagger.frontend_name)
     if per_second:
         require_frame_outputs(tagger)
     inputs = list(inputs)
@@ -239,8 +241,10 @@ def predict(run_dir: str | Path | None, inputs: Iterable[str | Path], per_second
     if not paths:
         raise InstrecError(f"{', '.join(map(str, inputs)) or 'no inputs'}: no audio files found "
                            f"(looked for {', '.join(AUDIO_SUFFIXES)})")
+    jobs, threads = plan_file_workers(len(paths), jobs, threads, tagger.frontend_name, fork_available())
+    set_threads(threads, frontend=tagger.frontend_name)  # this process's, which the workers inherit
     tagger.frontend  # noqa: B018 - loads and checks it now: a mismatch is one error, not one per file
-    files, failures = tag_paths(tagger, paths, progress)
+    files, failures = tag_paths(tagger, paths, progress, jobs=jobs)
     return TagResults(tagger.classes, files, failures, tagger.thresholds, tagger.trained, tagger.policy.name,
                       tagger.policy.description)
 
@@ -252,17 +256,26 @@ def require_frame_outputs(tagger: Tagger) -> None:
                            f"use a run of {', '.join(FRAME_MODELS)} for per-second tags")
 
 
-def tag_paths(tagger: Tagger, paths: Iterable[str | Path],
-              progress: bool = False) -> tuple[list[FileTags], list[tuple[str, str]]]:
+def tag_paths(tagger: Tagger, paths: Iterable[str | Path], progress: bool = False,
+              jobs: int = 1) -> tuple[list[FileTags], list[tuple[str, str]]]:
     """Tag each file with ``tagger``: the tags of the good files and (path, message) of the
-    bad ones, in input order. A bad file (an :class:`InstrecError`) does not stop the batch."""
+    bad ones, in input order. A bad file (an :class:`InstrecError`) does not stop the batch.
+    ``jobs`` > 1: that many forked worker processes (:func:`instrec.parallel.inherited_map`),
+    with this process's thread counts."""
     files, failures = [], []
     paths = list(paths)
-    for path in tqdm(paths, desc="tagging", unit="file", disable=not progress):
-        try:
-            tags = tagger.tag_file(path)
-        except InstrecError as exc:
-            failures.append((str(path), str(exc)))
-            continue
-        files.append(tags)
+    for path, tags, message in inherited_map(functools.partial(_tag_or_fail, tagger), paths, jobs,
+                                             progress=progress, desc="tagging", total=len(paths)):
+        if message is not None:
+            failures.append((path, message))
+        else:
+            files.append(tags)
     return files, failures
+
+
+def _tag_or_fail(tagger: Tagger, path: str | Path) -> tuple[str, FileTags | None, str | None]:
+    """(path, tags, None) or, for a bad file, (path, None, the one-line problem)."""
+    try:
+        return str(path), tagger.tag_file(path), None
+    except InstrecError as exc:
+        return str(path), None, str(exc)
