@@ -17,6 +17,8 @@ epoch loop alone):
   (default 100; ``--quick`` 8): the default (worker processes across files, one thread
   each), one process with one thread (``--jobs 1``), and one process at torch's default
   threads (``--jobs 1 --threads 2``: what predict did before the policy);
+* ``instrec predict`` with the default model (musicnn front end) on the same folder, the
+  default and one process at torch's default threads (before the policy: 2 threads);
 * ``instrec featurize --frontend logmel`` on the same folder, default and before the policy;
 * ``instrec experiment --grid smoke --seeds 1 --epochs 2`` (two processes) and
   ``instrec synth --clips 12 --jobs 2``, default settings.
@@ -155,6 +157,11 @@ def main() -> int:
         variants[("predict logmel", "instrec --jobs 1 (one process, 1 thread)")] = \
             lambda: simple_cmd(pred + ["--jobs", "1"], None)
         variants[("predict logmel", before)] = lambda: simple_cmd(pred + ["--jobs", "1"], tdef)
+        default_model = C.instrec_argv("predict", str(clips_dir), "--out", str(work / "tags-default.csv"),
+                                       "--overwrite", "--quiet")
+        variants[("predict default model (musicnn)", "instrec (default: workers across files)")] = \
+            lambda: simple_cmd(default_model, None)
+        variants[("predict default model (musicnn)", before)] = lambda: simple_cmd(default_model + ["--jobs", "1"], tdef)
         variants[("featurize logmel", "instrec (default: workers across files)")] = lambda: simple_cmd(feat, None)
         variants[("featurize logmel", before)] = lambda: simple_cmd(feat + ["--jobs", "1"], tdef)
         if not args.skip_slow:
@@ -211,6 +218,8 @@ def main() -> int:
         tr, tr_old = get("train", "instrec (default"), get("train", "instrec --threads")
         plain = get("train", f"plain loop, {tdef}")
         pr, pr_old = get("predict logmel", "instrec (default"), get("predict logmel", "instrec --jobs 1 --threads")
+        dm = get("predict default model (musicnn)", "instrec (default")
+        dm_old = get("predict default model (musicnn)", "instrec --jobs 1 --threads")
         targets = [
             C.target("train bilstm-att: loaded / idle command time", tr["slowdown_wall"], "<=", 2.5, "x"),
             C.target(f"train bilstm-att loaded: plain loop ({tdef} threads) loop s / instrec loop s",
@@ -222,6 +231,11 @@ def main() -> int:
                      pr_old["loaded_wall_s"] / pr["loaded_wall_s"], ">=", 5, "x"),
             C.target(f"predict logmel idle: command time vs one process at {tdef} threads (before the policy)",
                      pr["idle_wall_s"] / pr_old["idle_wall_s"], "<=", 1.0, "x"),
+            C.target("predict default model (musicnn): loaded / idle command time", dm["slowdown_wall"], "<=", 2.5, "x"),
+            C.target(f"predict default model (musicnn) loaded: one process at {tdef} threads time / default time",
+                     dm_old["loaded_wall_s"] / dm["loaded_wall_s"], ">=", 5, "x"),
+            C.target(f"predict default model (musicnn) idle: command time vs one process at {tdef} threads",
+                     dm["idle_wall_s"] / dm_old["idle_wall_s"], "<=", 1.0, "x"),
         ]
         columns = ["command", "implementation", "threads", "idle_wall_s", "loaded_wall_s", "slowdown_wall",
                    "idle_loop_s", "loaded_loop_s", "slowdown_loop", "idle_x_real_time", "loaded_x_real_time"]

@@ -274,7 +274,8 @@ def main() -> int:
         "one-off warm-up, e.g. fused nn.LSTM's first calls) and the median of the later ones (steady state).",
         "The plain loop is timed on its loop only (no start-up, no data loading, no validation) in a fresh process; "
         "the faster of 1 thread and torch's default thread count is the baseline.",
-        "instrec train uses its default threads (the usable cores, at most 2); the headline pair runs "
+        "instrec train uses its default threads (see instrec.runinfo; the usable cores, at most 2, before the thread "
+        "policy); the headline pair runs "
         f"{epochs} epochs, the other rows {other_epochs}.",
         "fc needs fixed-length clips, so its augmented run uses mixup only.",
         "Engine (in the implementation column): instrec's default `--compile auto` compiles the training step "

@@ -4,16 +4,22 @@ thread policy of every command.
 Thread policy (measured by ``benchmarks/bench_busy.py``; figures in the README):
 
 * **One torch intra-op thread per process** is the default (``threads=0``/``--threads 0``)
-  of ``train``, ``experiment`` (per worker process), ``predict`` and ``featurize`` with the
-  ``logmel`` front end, and ``synth`` (its worker processes). These models' operations are
-  tiny (a 64-unit BiLSTM step, a 20-class attention head, a 128-band mel frame): two threads
-  meet at an OpenMP barrier after every one of them. Idle on 2 cores two threads are only
-  about 1.1x faster in the epoch loop (bilstm-att: 0.26 s against 0.29 s per epoch of 2,550
-  clips; 3 % of a 3-epoch ``instrec train`` command), but beside two CPU-bound processes a
-  2-thread ``instrec train`` took 3-16 s of epoch loop where one thread took 1.2-2.6 s: a
-  thread waiting at a barrier waits for its sibling to get a core back, and the
-  issue's measurement at load average 5 was 12x (94.8 s against 8.1 s). bench_busy's
-  medians: 1 thread 0.86 s idle / 1.32 s loaded, 2 threads 0.76 s / 2.02 s (one repeat 18.4 s).
+  of every command: ``train``, ``experiment`` (per worker process), ``predict`` and
+  ``featurize`` with any front end, ``synth`` (its worker processes) and the Dask workers.
+  These models' operations are tiny (a 64-unit BiLSTM step, a 20-class attention head, a
+  128-band mel frame): two threads meet at an OpenMP barrier after every one of them. Idle
+  on 2 cores two threads are only about 1.1x faster in the epoch loop (bilstm-att: 0.26 s
+  against 0.29 s per epoch of 2,550 clips; 3 % of a 3-epoch ``instrec train`` command), but
+  beside two CPU-bound processes a 2-thread ``instrec train`` took 3-16 s of epoch loop
+  where one thread took 1.2-2.6 s: a thread waiting at a barrier waits for its sibling to
+  get a core back, and the issue's measurement at load average 5 was 12x (94.8 s against
+  8.1 s). bench_busy's medians: 1 thread 0.86 s idle / 1.32 s loaded, 2 threads 0.76 s /
+  2.02 s (one repeat 18.4 s).
+* The **musicnn and vggish front ends** too: their convolutions are larger, yet the same
+  cliff is there. ``instrec predict`` with the default model (musicnn) on a 321-s file, 4
+  runs each on 2 cores: idle 4.5-4.9 s with one thread, 4.2-4.5 s with two (6 % faster);
+  beside two spinning processes 7.1-7.6 s with one thread, 13-30 s with two. On four 10-s
+  clips one thread was faster idle as well (2.09 s against 2.28 s median).
 * Parallelism comes from **processes, not threads**: ``experiment --jobs`` and ``synth
   --jobs`` run one single-threaded worker per core, which never wait for each other.
 * ``predict`` and ``featurize`` work **across files**: with at least
@@ -24,10 +30,7 @@ Thread policy (measured by ``benchmarks/bench_busy.py``; figures in the README):
   spread over threads. Forked workers inherit the loaded model and front end, so a worker
   costs milliseconds, not an import and a model load. Measured on 2 idle cores: 200 clips
   with logmel 5.4 s -> 3.7 s command time, the default model (musicnn) on the 24
-  realaudio-dev files 4.2 s -> 2.5 s, the tags identical. Fewer files (or ``--jobs 1``):
-* one process, where the ``vggish`` and ``musicnn`` front ends keep the usable cores, at
-  most 2: their convolutions are large enough that two threads win idle (musicnn 1.24x,
-  ``bench_musicnn``) and synchronise rarely.
+  realaudio-dev files 4.2 s -> 2.5 s, the tags identical.
 * **OpenMP wait policy**: left at its default. ``OMP_WAIT_POLICY=PASSIVE`` (threads sleep
   instead of spinning at barriers) made a 2-thread plain loop 2.5x slower idle (4.3 s
   against 1.7 s) and only helped it under load, where one thread is faster still; with one
@@ -76,17 +79,8 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-#: Front ends whose convolutions are big enough for more than one thread (see the module docstring).
-MULTI_THREAD_FRONTENDS = ("vggish", "musicnn")
-
-
-def auto_threads(jobs: int = 1, frontend: str | None = None) -> int:
-    """Intra-op threads for one of ``jobs`` concurrent processes (see the policy in the
-    module docstring): 1 for training and for the ``logmel`` front end; for the ``vggish``
-    and ``musicnn`` front ends the cores each process gets, at most 2."""
-    if frontend in MULTI_THREAD_FRONTENDS:
-        return max(1, min(2, usable_cores() // max(1, jobs)))
-    return 1
+#: Intra-op threads of every process by default (``--threads 0``; see the module docstring).
+AUTO_THREADS = 1
 
 
 #: Files per worker process below which :func:`auto_jobs` does not start another worker:
@@ -103,14 +97,13 @@ def auto_jobs(n_files: int, fork_ok: bool = True) -> int:
     return max(1, min(usable_cores(), n_files // MIN_FILES_PER_JOB))
 
 
-def plan_file_workers(n_files: int, jobs: int, threads: int | None, frontend: str | None,
-                      fork_ok: bool) -> tuple[int, int | None]:
+def plan_file_workers(n_files: int, jobs: int, threads: int | None, fork_ok: bool) -> tuple[int, int | None]:
     """``--jobs`` and ``--threads`` of ``featurize``/``predict`` on ``n_files`` files resolved
-    to (worker processes, intra-op threads of each): ``jobs`` 0 is :func:`auto_jobs`; more
-    than one worker means one thread each unless ``threads`` > 0 says otherwise (the
-    parallelism is across files); one process gets ``threads`` as :func:`set_threads` takes
-    it (0: :func:`auto_threads` for ``frontend``; None: keep). ``fork_ok``: whether workers
-    can be forked here (a request for more than one without it warns and runs in-process)."""
+    to (worker processes, intra-op threads of each as :func:`set_threads` takes them):
+    ``jobs`` 0 is :func:`auto_jobs`; workers get ``threads`` if > 0, else
+    :data:`AUTO_THREADS` (never "keep": torch's own default is one thread per core); one
+    process gets ``threads`` unchanged. ``fork_ok``: whether workers can be forked here (a
+    request for more than one without it warns and runs in-process)."""
     n = jobs if jobs > 0 else auto_jobs(n_files, fork_ok)
     n = min(n, max(1, n_files))
     if n > 1 and not fork_ok:
@@ -119,7 +112,7 @@ def plan_file_workers(n_files: int, jobs: int, threads: int | None, frontend: st
         n = 1
     if n <= 1:
         return 1, threads
-    return n, threads if threads else 1
+    return n, threads if threads else AUTO_THREADS
 
 
 def _one_interop_thread() -> None:
@@ -130,15 +123,14 @@ def _one_interop_thread() -> None:
             torch.set_num_interop_threads(1)
 
 
-def set_threads(n: int | None, frontend: str | None = None) -> int:
+def set_threads(n: int | None) -> int:
     """Set torch's intra-op thread count and return it: ``n`` > 0 as given, 0 for
-    :func:`auto_threads` (``frontend``: the front end the work runs, if any), ``None`` to
-    keep the current one. Also sets one inter-op thread.
+    :data:`AUTO_THREADS`, ``None`` to keep the current one. Also sets one inter-op thread.
 
     The thread count can change float rounding, so the resolved count is part of a run's
     recorded configuration."""
     if n == 0:
-        n = auto_threads(frontend=frontend)
+        n = AUTO_THREADS
     if n is not None and n > 0:
         torch.set_num_threads(n)
         # numpy's BLAS (OpenBLAS: the mel filterbank and STFT matrix products of the logmel

@@ -42,16 +42,17 @@ def test_auto_jobs_is_one_worker_per_core_with_enough_files_each(monkeypatch):
 
 def test_file_worker_plan_resolves_jobs_and_threads(monkeypatch):
     monkeypatch.setattr("instrec.runinfo.usable_cores", lambda: 4)
-    assert plan_file_workers(20, 0, 0, "logmel", True) == (4, 1)  # auto: processes, one thread each
-    assert plan_file_workers(20, 0, 3, "musicnn", True) == (4, 3)  # threads given: kept
-    assert plan_file_workers(5, 0, 0, "musicnn", True) == (1, 0)  # one process: the front end's policy
-    assert plan_file_workers(2, 8, None, "logmel", True) == (2, 1)  # never more workers than files
-    assert plan_file_workers(20, 1, None, "logmel", True) == (1, None)
+    assert plan_file_workers(20, 0, 0, True) == (4, 1)  # auto: processes, one thread each
+    assert plan_file_workers(20, 0, 3, True) == (4, 3)  # threads given: kept
+    assert plan_file_workers(20, 2, None, True) == (2, 1)  # workers never keep torch's default count
+    assert plan_file_workers(5, 0, 0, True) == (1, 0)  # too few files: one process
+    assert plan_file_workers(2, 8, None, True) == (2, 1)  # never more workers than files
+    assert plan_file_workers(20, 1, None, True) == (1, None)
     with pytest.warns(UserWarning, match="--jobs 3: worker processes are forked, which is safe only on Linux"):
-        assert plan_file_workers(20, 3, 0, "logmel", False) == (1, 0)
+        assert plan_file_workers(20, 3, 0, False) == (1, 0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # auto asks for no worker where fork is unsafe: nothing to warn about
-        assert plan_file_workers(20, 0, 0, "logmel", False) == (1, 0)
+        assert plan_file_workers(20, 0, 0, False) == (1, 0)
 
 
 @needs_fork

@@ -120,16 +120,22 @@ def test_bad_settings_give_clear_errors(tiny_dataset, tmp_path):
     assert (tmp_path / "busy" / "keep.txt").read_text() == "mine"
 
 
-def test_auto_threads_share_the_cores_between_jobs(monkeypatch):
-    """Training and logmel get one thread whatever the cores; vggish and musicnn share them."""
-    from instrec import runinfo
+def test_threads_zero_means_one_thread_and_none_keeps_the_count():
+    """The policy: one intra-op thread per process, one inter-op thread, the BLAS alike."""
+    import torch
+    from threadpoolctl import threadpool_info
 
-    for cores, jobs, want in [(1, 1, 1), (2, 1, 2), (8, 1, 2), (2, 2, 1), (3, 2, 1), (8, 4, 2), (8, 16, 1)]:
-        monkeypatch.setattr(runinfo, "usable_cores", lambda c=cores: c)
-        assert runinfo.auto_threads(jobs) == 1, (cores, jobs)
-        assert runinfo.auto_threads(jobs, frontend="logmel") == 1, (cores, jobs)
-        for fe in ("vggish", "musicnn"):
-            assert runinfo.auto_threads(jobs, frontend=fe) == want, (cores, jobs, fe)
+    from instrec.runinfo import AUTO_THREADS, set_threads
+
+    before = torch.get_num_threads()
+    try:
+        assert AUTO_THREADS == 1
+        assert set_threads(2) == 2 and set_threads(None) == 2
+        assert set_threads(0) == 1 and torch.get_num_interop_threads() == 1
+        blas = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+        assert blas and set(blas) == {1}
+    finally:
+        set_threads(before)
 
 
 def test_threads_zero_is_resolved_and_recorded(tiny_dataset, tmp_path, monkeypatch):

@@ -13,8 +13,8 @@ from collections.abc import Callable
 SEED_MAX = 2**32 - 1  # numpy's SeedSequence and torch.manual_seed both accept [0, 2**32 - 1]
 THREADS_MAX = 256
 
-THREADS_HELP = ("torch intra-op threads; 0 = auto: 1 with the logmel front end, the usable cores (at most 2) "
-                "with vggish and musicnn (see instrec.runinfo)")
+THREADS_HELP = ("torch intra-op threads per process; 0 = auto: 1, which is fastest on a busy machine "
+                "(see instrec.runinfo)")
 
 
 FILE_JOBS_HELP = ("worker processes across files, one thread each; 0 = auto: one per usable core, at least 4 "

@@ -37,7 +37,7 @@ def _synth(args: argparse.Namespace) -> int:
     from instrec.synth import build_corpus
     from instrec.synth.real_worker import RealisticSettings
 
-    set_threads(args.threads, frontend=args.frontend)  # this process; worker processes use one thread
+    set_threads(args.threads)  # this process; worker processes use one thread
 
     clips, soundfonts, labels_per_clip, test_fraction, recipe = (args.clips, args.soundfont, args.labels_per_clip,
                                                                  args.test_fraction, args.recipe)

@@ -126,8 +126,8 @@ def _featurize(inputs: Iterable[str | Path], out: Path, frontend: str, labels: s
             failures.append((i, str(path), f"{path}: sample key {key!r} already used by another file"))
         else:
             accepted[key] = (i, str(path))
-    jobs, threads = plan_file_workers(len(accepted), jobs, threads, frontend, fork_available())
-    set_threads(threads, frontend=frontend)  # this process's, which the workers inherit
+    jobs, threads = plan_file_workers(len(accepted), jobs, threads, fork_available())
+    set_threads(threads)  # this process's, which the workers inherit
     fe = get_frontend(frontend, weights_dir=weights_dir)
     keys, files, feats, notes = [], [], [], []
     results = inherited_map(functools.partial(_features_or_fail, fe, frames), [p for _, p in accepted.values()],

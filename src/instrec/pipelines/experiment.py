@@ -50,7 +50,7 @@ from instrec.pipelines.grids import (  # noqa: F401  (re-exported: the grids are
     grid_specs,
 )
 from instrec.run import CONFIG_FILE, METRICS_FILE, has_resume_state, read_config
-from instrec.runinfo import auto_threads, package_versions
+from instrec.runinfo import AUTO_THREADS, package_versions
 from instrec.training.config import TrainConfig
 from instrec.training.lifecycle import reusable
 from instrec.training.lockstep import train_lockstep
@@ -239,7 +239,7 @@ def run_specs(specs: Sequence[RunSpec], data: str | Path, out: str | Path, epoch
     (Path(out) / RUNS_DIR).mkdir(parents=True, exist_ok=True)
     own = executor is None
     # Parallel across processes, one torch thread each (see instrec.runinfo's thread policy).
-    threads = auto_threads(jobs) if own else 1
+    threads = AUTO_THREADS
     if own:
         executor = process_pool(max(1, jobs), mp_context=get_context("spawn"))  # workers die with us
     rows: dict[str, dict[str, Any]] = {}

@@ -99,7 +99,7 @@ def _worker_tagger(job: BatchJob) -> Tagger:
     if key not in _TAGGERS:
         _TAGGERS.clear()  # one model at a time per worker
         _TAGGERS[key] = Tagger(job.run_dir, **dict(job.options))
-    set_threads(job.threads, frontend=_TAGGERS[key].frontend_name)
+    set_threads(job.threads)
     return _TAGGERS[key]
 
 

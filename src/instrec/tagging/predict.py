@@ -227,8 +227,8 @@ def predict(run_dir: str | Path | None, inputs: Iterable[str | Path], per_second
 
     Bad files do not stop the batch: they are listed in ``failures`` as (path, message).
     With ``per_second`` the model must have frame-level outputs. ``threads``: torch
-    intra-op threads, 0 for the policy of :mod:`instrec.runinfo` (1 with the ``logmel``
-    front end), None to keep the current count. ``jobs``: worker processes across files, 0
+    intra-op threads of each process, 0 for the policy of :mod:`instrec.runinfo` (1), None
+    to keep the current count (with one process). ``jobs``: worker processes across files, 0
     for one per usable core (:func:`instrec.runinfo.plan_file_workers`); the tags are the
     same whatever the count, as long as the threads per process are. ``allow_unfinished``:
     tag with a run whose training did not finish (with a warning)."""
@@ -241,8 +241,8 @@ def predict(run_dir: str | Path | None, inputs: Iterable[str | Path], per_second
     if not paths:
         raise InstrecError(f"{', '.join(map(str, inputs)) or 'no inputs'}: no audio files found "
                            f"(looked for {', '.join(AUDIO_SUFFIXES)})")
-    jobs, threads = plan_file_workers(len(paths), jobs, threads, tagger.frontend_name, fork_available())
-    set_threads(threads, frontend=tagger.frontend_name)  # this process's, which the workers inherit
+    jobs, threads = plan_file_workers(len(paths), jobs, threads, fork_available())
+    set_threads(threads)  # this process's, which the workers inherit
     tagger.frontend  # noqa: B018 - loads and checks it now: a mismatch is one error, not one per file
     files, failures = tag_paths(tagger, paths, progress, jobs=jobs)
     return TagResults(tagger.classes, files, failures, tagger.thresholds, tagger.trained, tagger.policy.name,
