@@ -114,7 +114,7 @@ def main() -> int:
     p.add_argument("--load-kind", default="spin", choices=sorted(LOADS),
                    help="spin: Python busy loops (default); torch: small PyTorch trainings at torch's default "
                         "threads (results saved as bench_busy_torch)")
-    p.add_argument("--load-seconds", type=float, default=300.0, help="the most a loaded phase's spinners live")
+    p.add_argument("--load-seconds", type=float, default=1200.0, help="the most a loaded phase's load processes live (a cap: each phase kills them when it ends)")
     p.add_argument("--clips", type=int, default=None, help="synthetic data set size (default 3750; --quick 600)")
     p.add_argument("--audio-clips", type=int, default=None, help="10 s clips to tag (default 100; --quick 8)")
     p.add_argument("--skip-slow", action="store_true", help="leave out experiment and synth")

@@ -100,9 +100,11 @@ def fork_available() -> bool:
 _INHERITED: Callable[[Any], Any] | None = None  # in a forked worker: the function it inherited
 
 
-def _adopt(fn: Callable[[Any], Any]) -> None:
+def _adopt(fn: Callable[[Any], Any], setup: Callable[[], Any] | None) -> None:
     global _INHERITED
     _INHERITED = fn
+    if setup is not None:
+        setup()
     # Ctrl-C reaches every process of the terminal's group: the parent stops the pool
     # (ordered_map terminates its workers) and reports it once; a forked worker raising
     # KeyboardInterrupt itself would print a traceback.
@@ -114,25 +116,28 @@ def _call_inherited(item: Any) -> Any:
     return _INHERITED(item)
 
 
-def inherited_map(fn: Callable[[T], R], items: Iterable[T], jobs: int, progress: bool = False, desc: str = "",
-                  total: int | None = None, unit: str = "file") -> Iterator[R]:
+def inherited_map(fn: Callable[[T], R], items: Iterable[T], jobs: int, worker_setup: Callable[[], Any] | None = None,
+                  progress: bool = False, desc: str = "", total: int | None = None,
+                  unit: str = "file") -> Iterator[R]:
     """:func:`ordered_map` over ``jobs`` forked workers that inherit ``fn``, and all it holds
     (a loaded model, a front end), from this process instead of receiving it pickled.
 
     Why fork: a spawned worker would import torch and load the model again (about a second
     each), which is longer than tagging a folder of 10-s clips; a forked one starts in
     milliseconds and shares the weights' memory pages. The workers inherit this process's
-    thread counts (torch's, the BLAS's: set them first, :func:`instrec.runinfo.set_threads`),
-    and this process must not have run multi-threaded torch work before (an OpenMP pool does
-    not survive a fork). With ``jobs <= 1`` or where fork is not safe
-    (:func:`fork_available`), ``fn`` runs in this process. The items and results are
-    pickled; the results come back in input order."""
+    thread counts (torch's, the BLAS's); ``worker_setup`` runs first in each worker. A worker
+    that runs torch with more than one thread hangs if this process started an OpenMP thread
+    pool before the fork (libgomp's pool does not survive it): run this process with one
+    thread (:func:`instrec.runinfo.threads_for_workers` arranges both). With ``jobs <= 1`` or
+    where fork is not safe (:func:`fork_available`), ``fn`` runs in this process and
+    ``worker_setup`` is not called. The items and results are pickled; the results come back
+    in input order."""
     if jobs <= 1 or not fork_available():
         yield from ordered_map(fn, items, 1, progress=progress, desc=desc, total=total, unit=unit)
         return
     yield from ordered_map(_call_inherited, items, jobs, progress=progress, desc=desc, total=total, unit=unit,
                            mp_context=multiprocessing.get_context("fork"), initializer=_adopt,
-                           initargs=(fn,))
+                           initargs=(fn, worker_setup))
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:

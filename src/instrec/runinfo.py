@@ -47,10 +47,12 @@ Thread policy (measured by ``benchmarks/bench_busy.py``; figures in the README):
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import platform
 import sys
 import warnings
+from collections.abc import Callable
 from importlib import metadata
 
 import torch
@@ -113,6 +115,20 @@ def plan_file_workers(n_files: int, jobs: int, threads: int | None, fork_ok: boo
     if n <= 1:
         return 1, threads
     return n, threads if threads else AUTO_THREADS
+
+
+def threads_for_workers(jobs: int, threads: int | None) -> Callable[[], int] | None:
+    """Set this process's threads for a map over ``jobs`` forked workers (``jobs`` and
+    ``threads`` from :func:`plan_file_workers`) and return what each worker must run first
+    (None: nothing). One process gets ``threads``. With workers this process keeps one
+    thread, so that it starts no OpenMP pool before forking (checking a model's weights for
+    NaN would: a forked worker with more threads then hangs in the dead pool), and the
+    workers set ``threads`` themselves."""
+    if jobs <= 1:
+        set_threads(threads)
+        return None
+    set_threads(AUTO_THREADS)
+    return None if threads in (None, 0, AUTO_THREADS) else functools.partial(set_threads, threads)
 
 
 def _one_interop_thread() -> None:

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -126,3 +129,29 @@ def test_predict_cli_with_jobs_writes_what_one_process_writes(finished_run, fold
         outs.append(out.read_text())
     assert outs[0] == outs[1]
     assert [os.path.basename(r["file"]) for r in parse_csv(outs[1])[1]] == [f"clip{i}.wav" for i in range(9)]
+
+
+@needs_fork
+@pytest.mark.slow
+def test_workers_with_two_threads_each_finish_and_match_one_process(tmp_path, folder):
+    """Loading a model runs torch work big enough for an OpenMP pool; were that pool started
+    with two threads before the fork, a worker with two threads would hang in it for ever."""
+    from conftest import make_tiny_dataset
+
+    from instrec.training.config import TrainConfig
+    from instrec.training.loop import train
+
+    data = make_tiny_dataset(tmp_path / "data", n_features=128, n=64)
+    run = tmp_path / "run"
+    train(TrainConfig(data=str(data), out=str(run), model="bilstm-att", epochs=1, seed=0, threads=1), progress=False)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parents[2] / "src"),
+                                                                    os.environ.get("PYTHONPATH")]))}
+    outs = []
+    for jobs in ("1", "2"):
+        out = tmp_path / f"tags{jobs}.csv"
+        proc = subprocess.run([sys.executable, "-m", "instrec.cli", "predict", str(folder), "--run", str(run),
+                               "--out", str(out), "--threads", "2", "--jobs", jobs, "-q"],
+                              env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 1 and "clip4b.wav" in proc.stderr, proc.stderr  # the one bad file
+        outs.append(out.read_text())
+    assert outs[0] == outs[1]

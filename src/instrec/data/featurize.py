@@ -109,7 +109,7 @@ def _featurize(inputs: Iterable[str | Path], out: Path, frontend: str, labels: s
                weights_dir: str | Path | None, frames: int, test_fraction: float, seed: int, progress: bool,
                threads: int | None, jobs: int) -> FeaturizeReport:
     from instrec.parallel import fork_available, inherited_map
-    from instrec.runinfo import plan_file_workers, set_threads
+    from instrec.runinfo import plan_file_workers, threads_for_workers
 
     table = read_label_csv(labels) if labels else {}
     paths = expand_inputs(inputs)
@@ -127,11 +127,11 @@ def _featurize(inputs: Iterable[str | Path], out: Path, frontend: str, labels: s
         else:
             accepted[key] = (i, str(path))
     jobs, threads = plan_file_workers(len(accepted), jobs, threads, fork_available())
-    set_threads(threads)  # this process's, which the workers inherit
+    setup = threads_for_workers(jobs, threads)
     fe = get_frontend(frontend, weights_dir=weights_dir)
     keys, files, feats, notes = [], [], [], []
     results = inherited_map(functools.partial(_features_or_fail, fe, frames), [p for _, p in accepted.values()],
-                            jobs, progress=progress, desc="featurize", total=len(accepted))
+                            jobs, setup, progress=progress, desc="featurize", total=len(accepted))
     for (key, (i, path)), (x, note, message) in zip(accepted.items(), results):
         if message is not None:
             failures.append((i, path, message))

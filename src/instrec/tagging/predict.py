@@ -16,7 +16,7 @@ import functools
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -29,7 +29,7 @@ from instrec.models import FRAME_MODELS, model_spec
 from instrec.models.inference import run_model
 from instrec.parallel import fork_available, inherited_map
 from instrec.run import CONFIG_FILE, load_model
-from instrec.runinfo import plan_file_workers, set_threads
+from instrec.runinfo import plan_file_workers, threads_for_workers
 from instrec.tagging.thresholds import DEFAULT_THRESHOLD, ThresholdPolicy, learned_classes, resolve_threshold
 
 #: Folder of the packaged default model, beside this module.
@@ -230,21 +230,25 @@ def predict(run_dir: str | Path | None, inputs: Iterable[str | Path], per_second
     intra-op threads of each process, 0 for the policy of :mod:`instrec.runinfo` (1), None
     to keep the current count (with one process). ``jobs``: worker processes across files, 0
     for one per usable core (:func:`instrec.runinfo.plan_file_workers`); the tags are the
-    same whatever the count, as long as the threads per process are. ``allow_unfinished``:
+    same whatever the count, as long as the threads per process are; workers with more than
+    one thread need a process that has not run multi-threaded torch work before (see
+    :func:`instrec.parallel.inherited_map`). ``allow_unfinished``:
     tag with a run whose training did not finish (with a warning)."""
-    tagger = Tagger(run_dir, frontend=frontend, weights_dir=weights_dir, threshold=threshold,
-                    allow_unfinished=allow_unfinished)
-    if per_second:
-        require_frame_outputs(tagger)
     inputs = list(inputs)
     paths = expand_inputs(inputs)
     if not paths:
         raise InstrecError(f"{', '.join(map(str, inputs)) or 'no inputs'}: no audio files found "
                            f"(looked for {', '.join(AUDIO_SUFFIXES)})")
+    # Threads before the model loads: loading runs torch work, which must not start an OpenMP
+    # pool with more than one thread before workers fork (see threads_for_workers).
     jobs, threads = plan_file_workers(len(paths), jobs, threads, fork_available())
-    set_threads(threads)  # this process's, which the workers inherit
+    setup = threads_for_workers(jobs, threads)
+    tagger = Tagger(run_dir, frontend=frontend, weights_dir=weights_dir, threshold=threshold,
+                    allow_unfinished=allow_unfinished)
+    if per_second:
+        require_frame_outputs(tagger)
     tagger.frontend  # noqa: B018 - loads and checks it now: a mismatch is one error, not one per file
-    files, failures = tag_paths(tagger, paths, progress, jobs=jobs)
+    files, failures = tag_paths(tagger, paths, progress, jobs=jobs, worker_setup=setup)
     return TagResults(tagger.classes, files, failures, tagger.thresholds, tagger.trained, tagger.policy.name,
                       tagger.policy.description)
 
@@ -256,15 +260,15 @@ def require_frame_outputs(tagger: Tagger) -> None:
                            f"use a run of {', '.join(FRAME_MODELS)} for per-second tags")
 
 
-def tag_paths(tagger: Tagger, paths: Iterable[str | Path], progress: bool = False,
-              jobs: int = 1) -> tuple[list[FileTags], list[tuple[str, str]]]:
+def tag_paths(tagger: Tagger, paths: Iterable[str | Path], progress: bool = False, jobs: int = 1,
+              worker_setup: Callable[[], Any] | None = None) -> tuple[list[FileTags], list[tuple[str, str]]]:
     """Tag each file with ``tagger``: the tags of the good files and (path, message) of the
     bad ones, in input order. A bad file (an :class:`InstrecError`) does not stop the batch.
-    ``jobs`` > 1: that many forked worker processes (:func:`instrec.parallel.inherited_map`),
-    with this process's thread counts."""
+    ``jobs`` > 1: that many forked worker processes (:func:`instrec.parallel.inherited_map`,
+    which says what ``worker_setup`` is for)."""
     files, failures = [], []
     paths = list(paths)
-    for path, tags, message in inherited_map(functools.partial(_tag_or_fail, tagger), paths, jobs,
+    for path, tags, message in inherited_map(functools.partial(_tag_or_fail, tagger), paths, jobs, worker_setup,
                                              progress=progress, desc="tagging", total=len(paths)):
         if message is not None:
             failures.append((path, message))
