@@ -3,6 +3,7 @@ writer of one output, no unfinished run used as if finished, no half-written fil
 full disk."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -22,16 +23,44 @@ from instrec._io import lock_path
 from instrec.synth import build_corpus
 
 
-def _instrec(*argv: str, log: Path | None = None) -> subprocess.Popen:
+def _instrec(*argv: str, log: Path | None = None, new_session: bool = False) -> subprocess.Popen:
     """``instrec ARGV`` in a subprocess. With ``log``, stderr goes to that file (an orphaned
-    worker holding a pipe open would block ``communicate`` forever)."""
+    worker holding a pipe open would block ``communicate`` forever). ``new_session``: its
+    own process group, which a signal can reach as a whole, like a terminal's Ctrl-C."""
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     if log is not None:
         with open(log, "w") as fh:
             return subprocess.Popen([sys.executable, "-m", "instrec.cli", *argv], env=env,
-                                    stdout=subprocess.DEVNULL, stderr=fh, text=True)
+                                    stdout=subprocess.DEVNULL, stderr=fh, text=True, start_new_session=new_session)
     return subprocess.Popen([sys.executable, "-m", "instrec.cli", *argv], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=new_session)
+
+
+def _kill_all(proc: subprocess.Popen, workers: list[int]) -> None:
+    """Kill ``proc`` and whichever of its ``workers`` are still alive."""
+    proc.kill()
+    proc.wait()
+    for pid in workers:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def _lock_holder(target: Path):
+    """Another process holding the output lock of ``target`` (killed on exit); yields it."""
+    holder = python(f"""
+        from instrec._io import OutputLock
+        import time
+        with OutputLock({str(target)!r}):
+            print("locked", flush=True)
+            time.sleep(60)
+    """)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        yield holder
+    finally:
+        holder.kill()
+        holder.communicate()
 
 
 def _wait_for(condition, timeout: float = 60.0, what: str = "") -> None:
@@ -83,11 +112,7 @@ def synth_run(tmp_path):
         workers = _children(proc.pid)
         yield proc, workers, log
     finally:
-        proc.kill()
-        proc.wait()
-        for pid in workers:
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        _kill_all(proc, workers)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -117,21 +142,10 @@ def test_killed_synth_workers_die_and_the_next_run_cleans_its_staging(synth_run,
 
 def test_second_synth_into_the_same_folder_is_refused(tmp_path):
     out = tmp_path / "corpus"
-    holder = python(f"""
-        from instrec._io import OutputLock
-        import sys, time
-        with OutputLock({str(out)!r}):
-            print("locked", flush=True)
-            time.sleep(60)
-    """)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with _lock_holder(out) as holder:
         assert_one_line_error(*cli("synth", "--out", str(out), "--clips", "2", "-q"), str(out),
                               f"being written by another instrec process (pid {holder.pid})")
         assert not out.exists() and _staging(tmp_path) == []
-    finally:
-        holder.kill()
-        holder.communicate()
     # A lock file left by a killed owner blocks nobody (the kernel dropped its lock).
     assert lock_path(out).exists()
     assert cli("synth", "--out", str(out), "--clips", "2", "-q")[0] == 0
@@ -239,19 +253,8 @@ def test_a_second_writer_of_any_output_is_refused(finished_run, data128, tmp_pat
         "featurize": (["featurize", str(clip), "--frontend", "logmel", "--out", str(tmp_path / "ds"), "-q"],
                       tmp_path / "ds"),
     }[command]
-    holder = python(f"""
-        from instrec._io import OutputLock
-        import time
-        with OutputLock({str(target)!r}):
-            print("locked", flush=True)
-            time.sleep(60)
-    """)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with _lock_holder(target) as holder:
         assert_one_line_error(*cli(*argv), f"being written by another instrec process (pid {holder.pid})")
-    finally:
-        holder.kill()
-        holder.communicate()
     assert not target.exists() or (target.is_dir() and not any(target.iterdir()))
     assert cli(*argv)[0] == 0 and target.exists()
 
@@ -266,11 +269,8 @@ def test_ctrl_c_on_predict_with_workers_stops_everything_without_a_traceback(fin
     for i in range(1, 1500):  # hard links: many files to tag, written in no time
         os.link(first, clips / f"c{i:03d}.wav")
     out, log = tmp_path / "tags.csv", tmp_path / "stderr.txt"
-    env = {**os.environ, "PYTHONPATH": str(SRC)}
-    with open(log, "w") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "instrec.cli", "predict", str(clips), "--run",
-                                 str(finished_run), "--out", str(out), "--jobs", "2", "-q"], env=env,
-                                stdout=subprocess.DEVNULL, stderr=fh, start_new_session=True)
+    proc = _instrec("predict", str(clips), "--run", str(finished_run), "--out", str(out), "--jobs", "2", "-q",
+                    log=log, new_session=True)
     workers: list[int] = []
     try:
         _wait_for(lambda: len(_children(proc.pid)) >= 2 or proc.poll() is not None, what="the two workers")
@@ -289,8 +289,4 @@ def test_ctrl_c_on_predict_with_workers_stops_everything_without_a_traceback(fin
         assert not out.exists()
         _wait_for(lambda: not any(_alive(w) for w in workers), 10, "the workers to end")
     finally:
-        proc.kill()
-        proc.wait()
-        for pid in workers:
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        _kill_all(proc, workers)
