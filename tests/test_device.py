@@ -1,0 +1,131 @@
+"""``--device``: one resolver; on the CPU ``auto`` is ``cpu`` bit for bit; a missing GPU is one line."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from instrec._io import InstrecError
+from instrec.cli import main
+from instrec.device import is_accelerator, resolve_device
+from instrec.run import CONFIG_FILE, MODEL_FILE, read_config
+from instrec.run_schema import check_run_config
+
+no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the behaviour without CUDA")
+
+
+@pytest.fixture
+def cpu_only(monkeypatch):
+    """This machine as torch would see it without any accelerator."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr("instrec.device.mps_available", lambda: False)
+
+
+def test_auto_is_the_cpu_without_an_accelerator_and_a_gpu_when_there_is_one(cpu_only, monkeypatch):
+    assert resolve_device("auto") == resolve_device(None) == resolve_device("cpu") == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("auto") == "cuda" and resolve_device("cuda:1") == "cuda:1"
+    with pytest.raises(InstrecError, match=r"--device cuda:2: torch sees 2 CUDA device\(s\) \(cuda:0 to cuda:1\)"):
+        resolve_device("cuda:2")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr("instrec.device.mps_available", lambda: True)
+    assert resolve_device("auto") == "mps"
+    assert not is_accelerator("cpu") and is_accelerator("cuda:1") and is_accelerator("mps")
+
+
+def test_a_missing_or_unknown_device_is_one_clear_error(cpu_only):
+    for name in ("cuda", "cuda:0"):
+        with pytest.raises(InstrecError, match=rf"^--device {name}: torch .* sees no CUDA device; use --device cpu"):
+            resolve_device(name)
+    with pytest.raises(InstrecError, match="--device mps: torch .* has no usable Apple mps device"):
+        resolve_device("mps")
+    with pytest.raises(InstrecError, match=r"unknown device 'gpu'; choose one of auto, cpu, cuda, mps \(or cuda:N\)"):
+        resolve_device("gpu")
+
+
+def _command_lines(tmp_path, tiny_dataset, finished_run):
+    """One command line per command with --device, and the output it must not create."""
+    wav = tmp_path / "a.wav"
+    sf.write(wav, np.zeros(16000, np.float32), 16000)
+    return {
+        "train": (["train", "--data", str(tiny_dataset), "--out", str(tmp_path / "run")], tmp_path / "run"),
+        "evaluate": (["evaluate", str(finished_run), "--out", str(tmp_path / "eval")], tmp_path / "eval"),
+        "predict": (["predict", str(wav), "--run", str(finished_run), "--out", str(tmp_path / "t.csv")],
+                    tmp_path / "t.csv"),
+        "predict-dask": (["predict", str(wav), "--run", str(finished_run), "--engine", "dask", "--out",
+                          str(tmp_path / "tags")], tmp_path / "tags"),
+        "featurize": (["featurize", str(wav), "--out", str(tmp_path / "ds"), "--frontend", "logmel"], tmp_path / "ds"),
+        "experiment": (["experiment", "--data", str(tiny_dataset), "--out", str(tmp_path / "exp"), "--grid", "smoke"],
+                       tmp_path / "exp"),
+    }
+
+
+@no_cuda
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "predict-dask", "featurize", "experiment"])
+def test_device_cuda_without_cuda_stops_every_command_before_any_work(command, tmp_path, tiny_dataset,
+                                                                     finished_run, capsys):
+    argv, output = _command_lines(tmp_path, tiny_dataset, finished_run)[command]
+    assert main([*argv, "--device", "cuda", "-q"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--device cuda: torch" in err[0] and "sees no CUDA device" in err[0]
+    assert not output.exists()
+
+
+def test_an_unknown_device_is_refused_when_parsed(tiny_dataset, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--data", str(tiny_dataset), "--out", str(tmp_path / "r"), "--device", "tpu"])
+    assert exc.value.code == 2 and "unknown device 'tpu'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model", ["bilstm-att", "att"])
+def test_device_cpu_and_auto_train_the_same_bytes_and_record_the_device(model, tiny_dataset, tmp_path, cpu_only):
+    from instrec.evaluation.evaluate import evaluate_run
+    from instrec.training.config import TrainConfig
+    from instrec.training.loop import train
+
+    runs = {}
+    for device in ("cpu", "auto"):
+        out = tmp_path / device
+        train(TrainConfig(data=str(tiny_dataset), out=str(out), model=model, epochs=2, seed=3, threads=1,
+                          mixup=0.4, device=device), progress=False)
+        runs[device] = out
+        config = read_config(out)
+        assert config["device"] == "cpu" and config["train"]["device"] == device
+        assert evaluate_run(out, device=device)["device"] == "cpu"
+    for name in (MODEL_FILE, "last.safetensors", "train_log.csv", "predictions.npz"):
+        if name == "train_log.csv":  # the seconds column differs; the numbers must not
+            a, b = ((runs[d] / name).read_text().splitlines() for d in ("cpu", "auto"))
+            assert [r.rsplit(",", 1)[0] for r in a] == [r.rsplit(",", 1)[0] for r in b]
+        else:
+            assert (runs["cpu"] / name).read_bytes() == (runs["auto"] / name).read_bytes(), name
+
+
+def test_a_run_may_resume_on_another_device_and_older_configs_stay_valid(tiny_dataset, tmp_path, cpu_only):
+    from instrec.training.config import TrainConfig
+    from instrec.training.loop import train
+
+    out = tmp_path / "run"
+    train(TrainConfig(data=str(tiny_dataset), out=str(out), model="fc-t", epochs=1, seed=0, threads=1,
+                      device="cpu"), progress=False)
+    summary = train(TrainConfig(data=str(tiny_dataset), out=str(out), model="fc-t", epochs=2, seed=0, threads=1,
+                                device="auto"), resume=True, progress=False)
+    assert summary["epochs_run"] == 2 and summary["train"]["device"] == "auto"
+    config = json.loads((out / CONFIG_FILE).read_text())
+    del config["device"], config["train"]["device"]  # as written before --device existed
+    check_run_config(config, out / CONFIG_FILE)
+    with pytest.raises(InstrecError, match="field 'device' must be a device name"):
+        check_run_config({**config, "device": 0}, out / CONFIG_FILE)
+
+
+def test_lockstep_members_record_the_device(tiny_dataset, tmp_path, cpu_only):
+    from instrec.training.config import TrainConfig
+    from instrec.training.lockstep import train_lockstep
+
+    cfgs = [TrainConfig(data=str(tiny_dataset), out=str(tmp_path / f"m{s}"), model="bilstm-att", epochs=1, seed=s,
+                        threads=1, device="auto") for s in (0, 1)]
+    for summary in train_lockstep(cfgs, progress=False):
+        assert summary["device"] == "cpu" and summary["training_engine"]["engine"] == "lockstep"
