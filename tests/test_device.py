@@ -28,7 +28,9 @@ def test_auto_is_the_cpu_without_an_accelerator_and_a_gpu_when_there_is_one(cpu_
     assert resolve_device("auto") == resolve_device(None) == resolve_device("cpu") == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)  # cuDNN's default
     assert resolve_device("auto") == "cuda" and resolve_device("cuda:1") == "cuda:1"
+    assert torch.backends.cudnn.allow_tf32 is False  # full float32 on the GPU, as on the CPU
     with pytest.raises(InstrecError, match=r"--device cuda:2: torch sees 2 CUDA device\(s\) \(cuda:0 to cuda:1\)"):
         resolve_device("cuda:2")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
@@ -129,3 +131,23 @@ def test_lockstep_members_record_the_device(tiny_dataset, tmp_path, cpu_only):
                         threads=1, device="auto") for s in (0, 1)]
     for summary in train_lockstep(cfgs, progress=False):
         assert summary["device"] == "cpu" and summary["training_engine"]["engine"] == "lockstep"
+
+
+def test_dask_workers_resolve_the_device_themselves(finished_run, tmp_path, cpu_only):
+    pytest.importorskip("pyarrow")
+    import dataclasses
+    from concurrent.futures import ThreadPoolExecutor
+
+    from instrec.tagging import catalogue as cat
+
+    wav = tmp_path / "a.wav"
+    sf.write(wav, 0.3 * np.sin(np.arange(48000) / 16000 * 2 * np.pi * 440).astype(np.float32), 16000)
+    job = cat.BatchJob(str(finished_run), str(tmp_path / "out"), False, (), 1, "auto")
+    assert cat._worker_tagger(job).device == "cpu"
+    with pytest.raises(InstrecError, match=r"^--device cuda: torch .* sees no CUDA device"):
+        cat.tag_batch(dataclasses.replace(job, device="cuda"), [str(wav)])
+    # A cluster elsewhere (an executor): the client does not judge the workers' machines; their error comes back.
+    with ThreadPoolExecutor(1) as pool, pytest.raises(InstrecError, match="sees no CUDA device"):
+        cat.tag_catalogue(finished_run, [wav], tmp_path / "tags", executor=pool, device="cuda")
+    report = cat.tag_catalogue(finished_run, [wav], tmp_path / "tags2", executor=ThreadPoolExecutor(1), device="cpu")
+    assert report.files_tagged == 1 and not report.failed

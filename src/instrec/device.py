@@ -56,7 +56,7 @@ def resolve_device(name: str | None = "auto") -> str:
     check_device_name(name)
     if name == "auto":
         if torch.cuda.is_available():
-            return "cuda"
+            return _full_float32("cuda")
         return "mps" if mps_available() else "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
@@ -67,10 +67,22 @@ def resolve_device(name: str | None = "auto") -> str:
         if index >= torch.cuda.device_count():
             raise InstrecError(f"--device {name}: torch sees {torch.cuda.device_count()} CUDA device(s) "
                                f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+        return _full_float32(name)
     if name == "mps" and not mps_available():
         raise InstrecError(f"--device mps: torch {torch.__version__} has no usable Apple mps device here; "
                            "use --device cpu or auto")
     return name
+
+
+def _full_float32(device: str) -> str:
+    """Full float32 arithmetic on a CUDA device (returned): cuDNN convolutions default to TF32,
+    which rounds their inputs to 10-bit mantissas, far coarser than the CPU's float32 and
+    enough to move musicnn's and VGGish's quantised features; matrix products likewise."""
+    import torch
+
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    return device
 
 
 def is_accelerator(device: "str | torch.device") -> bool:

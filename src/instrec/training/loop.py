@@ -22,7 +22,6 @@ from instrec.data.openmic import OpenMICData, load_split
 from instrec.evaluation.metrics import f1_summary
 from instrec.models import model_spec
 from instrec.models.dropout import rng_states, set_rng_states
-from instrec.models.forest import RandomForestBaseline
 from instrec.models.inference import run_model
 from instrec.run import (
     check_run_dir,
@@ -131,6 +130,10 @@ def _train(cfg: TrainConfig, resume: bool, overwrite: bool, progress: bool, devi
 
 def _fit_forest(run: Run, train_set: OpenMICData) -> dict[str, Any]:
     """The random-forest baseline is fitted once; its one 'epoch' is the fit."""
+    # Imported here: scikit-learn (with scipy and pandas) takes longer to import than a short
+    # neural run's first epoch, and only this baseline needs it.
+    from instrec.models.forest import RandomForestBaseline
+
     cfg = run.cfg
     forest = RandomForestBaseline(n_estimators=cfg.rf_trees, max_depth=cfg.rf_max_depth, random_state=cfg.seed)
     forest.fit(train_set.X, train_set.targets, train_set.Y_mask)
