@@ -2,7 +2,8 @@
 far the GPU's numbers are from the CPU's. One script, a few minutes on a machine with a GPU.
 
     python benchmarks/bench_gpu.py [--quick] [--out DIR] [--repeats R] [--files N] [--seconds S]
-                                   [--clips N] [--epochs E] [--device cuda]
+                                   [--clips N] [--epochs E] [--long-minutes M] [--device cuda]
+                                   [--weights-dir DIR]
 
 Measured, each the median of ``--repeats`` (default 2; 1 with ``--quick``), every command a
 fresh process timed whole (interpreter and torch start-up, model load included):
@@ -19,10 +20,17 @@ fresh process timed whole (interpreter and torch start-up, model load included):
   two labelled per clip; 20,000 clips by default, as OpenMIC-2018), ``--device cpu`` (one
   thread, the default policy) and ``--device cuda``. Speeds: training clips x epochs / command
   wall time, and the epoch loop's clips/s from ``train_log.csv``.
+* **An hour-long file**: the musicnn front end (``get_frontend("musicnn", device=...)``, in
+  this process, once) on a ``--long-minutes`` synthetic 16 kHz signal (default 60): seconds of
+  audio per second, and on the GPU the peak GPU memory (``torch.cuda.max_memory_allocated``),
+  which must not grow with the file (row groups stream through); the CPU runs with one thread.
 * **Agreement** (tolerances, not bits: other kernels round differently): per file and
   instrument, the largest |probability(GPU) - probability(CPU)| and the share of present flags
   that agree; per training run, the best validation macro F1 and the last epoch's training
-  loss of the GPU run against the CPU run.
+  loss of the GPU run against the CPU run; the long signal's uint8 features, GPU against CPU.
+
+The musicnn weights come from ``--weights-dir`` (else ``$INSTREC_WEIGHTS_DIR`` or
+``~/.cache/instrec/weights``); a machine without network access needs them copied there.
 
 Without a CUDA device (or with ``--device cpu``) the GPU rows are written with the reason they
 were skipped and only the CPU is measured, so the script is exercised anywhere.
@@ -31,6 +39,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -43,6 +52,7 @@ MODELS = ("bilstm-att", "att")
 TOLERANCE_P = 0.01       # largest |p_gpu - p_cpu| of a file-level probability
 TOLERANCE_FLAGS = 0.99   # share of present flags that must agree
 TOLERANCE_F1 = 0.02      # |best validation macro F1 (GPU) - (CPU)|
+TOLERANCE_FEATURES = 0.99  # share of the long signal's uint8 features equal on GPU and CPU (the rest within 2)
 
 
 def gpu_status(requested: str) -> tuple[str | None, str]:
@@ -152,6 +162,47 @@ def training(work: Path, args, devices: dict[str, str | None], skipped: dict[str
     return rows, agreement
 
 
+def long_signal(args, devices: dict[str, str | None], skipped: dict[str, str]) -> tuple[list[dict], dict]:
+    """The musicnn front end once over a ``--long-minutes`` signal per device (see the docstring)."""
+    import time
+
+    import torch
+
+    from bench_musicnn import synth
+    from instrec.features.frontends import get_frontend
+    from instrec.runinfo import set_threads
+
+    measure = f"musicnn front end, {args.long_minutes:g}-min signal"
+    audio = synth(args.long_minutes * 60.0)
+    rows, feats = [], {}
+    for label, device in devices.items():
+        if device is None:
+            rows.append({"measure": measure, "device": label, "status": skipped[label]})
+            continue
+        set_threads(1)
+        fe = get_frontend("musicnn", weights_dir=args.weights_dir, device=device)
+        cuda = device.startswith("cuda")
+        if cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        t0 = time.perf_counter()
+        feats[label] = fe.features(audio, 16000)
+        if cuda:
+            torch.cuda.synchronize()
+        wall = time.perf_counter() - t0
+        rows.append({"measure": measure, "device": label, "status": "measured", "audio_s": len(audio) / 16000,
+                     "wall_s": wall, "audio_h_per_h": len(audio) / 16000 / wall,
+                     "gpu_peak_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
+                     "speed_vs_cpu": None})
+        del fe
+    agreement = {}
+    if len(feats) == 2:
+        diff = np.abs(feats["gpu"].astype(int) - feats["cpu"].astype(int))
+        agreement = {"features_equal_share": float((diff == 0).mean()), "features_max_abs_diff": int(diff.max())}
+        rows[-1]["speed_vs_cpu"] = rows[-1]["audio_h_per_h"] / rows[0]["audio_h_per_h"]
+    return rows, agreement
+
+
 def main() -> None:
     p = C.base_parser(__doc__.split("\n\n")[0], default_repeats=2)
     p.add_argument("--files", type=int, default=None, help="audio files tagged (default 128; 4 with --quick)")
@@ -159,13 +210,19 @@ def main() -> None:
     p.add_argument("--clips", type=int, default=None, help="clips of the training data (default 20000, as "
                    "OpenMIC-2018; 1000 with --quick)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default 3; 1 with --quick)")
+    p.add_argument("--long-minutes", type=float, default=None, help="length of the long signal (default 60; 1 with "
+                   "--quick)")
     p.add_argument("--device", default="cuda", help="the GPU to measure (cuda, cuda:N) or cpu to skip it")
+    p.add_argument("--weights-dir", default=None, help="folder of the converted musicnn weights")
     args = p.parse_args()
     if args.quick:
         args.seconds = 10.0 if args.seconds == 30.0 else args.seconds
     args.files = args.files or (4 if args.quick else 128)
     args.clips = args.clips or (1000 if args.quick else 20000)
     args.epochs = args.epochs or (1 if args.quick else 3)
+    args.long_minutes = args.long_minutes or (1.0 if args.quick else 60.0)
+    if args.weights_dir:  # the predict commands read it too
+        os.environ["INSTREC_WEIGHTS_DIR"] = str(Path(args.weights_dir).resolve())
     repeats = C.repeats_of(args, default=2) if not args.quick or args.repeats else 1
     gpu, gpu_text = gpu_status(args.device)
     devices, skipped = {"cpu": "cpu", "gpu": gpu}, {"gpu": gpu_text}
@@ -174,15 +231,21 @@ def main() -> None:
     with C.workdir(args, "instrec-bench-gpu-") as work:
         tag_rows, tag_agree = tagging(work, args, devices, skipped, repeats)
         train_rows, train_agree = training(work, args, devices, skipped, repeats)
+    long_rows, long_agree = long_signal(args, devices, skipped)
     columns = ["measure", "device", "status", "recorded_device", "files", "audio_s", "clips_x_epochs", "wall_s",
-               "audio_h_per_h", "command_clips_per_s", "loop_clips_per_s", "speed_vs_cpu"]
-    rows = tag_rows + train_rows
-    agreement = {**tag_agree, **train_agree}
+               "audio_h_per_h", "command_clips_per_s", "loop_clips_per_s", "gpu_peak_mib", "speed_vs_cpu"]
+    rows = tag_rows + train_rows + long_rows
+    agreement = {**tag_agree, **train_agree, **long_agree}
     targets = []
     if tag_agree:
         targets += [C.target("tagging: largest |p(GPU) - p(CPU)|", tag_agree["tagging_max_abs_dp"], "<=", TOLERANCE_P),
                     C.target("tagging: present flags that agree", tag_agree["tagging_flag_agreement"], ">=",
                              TOLERANCE_FLAGS)]
+    if long_agree:
+        targets.append(C.target("long signal: musicnn features equal on GPU and CPU",
+                                long_agree["features_equal_share"], ">=", TOLERANCE_FEATURES))
+        targets.append(C.target("long signal: largest feature difference", long_agree["features_max_abs_diff"],
+                                "<=", 2))
     for model in MODELS:
         if f"{model}_best_f1_diff" in agreement:
             targets.append(C.target(f"training {model}: |best val macro F1 (GPU) - (CPU)|",
@@ -191,7 +254,7 @@ def main() -> None:
              f"load average at start {machine['load_average_at_start']} (a busy machine slows the CPU rows)",
              "Synthetic audio and an OpenMIC-shaped synthetic dataset, not OpenMIC itself."]
     config = {"files": args.files, "seconds": args.seconds, "clips": args.clips, "epochs": args.epochs,
-              "repeats": repeats, "device": args.device, "agreement": agreement}
+              "long_minutes": args.long_minutes, "repeats": repeats, "device": args.device, "agreement": agreement}
     C.print_table("GPU against CPU", rows, columns)
     C.print_targets(targets)
     C.write_results(args.out, NAME, "GPU against CPU: tagging, training, agreement", args.quick, config,

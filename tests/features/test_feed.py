@@ -82,12 +82,14 @@ def folder(tmp_path):
 
 
 @needs_fork
-@pytest.mark.parametrize("cache_seconds", [600.0, 20.0])  # 20: the 22-s and 40-s files are streamed here
-def test_fed_tagging_gives_the_tags_of_workers_that_tag_whole_files(finished_run, folder, cache_seconds):
+# cache_seconds 20: the 22-s and 40-s files are streamed here; 3 groups per call: files share calls
+@pytest.mark.parametrize("cache_seconds, groups_per_call", [(600.0, 1), (20.0, 1), (600.0, 3), (20.0, 3)])
+def test_fed_tagging_gives_the_tags_of_workers_that_tag_whole_files(finished_run, folder, cache_seconds,
+                                                                    groups_per_call):
     from instrec.tagging.predict import Tagger, tag_paths
 
     tagger = Tagger(finished_run, device="cpu")
-    tagger.frontend.cache_seconds = cache_seconds
+    tagger.frontend.cache_seconds, tagger.frontend.groups_per_call = cache_seconds, groups_per_call
     paths = sorted(folder.iterdir())
     whole, whole_failed = tag_paths(tagger, paths, jobs=2, feed=False)
     fed, fed_failed = tag_paths(tagger, paths, jobs=2, feed=True)

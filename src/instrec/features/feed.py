@@ -59,22 +59,49 @@ def fed_features(fe: FrontEnd, paths: Iterable[str | os.PathLike], jobs: int,
                  desc: str = "") -> Iterator[tuple[str, np.ndarray | None, list[str], str | None]]:
     """Per file, in input order: (path, (T, dim) uint8 features, notes, None), or (path,
     None, [], the problem) for a bad file. ``jobs`` worker processes prepare (1: this
-    process does everything); ``worker_setup`` runs first in each (threads)."""
+    process does everything); ``worker_setup`` runs first in each (threads). Row groups of
+    consecutive files share network calls (a 30-s file is one group: alone it would leave
+    a GPU idle), ``fe.groups_per_call`` groups at most per call."""
     paths = [str(p) for p in paths]
     prepared = inherited_map(functools.partial(prepare_or_fail, fe), paths, jobs, worker_setup,
                              progress=progress, desc=desc, total=len(paths))
+    waiting: list[Prepared] = []  # files whose groups wait for a full call, in order
     for item in prepared:
+        if item.groups is not None and item.error is None:
+            waiting.append(item)
+            if sum(len(w.groups) for w in waiting) >= fe.groups_per_call:
+                yield from _finish_files(fe, waiting)
+                waiting = []
+            continue
+        yield from _finish_files(fe, waiting)  # the files before this one first: input order
+        waiting = []
         if item.error is not None:
             yield item.path, None, [], item.error
             continue
-        try:
+        try:  # longer than cache_seconds: streamed here, group by group
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                if item.groups is None:
-                    feats = fe.features_from_file(item.path)
-                else:
-                    feats = fe.finish_prepared(item.groups)
+                feats = fe.features_from_file(item.path)
         except InstrecError as exc:
             yield item.path, None, [], str(exc)
             continue
         yield item.path, feats, item.notes + [str(w.message) for w in caught], None
+    yield from _finish_files(fe, waiting)
+
+
+def _finish_files(fe: FrontEnd,
+                  files: list[Prepared]) -> Iterator[tuple[str, np.ndarray | None, list[str], str | None]]:
+    """The features of ``files`` (prepared), their row groups run through the network together."""
+    if not files:
+        return
+    try:
+        rows = fe.finish_groups([g for f in files for g in f.groups or []])
+    except InstrecError as exc:
+        for f in files:
+            yield f.path, None, [], str(exc)
+        return
+    first = 0
+    for f in files:
+        n = len(f.groups or [])
+        yield f.path, np.concatenate(rows[first:first + n], axis=0), f.notes, None
+        first += n

@@ -57,11 +57,6 @@ class FrontEnd(ABC):
         without a network compute everything on the CPU whatever the device."""
         return self
 
-    @property
-    def has_network(self) -> bool:
-        """Whether :meth:`_finish` does work (a network) beyond :meth:`_prepare`."""
-        return type(self)._finish is not FrontEnd._finish
-
     def _patch_features(self, signal: np.ndarray, count: int) -> np.ndarray:
         """(count * 15360 + 240,) normalised 16 kHz samples -> (count, dim) uint8. Front ends
         without a network implement this; the others :meth:`_prepare` and :meth:`_finish`."""
@@ -118,11 +113,16 @@ class FrontEnd(ABC):
             return consume(blocks, total, peak, source)
 
     def finish_prepared(self, prepared: list[Any]) -> np.ndarray:
-        """(T, dim) uint8 features from :meth:`prepare_file`'s row groups, ``groups_per_call`` per call."""
+        """(T, dim) uint8 features from :meth:`prepare_file`'s row groups."""
+        return np.concatenate(self.finish_groups(prepared), axis=0)
+
+    def finish_groups(self, groups: list[Any]) -> list[np.ndarray]:
+        """Each prepared row group's (rows, dim) uint8 features (the groups may come from
+        several files), ``groups_per_call`` groups per network call."""
         out: list[np.ndarray] = []
-        for i in range(0, len(prepared), self.groups_per_call):
-            out.extend(self._finish(prepared[i:i + self.groups_per_call]))
-        return np.concatenate(out, axis=0)
+        for i in range(0, len(groups), self.groups_per_call):
+            out.extend(self._finish(groups[i:i + self.groups_per_call]))
+        return out
 
     def _run(self, blocks: Iterable[np.ndarray], total: int, peak: float, source: str) -> np.ndarray:
         out: list[np.ndarray] = []

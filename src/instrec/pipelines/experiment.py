@@ -204,9 +204,11 @@ def run_experiment(data: str | Path, out: str | Path, grid: str = "paper", seeds
     the largest lockstep group; ``compile``: whether solo runs compile their training step
     (auto, on, off; see :mod:`instrec.training.step`). ``executor``: any ``concurrent.futures.Executor`` (e.g. a
     Dask client's) to scale out; default a spawn-based process pool of ``jobs`` workers.
-    ``device``: every run's (:mod:`instrec.device`), checked here before any work; each worker
-    resolves it again (a Dask worker: on its own machine) and every run records its own."""
-    resolve_device(device)
+    ``device``: every run's (:mod:`instrec.device`), checked here before any work when the runs
+    train on this machine; each worker resolves it again (a Dask worker: on its own machine)
+    and every run records its own."""
+    if scheduler is None and executor is None:
+        resolve_device(device)
     out = Path(out)
     specs = grid_specs(grid, seeds)
     if out.exists() and (out / RESULTS_FILE).exists() and not overwrite:
