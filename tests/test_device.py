@@ -151,3 +151,22 @@ def test_dask_workers_resolve_the_device_themselves(finished_run, tmp_path, cpu_
         cat.tag_catalogue(finished_run, [wav], tmp_path / "tags", executor=pool, device="cuda")
     report = cat.tag_catalogue(finished_run, [wav], tmp_path / "tags2", executor=ThreadPoolExecutor(1), device="cpu")
     assert report.files_tagged == 1 and not report.failed
+
+
+def test_the_gpu_training_loop_run_on_the_cpu_gives_the_cpu_loop_bytes(tiny_dataset, tmp_path, monkeypatch):
+    """The accelerator's branch of the loop (batches copied, the loss summed on the device)
+    taken with the CPU as its device: the same arithmetic, so the same files."""
+    from instrec.training import loop
+    from instrec.training.config import TrainConfig
+
+    def run(out):
+        loop.train(TrainConfig(data=str(tiny_dataset), out=str(out), model="bilstm-att", epochs=2, seed=5, threads=1,
+                               concat=0.5, device="cpu"), progress=False)
+        return out
+
+    plain = run(tmp_path / "plain")
+    monkeypatch.setattr(loop, "is_accelerator", lambda device: True)
+    fed = run(tmp_path / "fed")
+    assert (plain / MODEL_FILE).read_bytes() == (fed / MODEL_FILE).read_bytes()
+    losses = [[r.split(",")[1] for r in (d / "train_log.csv").read_text().splitlines()[1:]] for d in (plain, fed)]
+    assert losses[0] == losses[1] and len(losses[0]) == 2

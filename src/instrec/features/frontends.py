@@ -31,6 +31,7 @@ from instrec.features.frontend import FrontEnd
 from instrec.features.musicnn_frontend import MusicnnFrontEnd
 from instrec.features.musicnn_weights import DEFAULT_MODEL, download_musicnn, weight_files
 from instrec.features.vggish import (
+    EMBEDDING_SIZE,
     PCA_EIGEN_VECTORS,
     PCA_MEANS,
     load_vggish,
@@ -111,9 +112,11 @@ class VGGishFrontEnd(FrontEnd):
         """(N, 96, 64) float32 log-mel patches -> (N, 128) float32 raw embeddings."""
         x = torch.from_numpy(np.ascontiguousarray(patches, dtype=np.float32))
         step = self.batch_size or max(1, len(x))
+        out = [np.zeros((0, EMBEDDING_SIZE), np.float32)]
         with torch.inference_mode():
-            return np.concatenate([self.model(x[i:i + step].to(self.device, non_blocking=True)).cpu().numpy()
-                                   for i in range(0, len(x), step)]) if len(x) else np.zeros((0, 128), np.float32)
+            for i in range(0, len(x), step):
+                out.append(self.model(x[i:i + step].to(self.device, non_blocking=True)).cpu().numpy())
+        return np.concatenate(out)
 
     def _prepare(self, signal: np.ndarray, count: int) -> np.ndarray:
         return lm.log_mel_patches(signal, count)  # (count, 96, 64) float32
