@@ -170,3 +170,19 @@ def test_the_gpu_training_loop_run_on_the_cpu_gives_the_cpu_loop_bytes(tiny_data
     assert (plain / MODEL_FILE).read_bytes() == (fed / MODEL_FILE).read_bytes()
     losses = [[r.split(",")[1] for r in (d / "train_log.csv").read_text().splitlines()[1:]] for d in (plain, fed)]
     assert losses[0] == losses[1] and len(losses[0]) == 2
+
+
+def test_device_cpu_and_auto_tag_and_featurize_the_same_bytes(finished_run, tmp_path, cpu_only):
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    for i, secs in enumerate([4.0, 11.0]):
+        t = np.arange(int(secs * 22050)) / 22050
+        sf.write(audio / f"c{i}.wav", (0.3 * np.sin(2 * np.pi * (200 + 150 * i) * t)).astype(np.float32), 22050)
+    for device in ("cpu", "auto"):
+        assert main(["predict", str(audio), "--run", str(finished_run), "--per-second", "--format", "json",
+                     "--out", str(tmp_path / f"tags-{device}.json"), "--device", device, "-q"]) == 0
+        assert main(["featurize", str(audio), "--out", str(tmp_path / f"ds-{device}"), "--frontend", "logmel",
+                     "--device", device, "-q"]) == 0
+    assert (tmp_path / "tags-cpu.json").read_bytes() == (tmp_path / "tags-auto.json").read_bytes()
+    for name in ("openmic-2018.npz", "featurize-notes.csv"):
+        assert (tmp_path / "ds-cpu" / name).read_bytes() == (tmp_path / "ds-auto" / name).read_bytes()
