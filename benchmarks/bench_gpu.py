@@ -55,6 +55,17 @@ TOLERANCE_F1 = 0.02      # |best validation macro F1 (GPU) - (CPU)|
 TOLERANCE_FEATURES = 0.99  # share of the long signal's uint8 features equal on GPU and CPU (the rest within 2)
 
 
+#: What the measured commands import beside torch (a device machine without network access
+#: must have them installed already).
+NEEDS = ("numpy", "soundfile", "soxr", "safetensors", "threadpoolctl", "tqdm")
+
+
+def missing_modules() -> list[str]:
+    import importlib.util
+
+    return [m for m in NEEDS if importlib.util.find_spec(m) is None]
+
+
 def gpu_status(requested: str) -> tuple[str | None, str]:
     """(the CUDA device to measure or None, its name or why the GPU rows are skipped)."""
     import torch
@@ -215,6 +226,9 @@ def main() -> None:
     p.add_argument("--device", default="cuda", help="the GPU to measure (cuda, cuda:N) or cpu to skip it")
     p.add_argument("--weights-dir", default=None, help="folder of the converted musicnn weights")
     args = p.parse_args()
+    missing = missing_modules()
+    if missing:
+        raise SystemExit(f"bench_gpu: install {', '.join(missing)} first (instrec's dependencies)")
     if args.quick:
         args.seconds = 10.0 if args.seconds == 30.0 else args.seconds
     args.files = args.files or (4 if args.quick else 128)
