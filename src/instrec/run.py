@@ -60,7 +60,7 @@ LOCALIZATION_PER_CLASS_FILE = "localization/per_class.csv"
 #: Files a training run writes (``--overwrite`` removes them first).
 TRAINING_FILES = (CONFIG_FILE, MODEL_FILE, RESUME_WEIGHTS, RESUME_STATE, LOG_FILE)
 #: Settings a resumed run may change: the others must match the run it continues.
-RESUMABLE_CHANGES = ("epochs", "out", "compile")
+RESUMABLE_CHANGES = ("epochs", "out", "compile", "device")
 #: The ``config.json`` key written last by a finished run.
 FINISHED_KEY = "finished"
 #: The splits ``instrec evaluate`` scores; ``test`` keeps the plain file names.
@@ -216,7 +216,7 @@ def check_same_run(run_dir: Path, config: dict[str, Any], defaults: dict[str, An
 
 #: Settings that do not make a run's results different (rounding aside) or that are
 #: compared by content instead (``data``: see :func:`stale_settings`).
-REUSE_IGNORES = ("out", "compile", "threads", "data")
+REUSE_IGNORES = ("out", "compile", "threads", "device", "data")
 
 
 def stale_settings(run_dir: Path, train: dict[str, Any], data_sha256: str,

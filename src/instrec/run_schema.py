@@ -47,6 +47,8 @@ def check_run_config(config: Any, path: Path) -> None:
     untrained = config.get("untrained_classes", [])
     if not isinstance(untrained, list) or not set(untrained) <= set(classes):
         raise bad("untrained_classes", "must list some of the run's classes")
+    if not isinstance(config.get("device", "cpu"), str):  # runs from before --device have none: the CPU
+        raise bad("device", "must be a device name such as 'cpu' or 'cuda'")
     frontend = config.get("frontend", {})
     if not isinstance(frontend, dict) or not isinstance(frontend.get("name", ""), str):
         raise bad("frontend", "must be an object with a front-end 'name'")

@@ -10,6 +10,8 @@ import argparse
 import math
 from collections.abc import Callable
 
+from instrec.device import DEVICE_HELP, DEVICE_METAVAR, check_device_name
+
 SEED_MAX = 2**32 - 1  # numpy's SeedSequence and torch.manual_seed both accept [0, 2**32 - 1]
 THREADS_MAX = 256
 
@@ -71,9 +73,29 @@ FINITE = number()
 NON_NEGATIVE = number(0, what="must be a finite number >= 0")
 PROBABILITY = number(0, 1, what="must be in [0, 1]")
 
+
+
+def device(text: str) -> str:
+    """An argparse type: a ``--device`` name (whether the device is there is checked before
+    the work starts, see :func:`instrec.device.resolve_device`)."""
+    from instrec._io import InstrecError
+
+    try:
+        check_device_name(text)
+    except InstrecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def add_device_option(sp: argparse.ArgumentParser, extra_help: str = "") -> None:
+    """The ``--device`` option of a command (default ``auto``)."""
+    sp.add_argument("--device", type=device, default="auto", metavar=DEVICE_METAVAR, help=DEVICE_HELP + extra_help)
+
+
 #: Types for the TrainConfig fields that need more than ``int``/``float`` (the others get COUNT or FINITE).
 TRAIN_FIELD_TYPES: dict[str, Callable[[str], object]] = {
-    "seed": SEED, "threads": THREADS, "lr": number(0, lo_open=True, what="must be a finite number > 0"),
+    "seed": SEED, "threads": THREADS, "device": device,
+    "lr": number(0, lo_open=True, what="must be a finite number > 0"),
     "focal_alpha": PROBABILITY, "focal_gamma": NON_NEGATIVE, "mixup": NON_NEGATIVE, "mixup_prob": PROBABILITY,
     "concat": PROBABILITY, "val_fraction": number(0, 1, lo_open=True, hi_open=True, what="must be in (0, 1)"),
     "label_balance": PROBABILITY, "pseudo_precision": number(0.5, 1, lo_open=True, what="must be in (0.5, 1]"),

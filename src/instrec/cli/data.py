@@ -4,7 +4,17 @@ from __future__ import annotations
 import argparse
 
 from instrec._io import InstrecError
-from instrec.cli.args import COUNT, FILE_JOBS_HELP, JOBS, SEED, THREADS, THREADS_HELP, examples, number
+from instrec.cli.args import (
+    COUNT,
+    FILE_JOBS_HELP,
+    JOBS,
+    SEED,
+    THREADS,
+    THREADS_HELP,
+    add_device_option,
+    examples,
+    number,
+)
 from instrec.cli.report import report_failures
 from instrec.features import FRONTEND_NAMES
 
@@ -64,7 +74,8 @@ def _featurize(args: argparse.Namespace) -> int:
 
     report = featurize(args.inputs, args.out, frontend=args.frontend, labels=args.labels,
                        weights_dir=args.weights, test_fraction=args.test_fraction, seed=args.seed,
-                       overwrite=args.overwrite, progress=not args.quiet, threads=args.threads, jobs=args.jobs)
+                       overwrite=args.overwrite, progress=not args.quiet, threads=args.threads, jobs=args.jobs,
+                       device=args.device)
     return report_failures(report.failures)
 
 
@@ -131,4 +142,5 @@ def add_commands(command) -> None:
     sp.add_argument("--threads", type=THREADS, default=0, help=THREADS_HELP)
     sp.add_argument("--seed", type=SEED, default=0, help="seed of the train/test partition")
     sp.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    add_device_option(sp, "; with a GPU, --jobs processes decode and the GPU runs the front end's network")
 

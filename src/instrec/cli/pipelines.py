@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from instrec.cli.args import COUNT, examples
+from instrec.cli.args import COUNT, add_device_option, examples
 from instrec.pipelines.grids import GRIDS
 from instrec.training.config import COMPILE_HELP, COMPILE_MODES
 
@@ -19,7 +19,7 @@ def _experiment(args: argparse.Namespace) -> int:
 
     run_experiment(args.data, args.out, grid=args.grid, seeds=args.seeds, epochs=args.epochs, jobs=args.jobs,
                    overwrite=args.overwrite, progress=not args.quiet, engine=args.engine,
-                   compile=args.compile, scheduler=args.scheduler)
+                   compile=args.compile, scheduler=args.scheduler, device=args.device)
     return 0
 
 
@@ -61,6 +61,7 @@ def add_commands(command) -> None:
                     "(e.g. tcp://10.0.0.5:8786)")
     sp.add_argument("--compile", default="auto", choices=COMPILE_MODES, help="solo engine: " + COMPILE_HELP)
     sp.add_argument("--out", required=True, help="experiment folder: runs/, results.csv, report.md, figures")
+    add_device_option(sp, "; every run's (--jobs runs share one GPU); --engine dask: each worker resolves it")
     sp.add_argument("--overwrite", action="store_true", help="replace an existing --out")
 
     sp = command("demo", _demo, "the quick start: synth corpus -> train -> evaluate -> figures -> tag a clip",

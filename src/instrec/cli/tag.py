@@ -6,7 +6,17 @@ import sys
 from pathlib import Path
 
 from instrec._io import InstrecError, OutputLock, check_output_dir, check_output_file
-from instrec.cli.args import COUNT, FILE_JOBS_HELP, JOBS, THREADS, THREADS_HELP, THRESHOLD, THRESHOLD_HELP, examples
+from instrec.cli.args import (
+    COUNT,
+    FILE_JOBS_HELP,
+    JOBS,
+    THREADS,
+    THREADS_HELP,
+    THRESHOLD,
+    THRESHOLD_HELP,
+    add_device_option,
+    examples,
+)
 from instrec.cli.report import report_failures
 from instrec.features import FRONTEND_NAMES
 
@@ -47,7 +57,8 @@ def _tag(args: argparse.Namespace, run_dir: str | None, inputs: list[str], out: 
 
     results = predict(run_dir, inputs, per_second=args.per_second, frontend=args.frontend,
                       weights_dir=args.weights, progress=not args.quiet, threads=args.threads,
-                      threshold=args.threshold, allow_unfinished=args.allow_unfinished, jobs=args.jobs)
+                      threshold=args.threshold, allow_unfinished=args.allow_unfinished, jobs=args.jobs,
+                      device=args.device)
     if args.format == "jams":
         try:
             from instrec.tagging.jams_output import write_jams
@@ -87,7 +98,7 @@ def _predict_dask(args: argparse.Namespace, run_dir: str | None, inputs: list[st
     report = tag_catalogue(run_dir, inputs, out, per_second=args.per_second, scheduler=args.scheduler,
                            workers=args.workers, batch_files=args.batch, threads=args.threads or 1,
                            progress=not args.quiet, frontend=args.frontend, weights_dir=args.weights,
-                           threshold=args.threshold)
+                           threshold=args.threshold, device=args.device)
     print(f"tagged {report.files_tagged} file(s), {report.files_skipped} already done -> {out}/ (Parquet) in "
           f"{report.wall_seconds:.1f} s", file=sys.stderr)
     return report_failures(report.failed)
@@ -135,3 +146,5 @@ def add_commands(command) -> None:
     sp.add_argument("--workers", type=COUNT, help="--engine dask without --scheduler: worker processes of the local "
                     "cluster, one thread each (default: the usable cores)")
     sp.add_argument("--batch", type=COUNT, help="--engine dask: files per task (default: 16)")
+    add_device_option(sp, "; with a GPU, --jobs processes decode and the GPU runs the networks; --engine dask: "
+                      "each worker resolves it (auto: its own GPU if it has one)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from instrec.cli.args import COUNT, FINITE, TRAIN_FIELD_TYPES, examples
+from instrec.cli.args import COUNT, FINITE, TRAIN_FIELD_TYPES, add_device_option, examples
 from instrec.training.config import TrainConfig
 
 
@@ -22,7 +22,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from instrec.evaluation.evaluate import evaluate_run
 
     m = evaluate_run(args.run_dir, data=args.data, split=args.split, out=args.out, localization=args.localization,
-                     overwrite=args.overwrite, allow_unfinished=args.allow_unfinished)
+                     overwrite=args.overwrite, allow_unfinished=args.allow_unfinished, device=args.device)
     print(f"{args.run_dir} on {m['split']} ({m['n_clips']} clips): macro F1 {m['macro_f1']:.4f}, "
           f"micro F1 {m['micro_f1']:.4f}, 2-class macro F1 {m['macro_f1_2class']:.4f}, mAP {m['mean_ap']:.4f}")
     loc = m.get("localization")
@@ -81,3 +81,4 @@ def add_commands(command) -> None:
                     "this split (other splits write metrics-SPLIT.json, ...)")
     sp.add_argument("--allow-unfinished", action="store_true", help="score a run whose training did not finish "
                     "(killed, a full disk), with a warning")
+    add_device_option(sp)

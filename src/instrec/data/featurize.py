@@ -22,7 +22,9 @@ from instrec._io import InstrecError, OutputLock, atomic_write_json, atomic_writ
 from instrec.classes import OPENMIC_CLASSES
 from instrec.data.layout import FEATURIZE_NOTES_FILE, FRONTEND_FILE
 from instrec.data.openmic import sample_key_problem, write_openmic
+from instrec.device import is_accelerator, resolve_device
 from instrec.features.audio import expand_inputs
+from instrec.features.feed import fed_features
 from instrec.features.frontends import get_frontend
 
 
@@ -70,8 +72,16 @@ def _features_or_fail(fe, frames: int, path: str) -> tuple[np.ndarray | None, st
             x = fe.features_from_file(path)
     except InstrecError as exc:
         return None, "", str(exc)
+    return _fitted(x, frames, [str(w.message) for w in caught], None)
+
+
+def _fitted(x: np.ndarray | None, frames: int, notes: list[str],
+            message: str | None) -> tuple[np.ndarray | None, str, str | None]:
+    """A file's features fitted to ``frames`` rows and its notes joined, or its problem."""
+    if message is not None:
+        return None, "", message
     x, note = fit_frames(x, frames)
-    return x, " | ".join([str(w.message) for w in caught] + ([note] if note else [])), None
+    return x, " | ".join(notes + ([note] if note else [])), None
 
 
 def fit_frames(feats: np.ndarray, frames: int) -> tuple[np.ndarray, str]:
@@ -88,11 +98,13 @@ def fit_frames(feats: np.ndarray, frames: int) -> tuple[np.ndarray, str]:
 def featurize(inputs: Iterable[str | Path], out: str | Path, frontend: str = "vggish", labels: str | Path | None = None,
               weights_dir: str | Path | None = None, frames: int = 10, test_fraction: float = 0.25, seed: int = 0,
               overwrite: bool = False, progress: bool = True, threads: int | None = None,
-              jobs: int = 1) -> FeaturizeReport:
+              jobs: int = 1, device: str = "auto") -> FeaturizeReport:
     """Featurise audio files into ``out`` (OpenMIC layout plus ``frontend.json``). ``threads``:
     torch intra-op threads, 0 for the policy of :mod:`instrec.runinfo`, None to keep the
     current count. ``jobs``: worker processes across files, 0 for one per usable core
-    (:func:`instrec.runinfo.plan_file_workers`)."""
+    (:func:`instrec.runinfo.plan_file_workers`). ``device``: where the front end's network
+    runs (:mod:`instrec.device`); on a GPU the workers decode (:mod:`instrec.features.feed`)."""
+    device = resolve_device(device)  # a missing GPU is an error before any file is read
     out = Path(out)
     if not (isinstance(test_fraction, (int, float)) and 0.0 <= test_fraction < 1.0):
         raise InstrecError(f"{out}: test fraction must be in [0, 1), got {test_fraction!r}")
@@ -102,12 +114,12 @@ def featurize(inputs: Iterable[str | Path], out: str | Path, frontend: str = "vg
     with OutputLock(out):
         check_output_dir(out, overwrite)
         return _featurize(inputs, out, frontend, labels, weights_dir, frames, test_fraction, seed, progress, threads,
-                          jobs)
+                          jobs, device)
 
 
 def _featurize(inputs: Iterable[str | Path], out: Path, frontend: str, labels: str | Path | None,
                weights_dir: str | Path | None, frames: int, test_fraction: float, seed: int, progress: bool,
-               threads: int | None, jobs: int) -> FeaturizeReport:
+               threads: int | None, jobs: int, device: str = "cpu") -> FeaturizeReport:
     from instrec.parallel import fork_available, inherited_map
     from instrec.runinfo import plan_file_workers, threads_for_workers
 
@@ -128,10 +140,14 @@ def _featurize(inputs: Iterable[str | Path], out: Path, frontend: str, labels: s
             accepted[key] = (i, str(path))
     jobs, threads = plan_file_workers(len(accepted), jobs, threads, fork_available())
     setup = threads_for_workers(jobs, threads)
-    fe = get_frontend(frontend, weights_dir=weights_dir)
+    fe = get_frontend(frontend, weights_dir=weights_dir, device=device)
     keys, files, feats, notes = [], [], [], []
-    results = inherited_map(functools.partial(_features_or_fail, fe, frames), [p for _, p in accepted.values()],
-                            jobs, setup, progress=progress, desc="featurize", total=len(accepted))
+    if is_accelerator(device):
+        results = (_fitted(x, frames, notes, message) for _, x, notes, message in
+                   fed_features(fe, [p for _, p in accepted.values()], jobs, setup, progress, "featurize"))
+    else:
+        results = inherited_map(functools.partial(_features_or_fail, fe, frames), [p for _, p in accepted.values()],
+                                jobs, setup, progress=progress, desc="featurize", total=len(accepted))
     for (key, (i, path)), (x, note, message) in zip(accepted.items(), results):
         if message is not None:
             failures.append((i, path, message))

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from instrec._io import (
     InstrecError,
@@ -29,12 +30,13 @@ from instrec._io import (
 )
 from instrec.data.layout import read_corpus_stats, read_frontend, read_strong_labels
 from instrec.data.openmic import OpenMICData, load_split
+from instrec.device import resolve_device
 from instrec.evaluation.localization import evaluate_localization, frame_agnostic_probs, per_class_table
 from instrec.evaluation.metrics import evaluate
 from instrec.features import FRAME_SECONDS
 from instrec.features.frontends import frontend_problems
 from instrec.models import model_spec
-from instrec.models.inference import Predictions, run_model
+from instrec.models.inference import Predictions, run_model, to_device
 from instrec.run import (
     LOCALIZATION_METRICS_FILE,
     LOCALIZATION_PER_CLASS_FILE,
@@ -78,9 +80,12 @@ def check_compatible(config: dict[str, Any], data, data_dir: str | Path, run_dir
                            f"on ({'; '.join(problems[:3])})")
 
 
-def _load(run_dir: Path, data: str | Path | None, split: str, allow_unfinished: bool = False):
-    """The run's model and config, the evaluation data's folder and split, checked compatible."""
+def _load(run_dir: Path, data: str | Path | None, split: str, allow_unfinished: bool = False,
+          device: str = "cpu"):
+    """The run's model (on the resolved ``device``) and config, the evaluation data's folder
+    and split, checked compatible."""
     model, config = load_model(run_dir, allow_unfinished=allow_unfinished)
+    to_device(model, device)
     recorded = config.get("train", {}).get("data")
     if data is None and recorded is None:
         raise InstrecError(f"{run_dir}: the run does not record its dataset; give it with --data")
@@ -95,12 +100,14 @@ def _load(run_dir: Path, data: str | Path | None, split: str, allow_unfinished: 
 
 def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str = "test",
                  out: str | Path | None = None, localization: bool = False, overwrite: bool = False,
-                 allow_unfinished: bool = False) -> "OrderedDict[str, Any]":
+                 allow_unfinished: bool = False, device: str = "auto") -> "OrderedDict[str, Any]":
     """Evaluate ``run_dir`` on ``split`` of ``data`` (default: the training dataset); write
     the files of the module docstring into ``out`` (default ``run_dir``). Prints nothing.
 
     Existing results of this split are replaced only with ``overwrite``. ``allow_unfinished``:
-    score a run whose training did not finish (with a warning)."""
+    score a run whose training did not finish (with a warning). ``device``: where the model
+    runs (:mod:`instrec.device`; recorded in ``metrics.json``)."""
+    device = resolve_device(device)
     run_dir = Path(run_dir)
     out_dir = Path(out) if out is not None else run_dir
     names = eval_files(split)
@@ -110,9 +117,10 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str
     if taken and not overwrite:
         raise InstrecError(f"{out_dir / taken[0]}: exists (an earlier evaluation on {split}); "
                            "pass --overwrite to replace it")
-    model, config, data_dir, ds = _load(run_dir, data, split, allow_unfinished)
+    model, config, data_dir, ds = _load(run_dir, data, split, allow_unfinished, device)
     with OutputLock(out_dir / names[0]):
-        return _evaluate(run_dir, model, config, data_dir, ds, split, out_dir, names, localization)
+        return _evaluate(run_dir, model, config, data_dir, ds, split, out_dir, names, localization,
+                         device if isinstance(model, torch.nn.Module) else "cpu")
 
 
 def _localization_files(split: str) -> tuple[str, str]:
@@ -124,7 +132,8 @@ def _localization_files(split: str) -> tuple[str, str]:
 
 
 def _evaluate(run_dir: Path, model: Any, config: dict[str, Any], data_dir: Path, ds: OpenMICData, split: str,
-              out_dir: Path, names: tuple[str, str, str], localization: bool) -> "OrderedDict[str, Any]":
+              out_dir: Path, names: tuple[str, str, str], localization: bool,
+              device: str = "cpu") -> "OrderedDict[str, Any]":
     preds = run_model(model, ds.X)
     classes = list(config["classes"])
     at_half = evaluate(ds.Y_true, ds.Y_mask, preds.clip, classes, threshold=0.5)
@@ -132,7 +141,8 @@ def _evaluate(run_dir: Path, model: Any, config: dict[str, Any], data_dir: Path,
     tuned = evaluate(ds.Y_true, ds.Y_mask, preds.clip, classes, threshold=thresholds)
 
     result: OrderedDict[str, Any] = OrderedDict(
-        run_dir=str(run_dir), model=config["model"], data=str(data_dir), split=split, n_clips=len(ds))
+        run_dir=str(run_dir), model=config["model"], data=str(data_dir), split=split, n_clips=len(ds),
+        device=device)
     result.update((k, v) for k, v in at_half.items() if k != "per_class")
     result["tuned_thresholds"] = OrderedDict((k, v) for k, v in tuned.items() if k != "per_class")
     result["per_class"] = at_half["per_class"]

@@ -13,13 +13,20 @@ length; pass 2 computes the features from pass 1's 16 kHz blocks, kept by
 pass 2 decode again). Rows are computed in groups of ``GROUP_PATCHES`` at fixed
 positions from the start of the signal, so the in-memory and the streamed paths
 perform the same arithmetic on the same samples and agree bit for bit.
+
+A group's work has a CPU part (:meth:`FrontEnd._prepare`: spectrograms) and, for the
+front ends with a network, a network part (:meth:`FrontEnd._finish`), which runs on the
+front end's device (:meth:`FrontEnd.to`). On a GPU ``groups_per_call`` groups share each
+network call (the groups stay where they are, so the features are those of the CPU up to
+float rounding), and :meth:`FrontEnd.prepare_file` lets worker processes decode and do the
+CPU part while the GPU does the rest (:mod:`instrec.features.feed`).
 """
 from __future__ import annotations
 
 import os
 import warnings
 from abc import ABC, abstractmethod
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -40,10 +47,29 @@ class FrontEnd(ABC):
     patch_seconds: float = lm.PATCH_SECONDS
     cache_seconds: float = 600.0  # pass 1 keeps files up to this long in memory
     spill: bool = True  # longer files go to a temporary file (False: decode them twice)
+    device: str = "cpu"  # where the network part runs (resolved, see instrec.device)
+    #: Row groups whose network part runs in one call: 1 on the CPU (each group alone, the
+    #: arithmetic of the streamed and in-memory paths); more on a GPU (see :meth:`to`).
+    groups_per_call: int = 1
 
-    @abstractmethod
+    def to(self, device: str) -> FrontEnd:
+        """Run the network part on the resolved ``device``; returns the front end. Front ends
+        without a network compute everything on the CPU whatever the device."""
+        return self
+
     def _patch_features(self, signal: np.ndarray, count: int) -> np.ndarray:
-        """(count * 15360 + 240,) normalised 16 kHz samples -> (count, dim) uint8."""
+        """(count * 15360 + 240,) normalised 16 kHz samples -> (count, dim) uint8. Front ends
+        without a network implement this; the others :meth:`_prepare` and :meth:`_finish`."""
+        return self._finish([self._prepare(signal, count)])[0]
+
+    def _prepare(self, signal: np.ndarray, count: int) -> Any:
+        """The CPU part of one row group (arguments as :meth:`_patch_features`), picklable;
+        without a network: the group's features."""
+        return self._patch_features(signal, count)
+
+    def _finish(self, prepared: list[Any]) -> list[np.ndarray]:
+        """The network part of several row groups: (count, dim) uint8 features each."""
+        return list(prepared)
 
     @abstractmethod
     def describe(self) -> dict[str, Any]:
@@ -61,6 +87,17 @@ class FrontEnd(ABC):
     def features_from_file(self, path: str | os.PathLike, block_seconds: float = 60.0) -> np.ndarray:
         """Features of an audio file, decoded in blocks; equal to
         ``features(load_audio(path, self.sample_rate), self.sample_rate)``."""
+        return self._decoded(path, block_seconds, self._run)
+
+    def prepare_file(self, path: str | os.PathLike, block_seconds: float = 60.0) -> list[Any]:
+        """The CPU part of :meth:`features_from_file` (decoding, resampling, each row group's
+        :meth:`_prepare`), for a worker process; :meth:`finish_prepared` of the result gives the
+        features. Holds the whole file's prepared groups: meant for files up to ``cache_seconds``."""
+        return self._decoded(path, block_seconds, lambda *args: [self._prepare(g, c) for g, c in self._groups(*args)])
+
+    def _decoded(self, path: str | os.PathLike, block_seconds: float,
+                 consume: Callable[[Iterable[np.ndarray], int, float, str], Any]) -> Any:
+        """``consume(blocks, total, peak, source)`` of the file's normalised 16 kHz blocks."""
         source = os.fspath(path)
         peak, total = 0.0, 0
         with DecodedBlocks(int(self.cache_seconds * self.sample_rate), self.spill) as decoded:
@@ -73,9 +110,36 @@ class FrontEnd(ABC):
             blocks = decoded.replay(max(1, int(block_seconds * self.sample_rate)))
             if blocks is None:
                 blocks = stream_audio(path, self.sample_rate, block_seconds)
-            return self._run(blocks, total, peak, source)
+            return consume(blocks, total, peak, source)
+
+    def finish_prepared(self, prepared: list[Any]) -> np.ndarray:
+        """(T, dim) uint8 features from :meth:`prepare_file`'s row groups."""
+        return np.concatenate(self.finish_groups(prepared), axis=0)
+
+    def finish_groups(self, groups: list[Any]) -> list[np.ndarray]:
+        """Each prepared row group's (rows, dim) uint8 features (the groups may come from
+        several files), ``groups_per_call`` groups per network call."""
+        out: list[np.ndarray] = []
+        for i in range(0, len(groups), self.groups_per_call):
+            out.extend(self._finish(groups[i:i + self.groups_per_call]))
+        return out
 
     def _run(self, blocks: Iterable[np.ndarray], total: int, peak: float, source: str) -> np.ndarray:
+        out: list[np.ndarray] = []
+        pending: list[Any] = []
+        for group, count in self._groups(blocks, total, peak, source):
+            pending.append(self._prepare(group, count))
+            if len(pending) >= self.groups_per_call:
+                out.extend(self._finish(pending))
+                pending = []
+        if pending:
+            out.extend(self._finish(pending))
+        return np.concatenate(out, axis=0)
+
+    def _groups(self, blocks: Iterable[np.ndarray], total: int, peak: float,
+                source: str) -> Iterator[tuple[np.ndarray, int]]:
+        """The row groups of a signal given as ``blocks`` (``total`` samples, peak ``peak``):
+        (normalised samples, rows) at fixed positions from the start of the signal."""
         count = lm.n_patches(total)
         if total < lm.PATCH_SAMPLES:
             warnings.warn(f"{source}: audio is {total / self.sample_rate:.3f} s, shorter than one "
@@ -88,7 +152,6 @@ class FrontEnd(ABC):
             divisor = np.float32(peak)
         step = GROUP_PATCHES * lm.PATCH_SAMPLES
         need = step + lm.PATCH_TAIL
-        out: list[np.ndarray] = []
         buf = np.zeros(0, dtype=np.float32)
         done = seen = 0
         for block in blocks:
@@ -96,14 +159,13 @@ class FrontEnd(ABC):
             scaled = block / divisor
             buf = np.concatenate([buf, scaled]) if buf.size else scaled
             while count - done >= GROUP_PATCHES and len(buf) >= need:
-                out.append(self._patch_features(buf[:need], GROUP_PATCHES))
+                yield buf[:need], GROUP_PATCHES
                 buf = buf[step:]
                 done += GROUP_PATCHES
         if seen != total:
             raise InstrecError(f"{source}: file changed while being read ({seen} samples, expected {total})")
         while count - done > 0:
             group = min(GROUP_PATCHES, count - done)
-            out.append(self._patch_features(lm.patch_signal(buf, group), group))
+            yield lm.patch_signal(buf, group), group
             buf = buf[group * lm.PATCH_SAMPLES:]
             done += group
-        return np.concatenate(out, axis=0)

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from instrec.device import is_accelerator
 from instrec.features import logmel as lm
 from instrec.features import musicnn as mn
 from instrec.features.frontend import FrontEnd
@@ -36,7 +37,12 @@ FRAMES_PER_ROW = int(round(lm.PATCH_SECONDS * mn.SAMPLE_RATE / mn.HOP))  # 60 sp
 ROWS_PER_PATCH = 3
 N_TAGS = len(mn.MTT_TAGS)
 DIM = N_TAGS + mn.N_FEATURES  # 803
+PATCH_HOP = ROWS_PER_PATCH * FRAMES_PER_ROW  # spectrogram frames between patch starts (180)
 LOG_CEILING = 100.0  # channel value mapped to 255
+#: On a GPU: row groups per network call (8 x 11 patches, about 4 minutes of audio) and
+#: patches per call; on the CPU each group goes alone, 16 patches at most per call.
+GPU_GROUPS = 8
+GPU_BATCH = 88
 #: OpenMIC class <- the MagnaTagATune tags of musicnn that name it (the others have none:
 #: musicnn cannot tell clarinet, saxophone, trumpet, organ, ... apart by tag).
 OPENMIC_TAGS: dict[str, tuple[str, ...]] = {
@@ -74,27 +80,46 @@ class MusicnnFrontEnd(FrontEnd):
         self.model = load_musicnn(DEFAULT_MODEL, weights_dir)
         self._weights = weight_files(DEFAULT_MODEL, weights_dir)[0]
         self._sha: str | None = None
-        self.batch_size = batch_size
+        self.batch_size = batch_size  # patches per network call
 
-    def _patch_features(self, signal: np.ndarray, count: int) -> np.ndarray:
+    def to(self, device: str) -> MusicnnFrontEnd:
+        """The network on ``device``; on a GPU :data:`GPU_GROUPS` row groups (about 4 minutes of
+        audio, :data:`GPU_BATCH` patches) go through it per call."""
+        self.model.to(device)
+        self.device = device
+        if is_accelerator(device):
+            self.groups_per_call, self.batch_size = GPU_GROUPS, GPU_BATCH
+        return self
+
+    def _prepare(self, signal: np.ndarray, count: int) -> tuple[np.ndarray, int]:
+        """The group's log-mel spectrogram (frames, 96) float32 and its row count."""
         n_patches = -(-count // ROWS_PER_PATCH)
-        hop = ROWS_PER_PATCH * FRAMES_PER_ROW
-        needed = (n_patches - 1) * hop + mn.PATCH_FRAMES
+        needed = (n_patches - 1) * PATCH_HOP + mn.PATCH_FRAMES
         # Frames past the signal's end see zeros (log_mel pads outside the signal).
         padded = signal if mn.n_frames(len(signal)) >= needed else \
             np.pad(signal, (0, (needed - 1) * mn.HOP - len(signal) + 1))
-        mel = torch.from_numpy(mn.log_mel(padded, 0, needed))
+        return mn.log_mel(padded, 0, needed), count
+
+    def _finish(self, prepared: list[tuple[np.ndarray, int]]) -> list[np.ndarray]:
+        # Every group's patches (views of its spectrogram), cut into calls of batch_size patches;
+        # a call within one group gets the view itself, as the CPU path always does.
+        patches = [torch.from_numpy(mel).unfold(0, mn.PATCH_FRAMES, PATCH_HOP).transpose(1, 2) for mel, _ in prepared]
         rows_tags, rows_max = [], []
         with torch.inference_mode():
-            for p0 in range(0, n_patches, self.batch_size):
-                p1 = min(n_patches, p0 + self.batch_size)
-                patches = mel[p0 * hop:(p1 - 1) * hop + mn.PATCH_FRAMES].unfold(0, mn.PATCH_FRAMES, hop)
-                out = self.model(patches.transpose(1, 2))
-                frames = out["features"][:, :hop].reshape(p1 - p0, ROWS_PER_PATCH, FRAMES_PER_ROW, -1)
-                rows_max.append(frames.amax(dim=2).reshape(-1, mn.N_FEATURES).numpy())
-                rows_tags.append(out["taggram"].repeat_interleave(ROWS_PER_PATCH, dim=0).numpy())
-        tags = np.clip(np.rint(np.concatenate(rows_tags)[:count] * 255.0), 0, 255).astype(np.uint8)
-        return np.concatenate([tags, quantise_channels(np.concatenate(rows_max)[:count])], axis=1)
+            for call in _calls([len(p) for p in patches], self.batch_size):
+                parts = [patches[g][p0:p1] for g, p0, p1 in call]
+                batch = parts[0] if len(parts) == 1 else torch.cat(parts)
+                out = self.model(batch.to(self.device, non_blocking=True))
+                frames = out["features"][:, :PATCH_HOP].reshape(len(batch), ROWS_PER_PATCH, FRAMES_PER_ROW, -1)
+                rows_max.append(frames.amax(dim=2).reshape(-1, mn.N_FEATURES).cpu().numpy())
+                rows_tags.append(out["taggram"].repeat_interleave(ROWS_PER_PATCH, dim=0).cpu().numpy())
+        all_tags, all_max = np.concatenate(rows_tags), np.concatenate(rows_max)
+        features, first = [], 0
+        for (_, count), p in zip(prepared, patches):
+            tags = np.clip(np.rint(all_tags[first:first + count] * 255.0), 0, 255).astype(np.uint8)
+            features.append(np.concatenate([tags, quantise_channels(all_max[first:first + count])], axis=1))
+            first += len(p) * ROWS_PER_PATCH
+        return features
 
     def describe(self) -> dict[str, Any]:
         if self._sha is None:
@@ -103,10 +128,27 @@ class MusicnnFrontEnd(FrontEnd):
                 "mono": "channel mean", "normalisation": "peak (16 kHz signal)", "model": DEFAULT_MODEL,
                 "n_fft": mn.N_FFT, "hop_samples": mn.HOP, "n_mels": mn.N_MELS, "mel_scale": "slaney",
                 "log": "log10(10000 x + 1)", "patch_frames": mn.PATCH_FRAMES,
-                "patch_hop_frames": ROWS_PER_PATCH * FRAMES_PER_ROW, "patch_seconds": self.patch_seconds,
+                "patch_hop_frames": PATCH_HOP, "patch_seconds": self.patch_seconds,
                 "dim": DIM, "dtype": "uint8", "columns": f"0-{N_TAGS - 1} tags x 255, {N_TAGS}-{DIM - 1} "
                 "max over the row of each frame-level channel, 255 log1p(max(x, 0)) / log1p(100)",
                 "weights_sha256": {self._weights.name: self._sha}}
+
+
+def _calls(sizes: list[int], size: int) -> list[list[tuple[int, int, int]]]:
+    """Groups of ``sizes`` patches packed in order into calls of at most ``size`` patches,
+    each call a list of (group, first patch, stop patch)."""
+    calls: list[list[tuple[int, int, int]]] = []
+    filled = size
+    for g, n in enumerate(sizes):
+        p0 = 0
+        while p0 < n:
+            if filled == size:
+                calls.append([])
+                filled = 0
+            take = min(n - p0, size - filled)
+            calls[-1].append((g, p0, p0 + take))
+            p0, filled = p0 + take, filled + take
+    return calls
 
 
 def with_tag_prior(rows: np.ndarray, classes: list[str], clip: np.ndarray,

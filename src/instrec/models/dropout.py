@@ -82,10 +82,17 @@ class Dropout(nn.Module):
         and ``x`` is returned, in eval mode or when p is 0)."""
         if mask is None:
             mask = self.draw(tuple(x.shape))
-        return x if mask is None else x * mask
+        return x if mask is None else x * on_device_of(mask, x)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+def on_device_of(mask: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor | None:
+    """``mask`` (drawn on the CPU) on ``x``'s device; the same tensor when it is there already."""
+    if mask is None or mask.device == x.device:
+        return mask
+    return mask.to(x.device, non_blocking=True)
 
 
 def mask_rngs(model: nn.Module) -> list[MaskRNG]:

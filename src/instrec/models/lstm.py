@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from instrec.models.dropout import MaskRNG, check_probability
+from instrec.models.dropout import MaskRNG, check_probability, on_device_of
 
 
 def gate_scale(hid: int, like: torch.Tensor) -> torch.Tensor:
@@ -299,6 +299,7 @@ class BiLSTM(nn.Module):
         ``masks``: from :meth:`draw_masks`, or None to draw them here."""
         batch, n_steps, n_feat = x.shape
         in_mask, rec_mask = self.draw_masks(batch) if masks is None else masks
+        in_mask, rec_mask = on_device_of(in_mask, x), on_device_of(rec_mask, x)
         x_tbf = x.transpose(0, 1)
         x2 = torch.stack([x_tbf, x_tbf.flip(0)])  # (2, T, B, F), direction 1 time-reversed
         if in_mask is not None:

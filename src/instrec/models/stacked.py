@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from instrec.models.dropout import MaskRNG
+from instrec.models.dropout import MaskRNG, on_device_of
 from instrec.models.lstm import (
     functional_recurrence,
     inplace_recurrence,
@@ -173,7 +173,7 @@ class StackedBiLSTMAttention(StackedModel):
         x_tbf = x.transpose(1, 2)
         x2 = x.new_empty(k, 2, n_steps, batch, n_feat)
         if masks_in:
-            mask_in = torch.cat(masks_in).view(k, 2, 1, batch, n_feat)
+            mask_in = on_device_of(torch.cat(masks_in), x).view(k, 2, 1, batch, n_feat)
             torch.mul(x_tbf, mask_in[:, 0], out=x2[:, 0])
             torch.mul(x_tbf.flip(1), mask_in[:, 1], out=x2[:, 1])
         else:
@@ -181,9 +181,10 @@ class StackedBiLSTMAttention(StackedModel):
         w_ih = _select(self.p("lstm.weight_ih"), members, n)
         w_hh = _select(self.p("lstm.weight_hh"), members, n)
         bias = _select(self.p("lstm.bias"), members, n)
+        mask_rec = on_device_of(torch.cat(masks_rec), x) if masks_rec else None
         h = _StackedBiLSTMFunction.apply(x2.view(2 * k, n_steps * batch, n_feat), w_ih.reshape(2 * k, n_feat, -1),
                                          bias.reshape(2 * k, -1), w_hh.reshape(2 * k, hid, -1),
-                                         torch.cat(masks_rec) if masks_rec else None, n_steps)  # (k', T, B, 2H)
+                                         mask_rec, n_steps)  # (k', T, B, 2H)
         return self._head(h.transpose(1, 2), members)
 
 
@@ -215,7 +216,8 @@ class StackedGururaniAttention(StackedModel):
             z = torch.bmm(pick(self.p(f"convs.{layer}.weight")), z)
             z = torch.relu(self._batch_norm(z, f"bns.{layer}", members, train))
             if train and p_drop > 0:  # the solo model's (N, F) masks, member by member
-                z = z * torch.stack([rngs[m].mask((n, n_feat), p_drop) for m in members]).transpose(1, 2)
+                z = z * on_device_of(torch.stack([rngs[m].mask((n, n_feat), p_drop) for m in members]),
+                                     z).transpose(1, 2)
         z = z + frames
         proj = torch.baddbmm(pick(self.p("head.proj.bias")).unsqueeze(-1), pick(self.p("head.proj.weight")), z)
         n_classes = proj.shape[1] // 2

@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from instrec._io import InstrecError, atomic_write_json
 from instrec.evaluation import report
+from instrec.device import resolve_device
 from instrec.evaluation.evaluate import evaluate_run
 from instrec.models import STACKABLE_MODELS, model_spec
 from instrec.parallel import dask_client, process_pool
@@ -73,7 +74,8 @@ def run_path(out: str | Path, spec: RunSpec) -> Path:
     return Path(out) / RUNS_DIR / spec.name
 
 
-def _train_config(spec: RunSpec, data: str, out: str, epochs: int, threads: int = 1, compile: str = "auto"):
+def _train_config(spec: RunSpec, data: str, out: str, epochs: int, threads: int = 1, compile: str = "auto",
+                  device: str = "auto"):
     run_dir = run_path(out, spec)
     if has_resume_state(run_dir) and (run_dir / CONFIG_FILE).is_file():
         # An interrupted run continues with the thread count it started with (it can change
@@ -91,42 +93,43 @@ def _train_config(spec: RunSpec, data: str, out: str, epochs: int, threads: int 
         extra["teacher"] = str(run_path(out, spec.teacher))
     return TrainConfig(data=data, out=str(run_dir), model=spec.model, loss=spec.loss,
                        mixup=mixup, concat=concat, epochs=epochs, seed=spec.seed, threads=threads,
-                       compile=compile, mixup_labels=rule, **extra)
+                       compile=compile, device=device, mixup_labels=rule, **extra)
 
 
 def run_one(spec: RunSpec, data: str, out: str, epochs: int, threads: int = 1,
-            compile: str = "auto", overwrite: bool = False) -> dict[str, Any]:
+            compile: str = "auto", overwrite: bool = False, device: str = "auto") -> dict[str, Any]:
     """Train and evaluate one configuration (in a worker process, with ``threads`` torch
     threads; ``compile``: see :mod:`instrec.training.step`); return its results row.
     A finished run is reused only if it recorded these settings and this dataset's content
     (:func:`~instrec.training.lifecycle.reusable`; ``overwrite`` retrains one that did not)."""
     run_dir = run_path(out, spec)
-    if not reusable(_train_config(spec, data, out, epochs, threads, compile), overwrite):
+    if not reusable(_train_config(spec, data, out, epochs, threads, compile, device), overwrite):
         t0 = time.perf_counter()
-        train(_train_config(spec, data, out, epochs, threads, compile), resume=True, progress=False)
-        _write_metrics(run_dir, {"train_seconds": time.perf_counter() - t0, "train_engine": "solo"})
+        train(_train_config(spec, data, out, epochs, threads, compile, device), resume=True, progress=False)
+        _write_metrics(run_dir, {"train_seconds": time.perf_counter() - t0, "train_engine": "solo"}, device)
     return _row(spec, run_dir)
 
 
 def run_group(specs: Sequence[RunSpec], data: str, out: str, epochs: int, threads: int = 1,
-              overwrite: bool = False) -> list[dict[str, Any]]:
+              overwrite: bool = False, device: str = "auto") -> list[dict[str, Any]]:
     """Train the configurations ``specs`` (one architecture) in lockstep in this process,
     evaluate each, and return their results rows. ``train_seconds`` of a lockstep run is
     its share of the group's wall time (group time / group size). Reuse: as :func:`run_one`."""
     tune_malloc()
-    todo = [s for s in specs if not reusable(_train_config(s, data, out, epochs, threads), overwrite)]
+    todo = [s for s in specs if not reusable(_train_config(s, data, out, epochs, threads, device=device), overwrite)]
     if todo:
         t0 = time.perf_counter()
-        train_lockstep([_train_config(s, data, out, epochs, threads) for s in todo], resume=True, progress=False)
+        train_lockstep([_train_config(s, data, out, epochs, threads, device=device) for s in todo], resume=True,
+                       progress=False)
         share = (time.perf_counter() - t0) / len(todo)
         for s in todo:
             _write_metrics(run_path(out, s), {"train_seconds": share, "train_engine": "lockstep",
-                                                         "lockstep_group_size": len(todo)})
+                                              "lockstep_group_size": len(todo)}, device)
     return [_row(s, run_path(out, s)) for s in specs]
 
 
-def _write_metrics(run_dir: Path, extra: dict[str, Any]) -> None:
-    metrics = evaluate_run(run_dir, overwrite=True)  # the experiment owns its runs
+def _write_metrics(run_dir: Path, extra: dict[str, Any], device: str = "auto") -> None:
+    metrics = evaluate_run(run_dir, overwrite=True, device=device)  # the experiment owns its runs
     metrics.update(extra)
     atomic_write_json(run_dir / METRICS_FILE, metrics)
 
@@ -191,7 +194,8 @@ def _number(value: Any) -> float:
 def run_experiment(data: str | Path, out: str | Path, grid: str = "paper", seeds: int = 3, epochs: int = 200,
                    jobs: int = 2, overwrite: bool = False, progress: bool = True,
                    executor: Executor | None = None, engine: str = "solo",
-                   max_members: int = 8, compile: str = "auto", scheduler: str | None = None) -> list[dict[str, Any]]:
+                   max_members: int = 8, compile: str = "auto", scheduler: str | None = None,
+                   device: str = "auto") -> list[dict[str, Any]]:
     """Run a grid and write the results table, summary, figures and report.
 
     ``engine``: "solo" (default) or "lockstep", see the module docstring, or "dask": the solo
@@ -199,7 +203,12 @@ def run_experiment(data: str | Path, out: str | Path, grid: str = "paper", seeds
     worker processes, one torch thread per run (the numbers of "solo"); ``max_members``:
     the largest lockstep group; ``compile``: whether solo runs compile their training step
     (auto, on, off; see :mod:`instrec.training.step`). ``executor``: any ``concurrent.futures.Executor`` (e.g. a
-    Dask client's) to scale out; default a spawn-based process pool of ``jobs`` workers."""
+    Dask client's) to scale out; default a spawn-based process pool of ``jobs`` workers.
+    ``device``: every run's (:mod:`instrec.device`), checked here before any work when the runs
+    train on this machine; each worker resolves it again (a Dask worker: on its own machine)
+    and every run records its own."""
+    if scheduler is None and executor is None:
+        resolve_device(device)
     out = Path(out)
     specs = grid_specs(grid, seeds)
     if out.exists() and (out / RESULTS_FILE).exists() and not overwrite:
@@ -216,17 +225,18 @@ def run_experiment(data: str | Path, out: str | Path, grid: str = "paper", seeds
             raise InstrecError("the dask engine brings its own executor; pass one or the other")
         with dask_client(scheduler, jobs) as client:
             rows = run_specs(specs, data, out, epochs, jobs, client.get_executor(pure=False), "solo", max_members,
-                             desc=desc, compile=compile, overwrite=overwrite)
+                             desc=desc, compile=compile, overwrite=overwrite, device=device)
     else:
         rows = run_specs(specs, data, out, epochs, jobs, executor, engine, max_members, desc=desc, compile=compile,
-                         overwrite=overwrite)
+                         overwrite=overwrite, device=device)
     write_outputs(out, rows, grid, data, seeds, epochs)
     return rows
 
 
 def run_specs(specs: Sequence[RunSpec], data: str | Path, out: str | Path, epochs: int, jobs: int = 2,
               executor: Executor | None = None, engine: str = "solo", max_members: int = 8,
-              desc: str | None = None, compile: str = "auto", overwrite: bool = False) -> list[dict[str, Any]]:
+              desc: str | None = None, compile: str = "auto", overwrite: bool = False,
+              device: str = "auto") -> list[dict[str, Any]]:
     """Train and evaluate ``specs`` into ``out/runs`` (see :func:`run_experiment`); return
     their results rows in the order of ``specs``. ``desc``: progress-bar title (None: no bar).
     Runs with a teacher (method ``pseudo``) start once every other run has finished."""
@@ -249,10 +259,11 @@ def run_specs(specs: Sequence[RunSpec], data: str | Path, out: str | Path, epoch
             futures = {}
             for task in plan_tasks(phase, jobs, engine, max_members):
                 if engine == "lockstep" and task[0].model in STACKABLE_MODELS and task[0].teacher is None:
-                    futures[executor.submit(run_group, task, str(data), str(out), epochs, threads, overwrite)] = task
+                    futures[executor.submit(run_group, task, str(data), str(out), epochs, threads, overwrite,
+                                            device)] = task
                 else:
                     futures[executor.submit(run_one, task[0], str(data), str(out), epochs, threads, compile,
-                                            overwrite)] = task
+                                            overwrite, device)] = task
             for future in as_completed(futures):
                 result = future.result()
                 for spec, row in zip(futures[future], result if isinstance(result, list) else [result]):

@@ -41,6 +41,7 @@ from tqdm import tqdm
 
 from instrec._io import InstrecError, atomic_write_json
 from instrec.features.audio import expand_inputs
+from instrec.device import resolve_device
 from instrec.parallel import as_completed_bounded, dask_client
 from instrec.run import CONFIG_FILE, MODEL_FILE
 from instrec.runinfo import set_threads, usable_cores
@@ -68,6 +69,7 @@ class BatchJob:
     per_second: bool
     options: tuple[tuple[str, Any], ...]  # Tagger keyword arguments, sorted
     threads: int
+    device: str = "auto"  # resolved by each worker on its own machine (not part of the job's identity)
 
 
 @dataclass
@@ -95,10 +97,10 @@ def _worker_tagger(job: BatchJob) -> Tagger:
     modification times, so a long-lived cluster reloads a run that was retrained in place."""
     run = Path(job.run_dir)
     stamp = tuple((run / name).stat().st_mtime_ns for name in (CONFIG_FILE, MODEL_FILE))
-    key = (job.run_dir, job.options, stamp)
+    key = (job.run_dir, job.options, job.device, stamp)
     if key not in _TAGGERS:
         _TAGGERS.clear()  # one model at a time per worker
-        _TAGGERS[key] = Tagger(job.run_dir, **dict(job.options))
+        _TAGGERS[key] = Tagger(job.run_dir, device=job.device, **dict(job.options))
     set_threads(job.threads)
     return _TAGGERS[key]
 
@@ -151,14 +153,16 @@ def tag_catalogue(run_dir: str | Path | None, inputs: Iterable[str | Path], out:
                   per_second: bool = False, scheduler: str | None = None, executor: Any = None,
                   workers: int | None = None, batch_files: int | None = None, max_in_flight: int | None = None,
                   threads: int = 1, progress: bool = False, on_batch: Callable[[dict[str, Any]], None] | None = None,
-                  **tagger_options: Any) -> CatalogueReport:
+                  device: str = "auto", **tagger_options: Any) -> CatalogueReport:
     """Tag the audio files ``inputs`` (files or folders) into the Parquet tables in ``out``.
 
     Runs on ``executor`` (any ``concurrent.futures.Executor``, e.g. a Dask client's
     ``get_executor()``) if given; else on the Dask cluster at ``scheduler``; else on a local
     Dask cluster of ``workers`` processes (default: the usable cores), one thread each.
     ``batch_files``: files per task (default :data:`BATCH_FILES`); ``max_in_flight``: tasks submitted at once (default
-    2 per worker); ``threads``: torch threads per task. ``on_batch(entry)`` is called after
+    2 per worker); ``threads``: torch threads per task; ``device``: where each worker runs the
+    networks, resolved by the worker (``auto``: its own GPU if it has one; checked here first
+    for a local cluster, which runs on this machine). ``on_batch(entry)`` is called after
     each finished batch is recorded. ``tagger_options``: see :class:`~instrec.tagging.predict.Tagger`.
     Resumable; see the module docstring. Returns what was done; its ``exit_code`` is 1 when
     some file failed."""
@@ -167,12 +171,15 @@ def tag_catalogue(run_dir: str | Path | None, inputs: Iterable[str | Path], out:
     batch_files = BATCH_FILES if batch_files is None else batch_files
     if batch_files < 1:
         raise InstrecError(f"batch_files must be >= 1, got {batch_files}")
+    if scheduler is None and executor is None:
+        resolve_device(device)  # the local cluster's workers run here: a missing GPU is an error now
     out = Path(out)
-    tagger = Tagger(run_dir, **tagger_options)  # checks the run, front end and thresholds here, not on a worker
+    # Checks the run, front end and thresholds here, not on a worker (on the CPU: the workers tag).
+    tagger = Tagger(run_dir, device="cpu", **tagger_options)
     if per_second:
         require_frame_outputs(tagger)
     options = tuple(sorted(tagger_options.items()))
-    job = BatchJob(str(tagger.run_dir.resolve()), str(out.resolve()), per_second, options, threads)
+    job = BatchJob(str(tagger.run_dir.resolve()), str(out.resolve()), per_second, options, threads, device)
     out.mkdir(parents=True, exist_ok=True)
     _check_job(out, {"run_dir": job.run_dir, "per_second": per_second, "classes": tagger.classes,
                      "options": {k: str(v) for k, v in options}, "threshold": tagger.policy.description,

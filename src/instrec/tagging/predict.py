@@ -21,12 +21,14 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from instrec._io import InstrecError
+from instrec.device import is_accelerator, resolve_device
 from instrec.features import FRAME_SECONDS
 from instrec.features.audio import AUDIO_SUFFIXES, audio_info, expand_inputs
+from instrec.features.feed import fed_features
 from instrec.features.frontends import FrontEnd, check_frontend, get_frontend
 from instrec.features.musicnn_frontend import with_tag_prior
 from instrec.models import FRAME_MODELS, model_spec
-from instrec.models.inference import run_model
+from instrec.models.inference import run_model, to_device
 from instrec.parallel import fork_available, inherited_map
 from instrec.run import CONFIG_FILE, load_model
 from instrec.runinfo import plan_file_workers, threads_for_workers
@@ -96,13 +98,16 @@ class Tagger:
     """A trained model plus its front end and decision thresholds, loaded once.
 
     ``threshold``: the policy of the present flags, ``"tuned"`` or a number (see
-    :mod:`instrec.tagging.thresholds`)."""
+    :mod:`instrec.tagging.thresholds`). ``device``: where the model and the front end's
+    network run (:mod:`instrec.device`; ``self.device`` is the resolved one)."""
 
     def __init__(self, run_dir: str | Path | None = None, frontend: str | None = None,
                  weights_dir: str | Path | None = None, threshold: str | float = DEFAULT_THRESHOLD,
-                 allow_unfinished: bool = False):
+                 allow_unfinished: bool = False, device: str = "auto"):
+        self.device = resolve_device(device)
         self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir()
         self.model, self.config = load_model(self.run_dir, allow_unfinished=allow_unfinished)
+        to_device(self.model, self.device)
         self.classes: list[str] = list(self.config["classes"])
         self.n_frames: int = int(self.config["n_frames"])
         trained_on = self.config.get("frontend", {}).get("name", "vggish")
@@ -125,7 +130,7 @@ class Tagger:
     def frontend(self) -> FrontEnd:
         """The run's front end, loaded on first use (pretrained weights are fetched then if missing)."""
         if self._frontend is None:
-            frontend = get_frontend(self.frontend_name, weights_dir=self.weights_dir, fetch=True)
+            frontend = get_frontend(self.frontend_name, weights_dir=self.weights_dir, fetch=True, device=self.device)
             check_frontend(self.config.get("frontend", {}), frontend.describe(), self.run_dir / CONFIG_FILE)
             self._frontend = frontend
         return self._frontend
@@ -184,8 +189,12 @@ class Tagger:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             feats = self.frontend.features_from_file(path)
-        tags = self.tag_features(feats, str(path))
-        tags.notes = [str(w.message) for w in caught] + tags.notes
+        return self.tag_file_features(path, feats, [str(w.message) for w in caught])
+
+    def tag_file_features(self, path: str | Path, features: np.ndarray, notes: list[str]) -> FileTags:
+        """Tag the features (T, F) of the audio file ``path``; ``notes``: its decoding warnings."""
+        tags = self.tag_features(features, str(path))
+        tags.notes = notes + tags.notes
         tags.duration = audio_info(path).duration
         return tags
 
@@ -218,7 +227,7 @@ def default_run_dir() -> Path:
 def predict(run_dir: str | Path | None, inputs: Iterable[str | Path], per_second: bool = False,
             frontend: str | None = None, weights_dir: str | Path | None = None, progress: bool = False,
             threshold: str | float = DEFAULT_THRESHOLD, threads: int | None = None,
-            allow_unfinished: bool = False, jobs: int = 1) -> TagResults:
+            allow_unfinished: bool = False, jobs: int = 1, device: str = "auto") -> TagResults:
     """Tag audio files (or folders of them) with the model in ``run_dir`` (None: the default model).
 
     ``threshold``: ``"tuned"`` (default: the run's per-instrument thresholds), ``"0.5"`` or
@@ -233,7 +242,10 @@ def predict(run_dir: str | Path | None, inputs: Iterable[str | Path], per_second
     same whatever the count, as long as the threads per process are; workers with more than
     one thread need a process that has not run multi-threaded torch work before (see
     :func:`instrec.parallel.inherited_map`). ``allow_unfinished``:
-    tag with a run whose training did not finish (with a warning)."""
+    tag with a run whose training did not finish (with a warning). ``device``: where the
+    networks run (:mod:`instrec.device`); on a GPU the worker processes decode and the GPU
+    runs the front end's network and the model."""
+    device = resolve_device(device)  # a missing GPU is an error before any file is read
     inputs = list(inputs)
     paths = expand_inputs(inputs)
     if not paths:
@@ -244,7 +256,7 @@ def predict(run_dir: str | Path | None, inputs: Iterable[str | Path], per_second
     jobs, threads = plan_file_workers(len(paths), jobs, threads, fork_available())
     setup = threads_for_workers(jobs, threads)
     tagger = Tagger(run_dir, frontend=frontend, weights_dir=weights_dir, threshold=threshold,
-                    allow_unfinished=allow_unfinished)
+                    allow_unfinished=allow_unfinished, device=device)
     if per_second:
         require_frame_outputs(tagger)
     tagger.frontend  # noqa: B018 - loads and checks it now: a mismatch is one error, not one per file
@@ -261,13 +273,27 @@ def require_frame_outputs(tagger: Tagger) -> None:
 
 
 def tag_paths(tagger: Tagger, paths: Iterable[str | Path], progress: bool = False, jobs: int = 1,
-              worker_setup: Callable[[], Any] | None = None) -> tuple[list[FileTags], list[tuple[str, str]]]:
+              worker_setup: Callable[[], Any] | None = None,
+              feed: bool | None = None) -> tuple[list[FileTags], list[tuple[str, str]]]:
     """Tag each file with ``tagger``: the tags of the good files and (path, message) of the
     bad ones, in input order. A bad file (an :class:`InstrecError`) does not stop the batch.
     ``jobs`` > 1: that many forked worker processes (:func:`instrec.parallel.inherited_map`,
-    which says what ``worker_setup`` is for)."""
+    which says what ``worker_setup`` is for). ``feed`` (default: when the tagger's device is
+    a GPU): the workers only decode and prepare, this process runs the networks
+    (:mod:`instrec.features.feed`); else each worker tags its files whole."""
     files, failures = [], []
     paths = list(paths)
+    if is_accelerator(tagger.device) if feed is None else feed:
+        for path, feats, notes, message in fed_features(tagger.frontend, paths, jobs, worker_setup,
+                                                        progress=progress, desc="tagging"):
+            try:
+                if message is None:
+                    files.append(tagger.tag_file_features(path, feats, notes))
+                    continue
+            except InstrecError as exc:
+                message = str(exc)
+            failures.append((path, message))
+        return files, failures
     for path, tags, message in inherited_map(functools.partial(_tag_or_fail, tagger), paths, jobs, worker_setup,
                                              progress=progress, desc="tagging", total=len(paths)):
         if message is not None:

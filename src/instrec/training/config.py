@@ -14,6 +14,7 @@ from typing import Any
 
 from instrec._io import InstrecError
 from instrec.data.label_rules import MIXUP_LABEL_RULES
+from instrec.device import DEVICE_HELP, DEVICE_METAVAR, check_device_name
 from instrec.models.registry import MODEL_NAMES
 
 LOSSES = ("focal", "bce")
@@ -60,6 +61,7 @@ class TrainConfig:
     split: str = _opt("split01", "partition name: partitions/<split>_{train,test}.csv")
     threads: int = _opt(0, "torch intra-op threads; 0 = auto: 1 (fastest on a busy machine, see instrec.runinfo)")
     compile: str = _opt("auto", COMPILE_HELP, COMPILE_MODES)
+    device: str = _opt("auto", DEVICE_HELP + "; the resolved one is recorded in config.json", metavar=DEVICE_METAVAR)
     rf_trees: int = _opt(100, "rf: trees per instrument")
     rf_max_depth: int = _opt(8, "rf: maximum tree depth")
     model_kwargs: dict[str, Any] = field(default_factory=dict, metadata={"cli": False})
@@ -71,6 +73,7 @@ class TrainConfig:
             if value not in choices:
                 raise InstrecError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
         check_compile_mode(self.compile)
+        check_device_name(self.device)
         for f in fields(self):  # types first: the range checks below compare numbers
             if f.default is MISSING and f.default_factory is not MISSING:
                 continue

@@ -68,8 +68,9 @@ def labelled_positive(targets: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def run_config(cfg: TrainConfig, classes, n_frames: int, n_features: int, n_train: int, n_validation: int,
-               threads: int, train_positive=None) -> dict[str, Any]:
+               threads: int, train_positive=None, device: str = "cpu") -> dict[str, Any]:
     """The ``config.json`` content known before training (model_config and results come later).
+    ``device``: the resolved device the run trains on (:func:`instrec.device.resolve_device`).
 
     ``train_positive`` (C,) bool: whether the training clips hold a labelled positive of each
     instrument; the others are recorded as ``untrained_classes`` and never tagged present."""
@@ -77,6 +78,7 @@ def run_config(cfg: TrainConfig, classes, n_frames: int, n_features: int, n_trai
     return {
         "model": cfg.model, "train": asdict(cfg), "classes": list(classes),
         "n_frames": int(n_frames), "n_features": int(n_features), "seed": cfg.seed, "threads": threads,
+        "device": device,
         "frontend": read_frontend(cfg.data), "data_sha256": dataset_fingerprint(cfg.data, cfg.split),
         "n_train": int(n_train), "n_validation": int(n_validation),
         "untrained_classes": untrained, "versions": package_versions(),
@@ -100,14 +102,15 @@ def check_trainable(data: OpenMICData, tr_idx: np.ndarray, va_idx: np.ndarray, s
         raise InstrecError(f"{source}: every feature value is zero; the features carry no information")
 
 
-def open_run(cfg: TrainConfig, data: OpenMICData, threads: int) -> Run:
-    """Split off the run's validation clips, write their keys, compose its config."""
+def open_run(cfg: TrainConfig, data: OpenMICData, threads: int, device: str = "cpu") -> Run:
+    """Split off the run's validation clips, write their keys, compose its config (``device``:
+    the resolved device, recorded)."""
     tr_idx, va_idx = validation_split(len(data), cfg.val_fraction, cfg.seed)
     check_trainable(data, tr_idx, va_idx, str(partition_path(cfg.data, "train", cfg.split)))
     val_set = data.subset(va_idx)
     n_frames, n_features = data.X.shape[1], data.X.shape[2]
     config = run_config(cfg, data.classes, n_frames, n_features, len(tr_idx), len(va_idx), threads,
-                        labelled_positive(data.targets[tr_idx], data.Y_mask[tr_idx]))
+                        labelled_positive(data.targets[tr_idx], data.Y_mask[tr_idx]), device)
     run_dir = Path(cfg.out)  # created only once the data and its side files have passed
     run_dir.mkdir(parents=True, exist_ok=True)
     write_validation_keys(run_dir, val_set.sample_key)
@@ -125,7 +128,8 @@ def new_model(run: Run) -> torch.nn.Module:
     model = build_model(cfg.model, n_classes=len(run.config["classes"]), n_features=run.config["n_features"],
                         n_frames=run.config["n_frames"], **cfg.model_kwargs)
     run.config["model_config"] = dict(model.config)
-    return model
+    # Built (and initialised) on the CPU, then moved: the same initial weights on every device.
+    return model.to(run.config.get("device", "cpu"))
 
 
 def validation_scores(probs: np.ndarray, val_set: OpenMICData, loss_fn: LossFn) -> dict[str, float]:

@@ -56,6 +56,7 @@ from instrec.run import (
     write_config,
     write_log,
 )
+from instrec.device import module_device, resolve_device
 from instrec.runinfo import set_threads
 from instrec.training.batches import augment_batch, gather_rows
 from instrec.training.config import TrainConfig, setting_defaults
@@ -72,7 +73,7 @@ from instrec.training.optim import make_optimizer
 
 #: Settings every member of a lockstep group must share.
 SHARED_SETTINGS = ("data", "split", "model", "epochs", "batch_size", "lr", "val_fraction", "threads",
-                   "model_kwargs")
+                   "device", "model_kwargs")
 #: Members per validation forward pass (bounds its memory: about 20 MB per member).
 _EVAL_MEMBERS = 4
 
@@ -152,11 +153,12 @@ def _train_group(cfgs: list[TrainConfig], resume: bool, progress: bool) -> list[
     if any(cfg.teacher for cfg in cfgs):
         raise InstrecError("lockstep training shares one set of training labels: train runs with a teacher "
                            "(pseudo-labels) alone")
+    device = resolve_device(first.device)
     threads = set_threads(first.threads)
     data = load_split(first.data, "train", first.split)
     members, solo_models = [], []
     for cfg in cfgs:
-        run = open_run(cfg, data, threads)
+        run = open_run(cfg, data, threads, device)
         model = new_model(run)
         (dropout_rng,) = mask_rngs(model)  # every stacked architecture drops from one stream
         solo_models.append(model)
@@ -206,11 +208,13 @@ def _train_epoch(stacked, optimizer, members: list[_Member], X, Y, M, batch_size
     dropout_rngs = [m.dropout_rng for m in members]
     totals = [0.0] * len(members)
     count = 0
+    device = module_device(stacked)  # batches are drawn on the CPU and copied there
     for start in range(0, n_train, batch_size):
         batches = []
         for m, order in zip(members, orders):
             rows = m.train_rows[order[start:start + batch_size]]
-            batches.append(augment_batch(*gather_rows(rows, X, Y, M), m.cfg, m.data_rng))
+            batch = augment_batch(*gather_rows(rows, X, Y, M), m.cfg, m.data_rng)
+            batches.append(batch if device.type == "cpu" else tuple(t.to(device, non_blocking=True) for t in batch))
         by_length: dict[int, list[int]] = {}
         for k, (x, _, _) in enumerate(batches):
             by_length.setdefault(x.shape[1], []).append(k)
@@ -236,6 +240,7 @@ def predict_members(stacked, X_val) -> np.ndarray:
     Clips go in chunks of ``run_model``'s batch size per member, as in a solo run's
     validation; ``_EVAL_MEMBERS`` members at a time bound the memory."""
     was_training = stacked.training
+    device = module_device(stacked)
     stacked.eval()
     k, n = X_val.shape[:2]
     chunk = DEFAULT_BATCH
@@ -244,8 +249,8 @@ def predict_members(stacked, X_val) -> np.ndarray:
         for m0 in range(0, k, _EVAL_MEMBERS):
             members = list(range(m0, min(k, m0 + _EVAL_MEMBERS)))
             for s in range(0, n, chunk):
-                clips = stacked(X_val[m0:members[-1] + 1, s:s + chunk], members)
-                out[m0:members[-1] + 1, s:s + chunk] = torch.stack(clips).numpy()
+                clips = stacked(X_val[m0:members[-1] + 1, s:s + chunk].to(device), members)
+                out[m0:members[-1] + 1, s:s + chunk] = torch.stack(clips).cpu().numpy()
     stacked.train(was_training)
     return out
 

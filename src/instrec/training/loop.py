@@ -22,7 +22,6 @@ from instrec.data.openmic import OpenMICData, load_split
 from instrec.evaluation.metrics import f1_summary
 from instrec.models import model_spec
 from instrec.models.dropout import rng_states, set_rng_states
-from instrec.models.forest import RandomForestBaseline
 from instrec.models.inference import run_model
 from instrec.run import (
     check_run_dir,
@@ -35,6 +34,7 @@ from instrec.run import (
     write_config,
     write_log,
 )
+from instrec.device import is_accelerator, resolve_device
 from instrec.runinfo import set_threads
 from instrec.training.batches import augment_batch, gather_rows
 from instrec.training.config import TrainConfig, setting_defaults
@@ -55,15 +55,16 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
     """Train one model; return the run summary (also in ``config.json``). The run folder is
     locked while it trains: a second ``train`` into it is refused."""
     cfg.validate()
+    device = resolve_device(cfg.device)  # a missing GPU is an error before any work
     with OutputLock(cfg.out):
-        return _train(cfg, resume, overwrite, progress)
+        return _train(cfg, resume, overwrite, progress, device)
 
 
-def _train(cfg: TrainConfig, resume: bool, overwrite: bool, progress: bool) -> dict[str, Any]:
+def _train(cfg: TrainConfig, resume: bool, overwrite: bool, progress: bool, device: str) -> dict[str, Any]:
     check_run_dir(Path(cfg.out), resume, overwrite)
     threads = set_threads(cfg.threads)
     data = load_split(cfg.data, "train", cfg.split)
-    run = open_run(cfg, data, threads)
+    run = open_run(cfg, data, threads, device if model_spec(cfg.model).neural else "cpu")  # a forest: CPU
     train_set = data.subset(run.train_rows)
     if not model_spec(cfg.model).neural:
         return _fit_forest(run, train_set)
@@ -81,9 +82,12 @@ def _train(cfg: TrainConfig, resume: bool, overwrite: bool, progress: bool) -> d
         run.state = _load_resume(run.run_dir, model, optimizer, generator)
     write_config(run.run_dir, run.config)
 
+    # The data stays on the CPU, where the run's generator draws batch order and augmentation
+    # (the same draws on every device); each batch is copied to the device.
     X = torch.from_numpy(train_set.X)
     Y = torch.from_numpy(targets)
     M = torch.from_numpy(mask)
+    on_device = is_accelerator(device)
     step = TrainingStep(model, run.loss_fn, cfg.compile, cfg.batch_size,
                         total_steps=cfg.epochs * -(-len(X) // cfg.batch_size))
     epochs = range(run.state["epoch"], cfg.epochs)
@@ -93,16 +97,26 @@ def _train(cfg: TrainConfig, resume: bool, overwrite: bool, progress: bool) -> d
         t0 = time.perf_counter()
         model.train()
         total, count = 0.0, 0
+        # On a GPU the loss sum stays there (no wait for the device every step); float64 sums
+        # of float32 losses times batch sizes, in the order the CPU loop adds them.
+        device_total = torch.zeros((), dtype=torch.float64, device=device) if on_device else None
         order = torch.randperm(len(X), generator=generator)
         for start in range(0, len(X), cfg.batch_size):
             idx = order[start:start + cfg.batch_size]
             x, y, m = augment_batch(*gather_rows(idx, X, Y, M), cfg, generator)
+            if on_device:
+                x, y, m = (t.to(device, non_blocking=True) for t in (x, y, m))
             loss = step(x, y, m)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += loss.item() * len(idx)
+            if device_total is not None:
+                device_total += loss.detach().double() * len(idx)
+            else:
+                total += loss.item() * len(idx)
             count += len(idx)
+        if device_total is not None:
+            total = float(device_total)
         val = validation_scores(run_model(model, run.val_set.X).clip, run.val_set, run.loss_fn)
         row = end_epoch(run, epoch, total / count, val, time.perf_counter() - t0,
                         save_best=lambda: save_model(run.run_dir, model))
@@ -116,6 +130,10 @@ def _train(cfg: TrainConfig, resume: bool, overwrite: bool, progress: bool) -> d
 
 def _fit_forest(run: Run, train_set: OpenMICData) -> dict[str, Any]:
     """The random-forest baseline is fitted once; its one 'epoch' is the fit."""
+    # Imported here: scikit-learn (with scipy and pandas) takes longer to import than a short
+    # neural run's first epoch, and only this baseline needs it.
+    from instrec.models.forest import RandomForestBaseline
+
     cfg = run.cfg
     forest = RandomForestBaseline(n_estimators=cfg.rf_trees, max_depth=cfg.rf_max_depth, random_state=cfg.seed)
     forest.fit(train_set.X, train_set.targets, train_set.Y_mask)

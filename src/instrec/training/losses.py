@@ -46,9 +46,9 @@ def _weighted(pos: torch.Tensor, neg: torch.Tensor, pos_weight: torch.Tensor | N
               neg_weight: torch.Tensor | None) -> torch.Tensor:
     """``pos * pos_weight + neg * neg_weight`` with (C,) weights broadcast over the batch."""
     if pos_weight is not None:
-        pos = pos * pos_weight.to(pos.dtype)
+        pos = pos * pos_weight.to(pos.device, pos.dtype)
     if neg_weight is not None:
-        neg = neg * neg_weight.to(neg.dtype)
+        neg = neg * neg_weight.to(neg.device, neg.dtype)
     return pos + neg
 
 

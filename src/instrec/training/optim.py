@@ -17,7 +17,8 @@ import torch
 
 
 class FusedAdam:
-    """Adam over ``params`` (float32 CPU tensors) with learning rate ``lr``.
+    """Adam over ``params`` (float32 tensors, on the CPU or an accelerator that has the fused
+    kernel: CUDA, mps) with learning rate ``lr``.
 
     ``step()`` updates the parameters that have a gradient; state is created for every
     parameter up front (zero moments, step 0), which gives the same updates as PyTorch's
@@ -33,7 +34,8 @@ class FusedAdam:
         self.lr, self.betas, self.eps = float(lr), (float(betas[0]), float(betas[1])), float(eps)
         self.exp_avg = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
-        self.steps = [torch.tensor(0.0) for _ in self.params]
+        # float32 step counts on each parameter's device (as torch's fused Adam keeps them)
+        self.steps = [torch.zeros((), dtype=torch.float32, device=p.device) for p in self.params]
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for p in self.params:

@@ -31,6 +31,7 @@ from typing import Any, Callable
 import torch
 
 from instrec._io import InstrecError
+from instrec.models.dropout import on_device_of
 from instrec.training.config import check_compile_mode
 
 #: ``auto`` compiles runs of at least this many training steps: a compilation costs
@@ -95,7 +96,7 @@ class TrainingStep:
     def __call__(self, x: torch.Tensor, y: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         if self._compiled is None or len(x) != self.batch_size:
             return self.loss_fn(self.model(x).clip, y, m)  # any model; it draws its own masks
-        masks = self.model.draw_masks(*x.shape[:2])
+        masks = tuple(on_device_of(mask, x) for mask in self.model.draw_masks(*x.shape[:2]))
         try:
             return self._compiled(x, masks, y, m)
         except Exception as exc:  # a compiler failure; the run goes on eagerly, same masks
