@@ -24,7 +24,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import time
 import warnings
 from pathlib import Path
@@ -40,8 +39,9 @@ from instrec._io import (
     atomic_write_json,
     atomic_write_text,
 )
+from instrec._jsonread import Int, ListOf, Nullable, Num, Obj, read_json
 from instrec.models import model_from_tensors, model_tensors
-from instrec.run_schema import check_run_config
+from instrec.run_schema import MAX_EPOCHS, check_run_config
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.safetensors"
@@ -63,6 +63,11 @@ TRAINING_FILES = (CONFIG_FILE, MODEL_FILE, RESUME_WEIGHTS, RESUME_STATE, LOG_FIL
 RESUMABLE_CHANGES = ("epochs", "out", "compile")
 #: The ``config.json`` key written last by a finished run.
 FINISHED_KEY = "finished"
+#: The schema of ``last.json`` (:func:`read_resume_state`): the epoch counters are bounded, so a
+#: damaged record cannot ask for a billion epochs of work or index past the history.
+RESUME_SCHEMA = Obj({"epoch": Int(0, MAX_EPOCHS), "best_epoch": Int(-1, MAX_EPOCHS), "best_f1": Nullable(Num()),
+                     "history": ListOf(dict, 0, MAX_EPOCHS), "param_groups": ListOf(dict, 1),
+                     "mask_rngs": Nullable(list)}, ("epoch", "best_epoch", "best_f1", "history", "param_groups"))
 #: The splits ``instrec evaluate`` scores; ``test`` keeps the plain file names.
 EVAL_SPLITS = ("test", "train", "validation")
 
@@ -84,12 +89,7 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
         raise InstrecError(f"{run_dir}: run directory not found")
     if not path.is_file():
         raise InstrecError(f"{path}: not found; is {run_dir} a run directory written by 'instrec train'?")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InstrecError(f"{path}: not valid JSON ({exc})") from None
-    except OSError as exc:
-        raise InstrecError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    config = read_json(path)
     check_run_config(config, path)
     return config
 
@@ -151,8 +151,8 @@ def load_model(run_dir: str | Path, allow_unfinished: bool = False) -> tuple[Any
 def _progress(run_dir: Path, config: dict[str, Any]) -> str:
     """'trained N of M epochs' from the resume state, where readable."""
     try:
-        done = json.loads((run_dir / RESUME_STATE).read_text())["epoch"]
-    except (OSError, ValueError, KeyError, TypeError):
+        done = read_json(run_dir / RESUME_STATE, RESUME_SCHEMA)["epoch"]
+    except (InstrecError, KeyError):
         return "no finished marker"
     return f"trained {done} of {config.get('train', {}).get('epochs', '?')} epochs"
 
@@ -278,11 +278,10 @@ def read_resume_state(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], di
     """Inverse of :func:`save_resume_state`: (state, model state dict, optimizer state dict,
     {"torch": rng state, "generator": rng state, "masks": dropout stream states})."""
     try:
-        state = json.loads((run_dir / RESUME_STATE).read_text(encoding="utf-8"))
-        if not isinstance(state, dict) or not isinstance(state.get("param_groups"), list):
-            raise ValueError("not a resume record")
-    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise InstrecError(f"{run_dir / RESUME_STATE}: damaged ({exc}); start the run again with --overwrite") from None
+        state = read_json(run_dir / RESUME_STATE, RESUME_SCHEMA)
+    except InstrecError as exc:
+        source, _, problem = str(exc).partition(": ")
+        raise InstrecError(f"{source}: damaged ({problem}); start the run again with --overwrite") from None
     tensors = load_tensors(run_dir / RESUME_WEIGHTS)
     model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
     slots: dict[int, dict[str, Any]] = {}

@@ -13,7 +13,6 @@ that can only rebuild numpy arrays, so a crafted file cannot run code (:mod:`ins
 """
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,6 +26,7 @@ from instrec._io import (
     atomic_write_json,
     atomic_write_text,
 )
+from instrec._jsonread import read_json
 from instrec.data.layout import CLASS_MAP_FILE, NPZ_FILE, partition_path
 from instrec.data.npz import read_npz_safely
 
@@ -138,10 +138,7 @@ def read_class_map(path: str | Path, n_classes: int | None = None) -> tuple[str,
     path = Path(path)
     if not path.is_file():
         raise InstrecError(f"{path}: class map not found")
-    try:
-        mapping = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InstrecError(f"{path}: invalid JSON ({exc})") from None
+    mapping = read_json(path)
     if not isinstance(mapping, dict) or not all(type(v) is int for v in mapping.values()):
         raise InstrecError(f"{path}: class map must be an object {{instrument name: integer column index}}")
     if sorted(mapping.values()) != list(range(len(mapping))):
