@@ -34,6 +34,8 @@ from instrec.tagging.thresholds import DEFAULT_THRESHOLD, ThresholdPolicy, learn
 
 #: Folder of the packaged default model, beside this module.
 DEFAULT_DIR = "default"
+#: How to get a good default model back when its files fail their integrity check.
+DEFAULT_REPAIR = "reinstall instrec, or rebuild the default model with 'make default-model'"
 
 
 @dataclass
@@ -102,7 +104,9 @@ class Tagger:
                  weights_dir: str | Path | None = None, threshold: str | float = DEFAULT_THRESHOLD,
                  allow_unfinished: bool = False):
         self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir()
-        self.model, self.config = load_model(self.run_dir, allow_unfinished=allow_unfinished)
+        shipped = self.run_dir.resolve() == default_model_dir().resolve()  # its integrity record must be there
+        self.model, self.config = load_model(self.run_dir, allow_unfinished=allow_unfinished, require_integrity=shipped,
+                                             repair=DEFAULT_REPAIR if shipped else None)
         self.classes: list[str] = list(self.config["classes"])
         self.n_frames: int = int(self.config["n_frames"])
         trained_on = self.config.get("frontend", {}).get("name", "vggish")
