@@ -74,6 +74,7 @@ class TagResults:
     trained: np.ndarray | None = None  # (C,) bool: instruments the model learned (others NaN, never present)
     threshold: str = "0.5"  # the policy's name: "tuned" or a number
     threshold_description: str = "0.5 for every instrument"  # one sentence for the outputs
+    interrupted: tuple[int, int] | None = None  # (files done, files given) when Ctrl-C stopped the run
 
     @property
     def untrained(self) -> list[str]:
@@ -190,8 +191,19 @@ class Tagger:
             feats = self.frontend.features_from_file(path)
         tags = self.tag_features(feats, str(path))
         tags.notes = [str(w.message) for w in caught] + tags.notes
+        if not _utf8(str(path)):
+            tags.notes.append("the file name is not valid UTF-8: written as its raw bytes (surrogateescape)")
         tags.duration = audio_info(path).duration
         return tags
+
+
+def _utf8(text: str) -> bool:
+    """Whether ``text`` is valid Unicode (a name that was not UTF-8 holds lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _stitch(per_window: np.ndarray, spans: list[tuple[int, int]], n: int) -> np.ndarray:
@@ -222,7 +234,7 @@ def default_run_dir() -> Path:
 def predict(run_dir: str | Path | None, inputs: Iterable[str | Path], per_second: bool = False,
             frontend: str | None = None, weights_dir: str | Path | None = None, progress: bool = False,
             threshold: str | float = DEFAULT_THRESHOLD, threads: int | None = None,
-            allow_unfinished: bool = False, jobs: int = 1) -> TagResults:
+            allow_unfinished: bool = False, jobs: int = 1, keep_partial: bool = False) -> TagResults:
     """Tag audio files (or folders of them) with the model in ``run_dir`` (None: the default model).
 
     ``threshold``: ``"tuned"`` (default: the run's per-instrument thresholds), ``"0.5"`` or
@@ -237,7 +249,9 @@ def predict(run_dir: str | Path | None, inputs: Iterable[str | Path], per_second
     same whatever the count, as long as the threads per process are; workers with more than
     one thread need a process that has not run multi-threaded torch work before (see
     :func:`instrec.parallel.inherited_map`). ``allow_unfinished``:
-    tag with a run whose training did not finish (with a warning)."""
+    tag with a run whose training did not finish (with a warning). ``keep_partial``: Ctrl-C
+    while tagging returns the files finished so far, with ``interrupted`` set (else it raises
+    KeyboardInterrupt)."""
     inputs = list(inputs)
     paths = expand_inputs(inputs)
     if not paths:
@@ -252,9 +266,16 @@ def predict(run_dir: str | Path | None, inputs: Iterable[str | Path], per_second
     if per_second:
         require_frame_outputs(tagger)
     tagger.frontend  # noqa: B018 - loads and checks it now: a mismatch is one error, not one per file
-    files, failures = tag_paths(tagger, paths, progress, jobs=jobs, worker_setup=setup)
+    interrupted = None
+    try:
+        files, failures = tag_paths(tagger, paths, progress, jobs=jobs, worker_setup=setup)
+    except Interrupted as stop:
+        if not keep_partial:
+            raise
+        files, failures = stop.files, stop.failures
+        interrupted = (len(files) + len(failures), stop.total)
     return TagResults(tagger.classes, files, failures, tagger.thresholds, tagger.trained, tagger.policy.name,
-                      tagger.policy.description)
+                      tagger.policy.description, interrupted)
 
 
 def require_frame_outputs(tagger: Tagger) -> None:
@@ -272,13 +293,28 @@ def tag_paths(tagger: Tagger, paths: Iterable[str | Path], progress: bool = Fals
     which says what ``worker_setup`` is for)."""
     files, failures = [], []
     paths = list(paths)
-    for path, tags, message in inherited_map(functools.partial(_tag_or_fail, tagger), paths, jobs, worker_setup,
-                                             progress=progress, desc="tagging", total=len(paths)):
-        if message is not None:
-            failures.append((path, message))
-        else:
-            files.append(tags)
+    results = inherited_map(functools.partial(_tag_or_fail, tagger), paths, jobs, worker_setup,
+                            progress=progress, desc="tagging", total=len(paths))
+    try:
+        for path, tags, message in results:
+            if message is not None:
+                failures.append((path, message))
+            else:
+                files.append(tags)
+    except KeyboardInterrupt:
+        raise Interrupted(files, failures, len(paths)) from None
+    finally:
+        results.close()  # stops the workers now, not when the generator is collected
     return files, failures
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C while :func:`tag_paths` ran: what was finished before it, in input order
+    (``files`` tagged, ``failures``), of ``total`` files."""
+
+    def __init__(self, files: list[FileTags], failures: list[tuple[str, str]], total: int) -> None:
+        super().__init__()
+        self.files, self.failures, self.total = files, failures, total
 
 
 def _tag_or_fail(tagger: Tagger, path: str | Path) -> tuple[str, FileTags | None, str | None]:
