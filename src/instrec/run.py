@@ -41,7 +41,7 @@ from instrec._io import (
 )
 from instrec._jsonread import Int, ListOf, Nullable, Num, Obj, read_json
 from instrec.integrity import check_integrity, write_integrity
-from instrec.models import model_from_tensors, model_tensors
+from instrec.models import model_from_tensors, model_spec, model_tensors
 from instrec.run_schema import MAX_EPOCHS, check_run_config
 
 CONFIG_FILE = "config.json"
@@ -192,7 +192,7 @@ def model_of(run_dir: str | Path, config: dict[str, Any]) -> Any:
     """The model of ``config`` with the weights in ``run_dir/model.safetensors``."""
     path = Path(run_dir) / MODEL_FILE
     model_config = config["model_config"]
-    if config["model"] == "rf":  # the forest's arrays are checked against the run's class and feature counts
+    if not model_spec(config["model"]).neural:  # the forest's arrays are checked against the run's counts
         model_config = {**model_config, "n_classes": len(config["classes"]), "n_features": config.get("n_features")}
     return model_from_tensors(config["model"], model_config, load_tensors(path), str(path))
 
