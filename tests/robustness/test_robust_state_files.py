@@ -111,6 +111,37 @@ def test_dataset_side_files_are_read_defensively(tmp_path, name, text, needle):
         read_class_map(path) if name == "class-map.json" else read_frontend(tmp_path)
 
 
+@pytest.mark.parametrize("name", ["", "  "])
+def test_featurize_refuses_an_empty_instrument_name(tmp_path, clip, name):
+    from instrec.data.featurize import featurize
+
+    labels = tmp_path / "labels.csv"
+    labels.write_text(f"sample_key,instrument,relevance\na,piano,1\na,{name},1\n")
+    with pytest.raises(InstrecError, match="labels.csv: line 3: the instrument name is empty"):
+        featurize([clip], tmp_path / "ds", frontend="logmel", labels=labels, progress=False, threads=1)
+    assert not (tmp_path / "ds").exists()
+
+
+@pytest.mark.parametrize("value", [1e30, -1e30, 3e6])
+def test_float_features_far_outside_the_scale_are_refused(tmp_path, value):
+    from conftest import make_tiny_dataset
+
+    from instrec.data.openmic import load_openmic
+
+    data = make_tiny_dataset(tmp_path / "data", n=24)
+    with np.load(data / "openmic-2018.npz") as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    X = arrays["X"].astype(np.float32)
+    X[3, 2, 1] = value
+    np.savez(data / "openmic-2018.npz", **{**arrays, "X": X})
+    with pytest.raises(InstrecError, match="openmic-2018.npz: float X values .* far outside the 0-255 scale"):
+        load_openmic(data)
+    X[3, 2, 1] = 300.0  # a little outside: still a warning only
+    np.savez(data / "openmic-2018.npz", **{**arrays, "X": X})
+    with pytest.warns(UserWarning, match="outside the 0-255 scale"):
+        load_openmic(data)
+
+
 # --- the catalogue's state files ----------------------------------------------------------
 
 pytest.importorskip("pyarrow")
