@@ -227,3 +227,23 @@ def test_csv_rows_with_a_carriage_return_are_quoted(finished_run, tmp_path):
     with open(out, newline="") as fh:
         rows = list(csv.reader(fh))[CSV_HEADER_LINES + 1:]
     assert [r[0] for r in rows] == [str(clip)]
+
+
+def test_a_catalogue_job_carries_every_name(finished_run, odd_folder, tmp_path):
+    """Parquet text must be UTF-8: a name that is not gets its bad bytes as \\xNN (and a note);
+    the manifest keeps it exactly, so a rerun finds every file done."""
+    pytest.importorskip("pyarrow")
+    from concurrent.futures import ThreadPoolExecutor
+
+    from instrec.tagging.catalogue import read_catalogue, tag_catalogue
+
+    out = tmp_path / "tags"
+    for expect_tagged in (7, 0):
+        with ThreadPoolExecutor(1) as pool:
+            report = tag_catalogue(finished_run, [odd_folder], out, executor=pool, batch_files=3)
+        assert (report.files_tagged, report.failed) == (expect_tagged, [])
+    clips = read_catalogue(out)["clips"].to_pylist()
+    shown = [str(odd_folder / n) for n in ODD] + [str(odd_folder / "caf\\xe9.wav")]
+    assert sorted(c["file"] for c in clips) == sorted(shown)
+    assert [c["notes"] for c in clips if c["file"].endswith("caf\\xe9.wav")][0][-1].startswith(
+        "the file name is not valid UTF-8")

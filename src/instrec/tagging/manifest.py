@@ -27,7 +27,8 @@ ENTRY_SCHEMA = Obj({"part": Nullable(Str(True)), "files": ListOf(str), "failed":
 
 def part_name(paths: list[str]) -> str:
     """``part-<hash>``: the same for the same batch, so a retried task overwrites its own part."""
-    return "part-" + hashlib.sha256("\n".join(paths).encode()).hexdigest()[:20]
+    # fsencode: a name that is not valid UTF-8 hashes as its bytes (the same as before for the others)
+    return "part-" + hashlib.sha256(b"\n".join(os.fsencode(p) for p in paths)).hexdigest()[:20]
 
 
 class Manifest:
