@@ -14,7 +14,7 @@ from instrec._io import InstrecError
 from instrec._version import __version__
 from instrec.cli import data, pipelines, tag, train
 from instrec.cli.args import HelpFormatter
-from instrec.cli.report import STDOUT_ERRORS, one_line, stdout_failed
+from instrec.cli.report import one_line, stdout_failed
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -44,17 +44,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code = args.fn(args)
-        if sys.stdout is not None:
-            sys.stdout.flush()  # here, so that a full or closed standard output is the error below
-        return code
     except InstrecError as exc:
         print(f"instrec: error: {one_line(str(exc))}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # a print to a full or closed standard output (files have their own errors)
-        if exc.errno not in STDOUT_ERRORS or exc.filename is not None:
-            raise
-        print(f"instrec: error: {stdout_failed(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("instrec: interrupted", file=sys.stderr)
         return 130
+    try:  # here, so that a full or closed standard output is one line, not an error at exit
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except OSError as exc:
+        print(f"instrec: error: {stdout_failed(exc)}", file=sys.stderr)
+        return 2
+    return code

@@ -1,7 +1,6 @@
 """What every command prints at the end about the files that failed."""
 from __future__ import annotations
 
-import errno
 import os
 import re
 import sys
@@ -16,10 +15,6 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 def one_line(text: str) -> str:
     """``text`` with newlines, tabs and other control characters written as escapes (``\\n``)."""
     return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
-
-
-#: errno values that mean standard output cannot take the text (a full disk, a closed pipe).
-STDOUT_ERRORS = (errno.EPIPE, errno.ENOSPC, errno.EIO, errno.EBADF, errno.EDQUOT, errno.EFBIG)
 
 
 def write_stdout(text: str) -> None:
