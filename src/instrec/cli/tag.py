@@ -39,7 +39,7 @@ def _predict(args: argparse.Namespace) -> int:
                 check_output_dir(out, args.overwrite)
             else:
                 check_output_file(out, args.overwrite)
-        if plot is not None:
+        if plot is not None and (out is None or plot.resolve() != out.resolve()):  # one lock per folder
             locks.enter_context(OutputLock(plot))
             check_output_dir(plot, args.overwrite)
         return _tag(args, run_dir, inputs, out)
