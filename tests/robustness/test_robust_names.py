@@ -247,3 +247,21 @@ def test_a_catalogue_job_carries_every_name(finished_run, odd_folder, tmp_path):
     assert sorted(c["file"] for c in clips) == sorted(shown)
     assert [c["notes"] for c in clips if c["file"].endswith("caf\\xe9.wav")][0][-1].startswith(
         "the file name is not valid UTF-8")
+
+
+def test_a_relative_name_starting_with_a_hash_is_a_row(finished_run, tmp_path, monkeypatch):
+    """Tagged from its own folder, ``#take1.wav`` starts its CSV line: a row, not a comment."""
+    _tone(tmp_path / "#take1.wav")
+    _tone(tmp_path / "take #2.wav")
+    monkeypatch.chdir(tmp_path)
+    assert cli("predict", "#take1.wav", "take #2.wav", "--run", str(finished_run), "--out", "t.csv", "-q")[0] == 0
+    assert [r["file"] for r in parse_csv((tmp_path / "t.csv").read_text())[1]] == ["#take1.wav", "take #2.wav"]
+
+
+def test_the_readable_answer_keeps_one_line_per_file(finished_run, tmp_path, capsys):
+    from instrec.cli import main
+
+    clip = _tone(tmp_path / "two\nlines.wav")
+    assert main(["predict", str(clip), "--run", str(finished_run), "--print", "-q"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1].startswith(str(tmp_path / "two\\nlines.wav") + " (2.0 s): ")

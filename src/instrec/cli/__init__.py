@@ -10,11 +10,11 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from instrec._io import InstrecError
+from instrec._io import InstrecError, one_line
 from instrec._version import __version__
 from instrec.cli import data, pipelines, tag, train
 from instrec.cli.args import HelpFormatter
-from instrec.cli.report import one_line, stdout_failed
+from instrec.cli.report import stdout_failed
 
 Handler = Callable[[argparse.Namespace], int]
 

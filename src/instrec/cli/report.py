@@ -1,20 +1,11 @@
-"""What every command prints at the end about the files that failed."""
+"""What every command prints at the end about the files that failed, and writing to standard output."""
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Sequence
 
-from instrec._io import InstrecError
-
-#: Control characters, shown escaped so that a message stays one line whatever a file's name holds.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def one_line(text: str) -> str:
-    """``text`` with newlines, tabs and other control characters written as escapes (``\\n``)."""
-    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+from instrec._io import InstrecError, one_line
 
 
 def write_stdout(text: str) -> None:

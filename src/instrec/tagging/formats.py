@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from instrec._io import InstrecError
+from instrec._io import InstrecError, one_line
 from instrec.tagging.predict import TagResults
 
 FORMATS = ("csv", "json")
@@ -203,5 +203,5 @@ def readable(results: TagResults, top: int = 3) -> str:
         else:
             heard = "nothing above its threshold; most probable: " + ", ".join(
                 f"{results.classes[c]} {f.probabilities[c]:.2f} (threshold {thresholds[c]:.2f})" for c in order[:top])
-        lines.append(f"{f.path} ({f.seconds:.1f} s): {heard}")
+        lines.append(f"{one_line(f.path)} ({f.seconds:.1f} s): {heard}")
     return "".join(line + "\n" for line in lines)
