@@ -15,7 +15,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "instrec"
 
 #: Packages from the bottom up; a module may import only from lower ranks or its own package.
 RANKS = {
-    "instrec._io": 0, "instrec._version": 0, "instrec.classes": 0.5, "instrec.runinfo": 0.5, "instrec.parallel": 0.5, "instrec.fetch": 0.5,
+    "instrec._io": 0, "instrec._jsonread": 0.2, "instrec._version": 0, "instrec.classes": 0.5, "instrec.runinfo": 0.5, "instrec.parallel": 0.5, "instrec.fetch": 0.5, "instrec.integrity": 0.75,
     "instrec.device": 0.5,
     "instrec.features": 1, "instrec.models": 2, "instrec.data": 3, "instrec.run_schema": 3.5, "instrec.run": 4, "instrec.evaluation": 5,
     "instrec.synth": 6, "instrec.training": 6, "instrec.tagging": 7, "instrec.pipelines": 8,

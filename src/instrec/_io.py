@@ -10,6 +10,7 @@ import io
 import json
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -19,6 +20,15 @@ import numpy as np
 
 class InstrecError(Exception):
     """An error caused by user input; its message is one line naming the file and the problem."""
+
+
+#: Control characters, shown escaped so that a message stays one line whatever a file's name holds.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def one_line(text: str) -> str:
+    """``text`` with newlines, tabs and other control characters written as escapes (``\\n``)."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import json
 import os
 import posixpath
 import sys
@@ -24,6 +23,7 @@ from typing import Any, BinaryIO
 from tqdm import tqdm
 
 from instrec._io import InstrecError, atomic_write_json
+from instrec._jsonread import Obj, read_json
 
 TIMEOUT_S = 60.0
 #: Environment variable naming the folder of converted pretrained weights.
@@ -266,7 +266,7 @@ def extraction_complete(archive: str | Path, dest: str | Path) -> bool:
     """Whether ``archive`` was extracted into ``dest`` to the end and its regular files still
     have the sizes they were extracted with."""
     try:
-        members = json.loads(manifest_path(archive, dest).read_text(encoding="utf-8"))["members"]
+        members = read_json(manifest_path(archive, dest), Obj({"members": dict}, ("members",)))["members"]
         return all(Path(dest).joinpath(*name.split("/")).stat().st_size == size for name, size in members.items())
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (InstrecError, OSError, ValueError, TypeError):
         return False

@@ -24,7 +24,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import time
 import warnings
 from pathlib import Path
@@ -40,8 +39,10 @@ from instrec._io import (
     atomic_write_json,
     atomic_write_text,
 )
-from instrec.models import model_from_tensors, model_tensors
-from instrec.run_schema import check_run_config
+from instrec._jsonread import Int, ListOf, Nullable, Num, Obj, read_json
+from instrec.integrity import check_integrity, write_integrity
+from instrec.models import model_from_tensors, model_spec, model_tensors
+from instrec.run_schema import MAX_EPOCHS, check_run_config
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.safetensors"
@@ -57,12 +58,21 @@ PREDICTIONS_FILE = "predictions.npz"
 #: ``per_class.csv`` beside them is never mistaken for the per-instrument localisation table).
 LOCALIZATION_METRICS_FILE = "localization/metrics.json"
 LOCALIZATION_PER_CLASS_FILE = "localization/per_class.csv"
+#: The integrity record of a finished run (:mod:`instrec.integrity`): the sha256 of the files in
+#: :data:`CHECKED_FILES`, written with the ``finished`` stamp and checked by :func:`load_model`.
+INTEGRITY_FILE = "integrity.json"
+CHECKED_FILES = (CONFIG_FILE, MODEL_FILE)
 #: Files a training run writes (``--overwrite`` removes them first).
-TRAINING_FILES = (CONFIG_FILE, MODEL_FILE, RESUME_WEIGHTS, RESUME_STATE, LOG_FILE)
+TRAINING_FILES = (CONFIG_FILE, MODEL_FILE, RESUME_WEIGHTS, RESUME_STATE, LOG_FILE, INTEGRITY_FILE)
 #: Settings a resumed run may change: the others must match the run it continues.
 RESUMABLE_CHANGES = ("epochs", "out", "compile", "device")
 #: The ``config.json`` key written last by a finished run.
 FINISHED_KEY = "finished"
+#: The schema of ``last.json`` (:func:`read_resume_state`): the epoch counters are bounded, so a
+#: damaged record cannot ask for a billion epochs of work or index past the history.
+RESUME_SCHEMA = Obj({"epoch": Int(0, MAX_EPOCHS), "best_epoch": Int(-1, MAX_EPOCHS), "best_f1": Nullable(Num()),
+                     "history": ListOf(dict, 0, MAX_EPOCHS), "param_groups": ListOf(dict, 1),
+                     "mask_rngs": Nullable(list)}, ("epoch", "best_epoch", "best_f1", "history", "param_groups"))
 #: The splits ``instrec evaluate`` scores; ``test`` keeps the plain file names.
 EVAL_SPLITS = ("test", "train", "validation")
 
@@ -84,12 +94,7 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
         raise InstrecError(f"{run_dir}: run directory not found")
     if not path.is_file():
         raise InstrecError(f"{path}: not found; is {run_dir} a run directory written by 'instrec train'?")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InstrecError(f"{path}: not valid JSON ({exc})") from None
-    except OSError as exc:
-        raise InstrecError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    config = read_json(path)
     check_run_config(config, path)
     return config
 
@@ -107,7 +112,28 @@ def mark_finished(config: dict[str, Any]) -> None:
 
 
 def write_config(run_dir: str | Path, config: dict[str, Any]) -> None:
+    """Write ``config.json``; with the ``finished`` stamp also the run's integrity record
+    (an older record is removed first: it no longer matches)."""
+    (Path(run_dir) / INTEGRITY_FILE).unlink(missing_ok=True)
     atomic_write_json(Path(run_dir) / CONFIG_FILE, config)
+    if FINISHED_KEY in config:
+        write_run_integrity(run_dir)
+
+
+def write_run_integrity(run_dir: str | Path) -> Path:
+    """Record the sha256 of a finished run's :data:`CHECKED_FILES` in ``integrity.json``
+    (also what the default-model export calls once its files are in place)."""
+    run_dir = Path(run_dir)
+    return write_integrity(run_dir / INTEGRITY_FILE, [run_dir / name for name in CHECKED_FILES])
+
+
+def check_run_integrity(run_dir: str | Path, required: bool = False, repair: str | None = None) -> bool:
+    """Check a finished run's files against its integrity record (see :mod:`instrec.integrity`).
+    A run finished by an instrec without records is used with a warning unless ``required``."""
+    repair = repair or ("train the run again ('instrec train ... --overwrite') or restore its folder from a copy; "
+                        "a config.json edited by hand is refused too")
+    return check_integrity(Path(run_dir) / INTEGRITY_FILE, CHECKED_FILES, repair, required,
+                           " (finished by an older instrec, which wrote none)")
 
 
 def save_tensors(path: str | Path, tensors: dict[str, Any], metadata: dict[str, str] | None = None) -> None:
@@ -133,12 +159,17 @@ def save_model(run_dir: str | Path, model: Any) -> None:
     save_tensors(Path(run_dir) / MODEL_FILE, model_tensors(model))
 
 
-def load_model(run_dir: str | Path, allow_unfinished: bool = False) -> tuple[Any, dict[str, Any]]:
+def load_model(run_dir: str | Path, allow_unfinished: bool = False, require_integrity: bool = False,
+               repair: str | None = None) -> tuple[Any, dict[str, Any]]:
     """Rebuild the model of a run directory from its config and weights, in eval mode.
 
     A run whose training did not finish (killed, a full disk) is refused, or with
-    ``allow_unfinished`` used with a warning (its thresholds are then 0.5)."""
+    ``allow_unfinished`` used with a warning (its thresholds are then 0.5). A finished run's
+    files are checked against its integrity record (:func:`check_run_integrity`; ``repair``
+    replaces the sentence that says how to get good files back)."""
     config = read_config(run_dir)
+    if run_finished(config):
+        check_run_integrity(run_dir, require_integrity, repair)
     if not run_finished(config):
         message = (f"{Path(run_dir) / CONFIG_FILE}: the run did not finish ({_progress(Path(run_dir), config)}); "
                    "resume it with 'instrec train ... --resume'")
@@ -151,8 +182,8 @@ def load_model(run_dir: str | Path, allow_unfinished: bool = False) -> tuple[Any
 def _progress(run_dir: Path, config: dict[str, Any]) -> str:
     """'trained N of M epochs' from the resume state, where readable."""
     try:
-        done = json.loads((run_dir / RESUME_STATE).read_text())["epoch"]
-    except (OSError, ValueError, KeyError, TypeError):
+        done = read_json(run_dir / RESUME_STATE, RESUME_SCHEMA)["epoch"]
+    except (InstrecError, KeyError):
         return "no finished marker"
     return f"trained {done} of {config.get('train', {}).get('epochs', '?')} epochs"
 
@@ -160,7 +191,10 @@ def _progress(run_dir: Path, config: dict[str, Any]) -> str:
 def model_of(run_dir: str | Path, config: dict[str, Any]) -> Any:
     """The model of ``config`` with the weights in ``run_dir/model.safetensors``."""
     path = Path(run_dir) / MODEL_FILE
-    return model_from_tensors(config["model"], config["model_config"], load_tensors(path), str(path))
+    model_config = config["model_config"]
+    if not model_spec(config["model"]).neural:  # the forest's arrays are checked against the run's counts
+        model_config = {**model_config, "n_classes": len(config["classes"]), "n_features": config.get("n_features")}
+    return model_from_tensors(config["model"], model_config, load_tensors(path), str(path))
 
 
 def model_sha256(run_dir: str | Path) -> str:
@@ -278,11 +312,10 @@ def read_resume_state(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], di
     """Inverse of :func:`save_resume_state`: (state, model state dict, optimizer state dict,
     {"torch": rng state, "generator": rng state, "masks": dropout stream states})."""
     try:
-        state = json.loads((run_dir / RESUME_STATE).read_text(encoding="utf-8"))
-        if not isinstance(state, dict) or not isinstance(state.get("param_groups"), list):
-            raise ValueError("not a resume record")
-    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise InstrecError(f"{run_dir / RESUME_STATE}: damaged ({exc}); start the run again with --overwrite") from None
+        state = read_json(run_dir / RESUME_STATE, RESUME_SCHEMA)
+    except InstrecError as exc:
+        source, _, problem = str(exc).partition(": ")
+        raise InstrecError(f"{source}: damaged ({problem}); start the run again with --overwrite") from None
     tensors = load_tensors(run_dir / RESUME_WEIGHTS)
     model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
     slots: dict[int, dict[str, Any]] = {}

@@ -10,8 +10,16 @@ from instrec._io import InstrecError
 from instrec.models.registry import model_spec
 
 
-def _positive_int(value: Any) -> bool:
-    return type(value) is int and value >= 1
+#: Largest ``n_frames`` (training clip length, 0.96-s frames: 2.7 hours) and ``n_features``
+#: a run may record: the tagger allocates a window of that many frames per file.
+MAX_FRAMES = 10_000
+MAX_FEATURES = 65_536
+#: Largest epoch count a run or its resume state may record.
+MAX_EPOCHS = 1_000_000
+
+
+def _positive_int(value: Any, limit: int) -> bool:
+    return type(value) is int and 1 <= value <= limit
 
 
 def check_run_config(config: Any, path: Path) -> None:
@@ -21,7 +29,7 @@ def check_run_config(config: Any, path: Path) -> None:
 
     if not isinstance(config, dict):
         raise InstrecError(f"{path}: must be a JSON object")
-    for key in ("model", "model_config", "classes"):
+    for key in ("model", "model_config", "classes", "n_frames"):
         if key not in config:
             raise InstrecError(f"{path}: missing key {key!r}")
     if not isinstance(config["model"], str):
@@ -36,9 +44,15 @@ def check_run_config(config: Any, path: Path) -> None:
     if (not isinstance(classes, list) or not classes or not all(isinstance(c, str) and c for c in classes)
             or len(set(classes)) != len(classes)):
         raise bad("classes", "must be a non-empty list of distinct instrument names")
-    for key in ("n_frames", "n_features"):
-        if key in config and not _positive_int(config[key]):
-            raise bad(key, f"must be an integer >= 1, got {config[key]!r}")
+    for key, limit in (("n_frames", MAX_FRAMES), ("n_features", MAX_FEATURES)):
+        if key in config and not _positive_int(config[key], limit):
+            raise bad(key, f"must be an integer >= 1 (at most {limit}), got {str(config[key])[:40]}")
+    for key in ("epochs_run", "best_epoch"):
+        if key in config and not (type(config[key]) is int and -1 <= config[key] <= MAX_EPOCHS):
+            raise bad(key, f"must be an integer in [-1, {MAX_EPOCHS}]")
+    prior = config.get("tag_prior")
+    if prior is not None and not (isinstance(prior, dict) and isinstance(prior.get("rule"), str)):
+        raise bad("tag_prior", "must be null or an object with a 'rule' (e.g. {\"rule\": \"noisy-or\"})")
     if "thresholds" in config:
         t = config["thresholds"]
         if (not isinstance(t, list) or len(t) != len(classes)

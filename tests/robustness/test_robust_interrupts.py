@@ -20,6 +20,7 @@ import soundfile as sf
 from robust_helpers import SRC, assert_one_line_error, cli, python
 
 from instrec._io import lock_path
+from instrec.tagging.formats import parse_csv
 from instrec.synth import build_corpus
 
 
@@ -281,12 +282,21 @@ def test_ctrl_c_on_predict_with_workers_stops_everything_without_a_traceback(fin
         proc.wait(timeout=60)
         err = log.read_text()
         assert "Traceback" not in err, err
-        if sig == signal.SIGINT:
-            assert proc.returncode == 130 and err.strip().splitlines()[-1] == "instrec: interrupted", err
+        if sig == signal.SIGINT:  # what was finished is kept, marked partial (never a complete-looking file)
+            last = err.strip().splitlines()[-1]
+            assert proc.returncode == 130 and last.startswith("instrec: interrupted"), err
             assert not lock_path(out).exists()
+            if out.exists():
+                comments, rows = parse_csv(out.read_text())
+                done = int(last.split("after ")[1].split(" of ")[0])
+                assert len(comments) == 4 and comments[3].startswith(f"status: PARTIAL, interrupted after {done} of 1500")
+                assert 0 < len(rows) == done < 1500 and [r["file"] for r in rows] == [
+                    str(clips / f"c{i:03d}.wav") for i in range(done)]
+            else:
+                assert last == "instrec: interrupted" or "after 0 of" in last, err
         else:  # no cleanup after SIGTERM; the next writer takes over the dead process's lock
             assert proc.returncode == -signal.SIGTERM, err
-        assert not out.exists()
+            assert not out.exists()
         _wait_for(lambda: not any(_alive(w) for w in workers), 10, "the workers to end")
     finally:
         _kill_all(proc, workers)

@@ -14,7 +14,7 @@ from safetensors.numpy import load_file, save_file
 
 from instrec._io import InstrecError
 from instrec.evaluation.evaluate import evaluate_run
-from instrec.run import CONFIG_FILE, FINISHED_KEY, MODEL_FILE, load_model
+from instrec.run import CONFIG_FILE, FINISHED_KEY, MODEL_FILE, load_model, write_run_integrity
 
 
 def _edit(run, **changes) -> None:
@@ -26,6 +26,7 @@ def _edit(run, **changes) -> None:
         else:
             config[key] = value
     path.write_text(json.dumps(config))
+    write_run_integrity(run)  # the record matches: the run's own checks must answer
 
 
 def _unfinish(run) -> None:
@@ -97,6 +98,7 @@ def test_nan_weights_are_refused(run_copy):
     tensors[name] = tensors[name].copy()
     tensors[name].flat[0] = math.nan
     save_file(tensors, str(run_copy / MODEL_FILE))
+    write_run_integrity(run_copy)  # even with a matching record
     assert_one_line_error(*cli("evaluate", str(run_copy)), MODEL_FILE, name, "NaN")
 
 

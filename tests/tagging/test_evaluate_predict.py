@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 
 import numpy as np
@@ -12,6 +13,7 @@ from conftest import TINY_CLASSES, make_tiny_dataset
 from instrec._io import InstrecError
 from instrec.cli import main
 from instrec.evaluation.metrics import evaluate
+from instrec.run import write_run_integrity
 from instrec.tagging.formats import parse_csv
 from instrec.training.config import TrainConfig
 from instrec.training.loop import train
@@ -155,6 +157,7 @@ def test_instruments_never_labelled_positive_are_never_tagged(tmp_path):
     config = json.loads((run / "config.json").read_text())
     config["thresholds"] = [0.0] * 4  # every trained instrument would be tagged present
     (run / "config.json").write_text(json.dumps(config))
+    write_run_integrity(run)  # as if the run had finished so
     tags = predict(run, [_tone(tmp_path / "a.wav", 10.0)]).files[0]
     assert tags.present.tolist() == [True, True, True, False]
     assert np.isnan(tags.probabilities[3]) and not np.isnan(tags.probabilities[:3]).any()
@@ -206,7 +209,10 @@ def test_output_names_never_collide():
         return FileTags(path, np.zeros(2), np.zeros(2, bool), 1, 1, "single window")
 
     results = TagResults(["a", "b"], [tags("x/song.wav"), tags("y/song.flac"), tags("z/other.mp3")], [])
-    assert output_names(results, ".jams") == ["song.jams", "song-2.jams", "other.jams"]
+    x, y, other = output_names(results, ".jams")
+    # Same stems: each gets 8 hex digits of its path's sha256 (the same whatever the other inputs).
+    assert (x, y, other) == (f"song-{hashlib.sha256(b'x/song.wav').hexdigest()[:8]}.jams",
+                             f"song-{hashlib.sha256(b'y/song.flac').hexdigest()[:8]}.jams", "other.jams")
 
 
 def test_readable_answer_lists_what_was_heard_with_thresholds(run128, tmp_path, capsys):

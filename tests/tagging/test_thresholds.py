@@ -12,7 +12,7 @@ from conftest import TINY_CLASSES, make_tiny_dataset
 from instrec._io import InstrecError
 from instrec.features.frontends import get_frontend
 from instrec.models.inference import run_model
-from instrec.run import load_model
+from instrec.run import load_model, write_run_integrity
 from instrec.tagging.formats import format_results, parse_csv, readable
 from instrec.tagging.predict import predict
 from instrec.tagging.thresholds import learned_classes, parse_threshold
@@ -51,6 +51,7 @@ def _set_thresholds(run, values):
     config = json.loads((run / "config.json").read_text())
     config["thresholds"] = [float(v) for v in values]
     (run / "config.json").write_text(json.dumps(config))
+    write_run_integrity(run)  # as if the run had finished so
 
 
 def test_parse_threshold_accepts_tuned_and_probabilities_only():
@@ -153,6 +154,7 @@ def test_a_run_without_tuned_thresholds_says_it_falls_back(delta_run):
     config = json.loads((run / "config.json").read_text())
     saved = config.pop("thresholds")
     (run / "config.json").write_text(json.dumps(config))
+    write_run_integrity(run)  # as if the run had finished so
     try:
         res = predict(run, [clip])
     finally:

@@ -95,7 +95,8 @@ def test_student_resumes_bit_identically_and_refuses_a_changed_teacher(tiny_data
     kw["teacher"] = str(other)
     train(_cfg(tiny_dataset, tmp_path / "s2", **{**kw, "epochs": 1}), progress=False)
     train(_cfg(tiny_dataset, tmp_path / "t2", epochs=1, seed=9), progress=False)
-    shutil.copy(tmp_path / "t2" / "model.safetensors", other / "model.safetensors")  # the teacher retrained
+    for name in ("model.safetensors", "config.json", "integrity.json"):  # the teacher retrained
+        shutil.copy(tmp_path / "t2" / name, other / name)
     with pytest.raises(InstrecError, match="teacher's weights changed"):
         train(_cfg(tiny_dataset, tmp_path / "s2", **kw), resume=True, progress=False)
 

@@ -10,10 +10,11 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from instrec._io import InstrecError
+from instrec._io import InstrecError, one_line
 from instrec._version import __version__
 from instrec.cli import data, pipelines, tag, train
 from instrec.cli.args import HelpFormatter
+from instrec.cli.report import stdout_failed
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -42,10 +43,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.fn(args)
+        code = args.fn(args)
     except InstrecError as exc:
-        print(f"instrec: error: {exc}", file=sys.stderr)
+        print(f"instrec: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("instrec: interrupted", file=sys.stderr)
         return 130
+    try:  # here, so that a full or closed standard output is one line, not an error at exit
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except OSError as exc:
+        print(f"instrec: error: {stdout_failed(exc)}", file=sys.stderr)
+        return 2
+    return code

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from instrec.cli.args import (
     add_device_option,
     examples,
 )
-from instrec.cli.report import report_failures
+from instrec.cli.report import report_failures, write_stdout
 from instrec.features import FRONTEND_NAMES
 
 
@@ -35,22 +36,27 @@ def _predict(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
     if args.format == "jams" and out is None:
         raise InstrecError("--format jams writes one .jams file per audio file: give the folder with --out DIR")
-    if args.plot and Path(args.plot).exists() and not Path(args.plot).is_dir():
-        raise InstrecError(f"{args.plot}: --plot needs a folder, and this is a file")
-    if out is None:
-        return _tag(args, run_dir, inputs, out)
-    # The lock first, then the collision check, then the work: a second writer of the same
-    # --out is refused, and nothing is found taken only after all the files were tagged.
-    with OutputLock(out):
-        if args.format == "jams":
-            check_output_dir(out, args.overwrite)
-        else:
-            check_output_file(out, args.overwrite)
+    plot = Path(args.plot) if args.plot else None
+    if plot is not None and plot.exists() and not plot.is_dir():
+        raise InstrecError(f"{plot}: --plot needs a folder, and this is a file")
+    # The locks first, then the collision checks, then the work: a second writer of the same
+    # --out or --plot folder is refused, and nothing is found taken only after all the files
+    # were tagged. The pictures follow --out's rule: a folder that holds some needs --overwrite.
+    with contextlib.ExitStack() as locks:
+        if out is not None:
+            locks.enter_context(OutputLock(out))
+            if args.format == "jams":
+                check_output_dir(out, args.overwrite)
+            else:
+                check_output_file(out, args.overwrite)
+        if plot is not None and (out is None or plot.resolve() != out.resolve()):  # one lock per folder
+            locks.enter_context(OutputLock(plot))
+            check_output_dir(plot, args.overwrite)
         return _tag(args, run_dir, inputs, out)
 
 
 def _tag(args: argparse.Namespace, run_dir: str | None, inputs: list[str], out: Path | None) -> int:
-    from instrec._io import atomic_write_text
+    from instrec._io import atomic_write_bytes
     from instrec.tagging.formats import format_results, readable
     from instrec.tagging.plot import write_plots
     from instrec.tagging.predict import predict
@@ -58,7 +64,8 @@ def _tag(args: argparse.Namespace, run_dir: str | None, inputs: list[str], out: 
     results = predict(run_dir, inputs, per_second=args.per_second, frontend=args.frontend,
                       weights_dir=args.weights, progress=not args.quiet, threads=args.threads,
                       threshold=args.threshold, allow_unfinished=args.allow_unfinished, jobs=args.jobs,
-                      device=args.device)
+                      device=args.device, keep_partial=True)
+    to_terminal = out is None and (args.print or (sys.stdout is not None and sys.stdout.isatty()))
     if args.format == "jams":
         try:
             from instrec.tagging.jams_output import write_jams
@@ -66,19 +73,28 @@ def _tag(args: argparse.Namespace, run_dir: str | None, inputs: list[str], out: 
             raise InstrecError("--format jams needs the jams package: pip install 'instrec[jams]'") from None
         written = write_jams(results, out)
         print(f"tagged {len(written)} file(s) -> {out}/ (JAMS)", file=sys.stderr)
-    elif out is None and (args.print or sys.stdout.isatty()):
-        sys.stdout.write(readable(results))  # a person reads the terminal
+    elif to_terminal:
+        write_stdout(readable(results))  # a person reads the terminal
     elif out is None:
-        sys.stdout.write(format_results(results, args.format, args.per_second))
+        write_stdout(format_results(results, args.format, args.per_second))
     elif results.files:
-        atomic_write_text(out, format_results(results, args.format, args.per_second))
+        # surrogateescape: a file name that is not valid UTF-8 is written as its raw bytes
+        atomic_write_bytes(out, format_results(results, args.format, args.per_second).encode("utf-8", "surrogateescape"))
         print(f"tagged {len(results.files)} file(s) -> {out}", file=sys.stderr)
     if args.print and out is not None:
-        sys.stdout.write(readable(results))
-    if args.plot and results.files:
+        write_stdout(readable(results))
+    if args.plot and results.files and results.interrupted is None:
         pictures = write_plots(results, args.plot)
-        print(f"{len(pictures)} picture(s) -> {args.plot}/", file=sys.stderr)
-    return report_failures(results.failures)
+        print(f"{len(pictures)} picture(s) -> {Path(args.plot)}/", file=sys.stderr)
+    code = report_failures(results.failures)
+    if results.interrupted is not None:
+        done, total = results.interrupted
+        kept = "" if out is None or not results.files else (
+            f"; {out}/ holds their .jams files" if args.format == "jams"
+            else f"; {out} holds those (its status says PARTIAL)")
+        print(f"instrec: interrupted after {done} of {total} file(s){kept}", file=sys.stderr)
+        return 130
+    return code
 
 
 def _predict_dask(args: argparse.Namespace, run_dir: str | None, inputs: list[str]) -> int:

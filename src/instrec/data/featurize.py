@@ -54,6 +54,8 @@ def _read_labels(path: Path) -> dict[str, dict[str, float]]:
                 continue
             if len(row) < 3:
                 raise InstrecError(f"{path}: line {line}: expected sample_key,instrument,relevance")
+            if not row[1].strip():
+                raise InstrecError(f"{path}: line {line}: the instrument name is empty (a run needs a name per class)")
             try:
                 value = float(row[2])
             except ValueError:

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 from pathlib import Path
 from typing import Any, Sequence
 
 from instrec._io import InstrecError
+from instrec._jsonread import read_json
 
 NPZ_FILE = "openmic-2018.npz"
 CLASS_MAP_FILE = "class-map.json"
@@ -52,12 +52,7 @@ def audio_path(data_dir: str | Path, key: str) -> Path:
 
 
 def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InstrecError(f"{path}: not valid JSON ({exc})") from None
-    except OSError as exc:
-        raise InstrecError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return read_json(path)
 
 
 def read_frontend(data_dir: str | Path) -> dict[str, Any]:

@@ -13,7 +13,6 @@ that can only rebuild numpy arrays, so a crafted file cannot run code (:mod:`ins
 """
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,6 +26,7 @@ from instrec._io import (
     atomic_write_json,
     atomic_write_text,
 )
+from instrec._jsonread import read_json
 from instrec.data.layout import CLASS_MAP_FILE, NPZ_FILE, partition_path
 from instrec.data.npz import read_npz_safely
 
@@ -63,6 +63,11 @@ class OpenMICData:
         return OpenMICData(self.X[idx], self.Y_true[idx], self.Y_mask[idx], self.sample_key[idx], self.classes)
 
 
+#: Largest magnitude of a float feature accepted (the scale is 0-255; a little outside is
+#: warned about): beyond it a model's sums overflow float32 and every output becomes NaN.
+MAX_ABS_FEATURE = 1e6
+
+
 def _check_features(X: np.ndarray, path: Path) -> None:
     """Refuse (N, T, F) features that are not on the 0-255 scale; warn for odd floats."""
     if X.ndim != 3:
@@ -75,6 +80,9 @@ def _check_features(X: np.ndarray, path: Path) -> None:
     elif X.dtype.kind == "f":
         if not np.isfinite(X).all():
             raise InstrecError(f"{path}: X contains NaN or Inf")
+        if X.size and max(-float(X.min()), float(X.max())) > MAX_ABS_FEATURE:
+            raise InstrecError(f"{path}: float X values {X.min():g}..{X.max():g} are far outside the 0-255 scale "
+                               f"(beyond +-{MAX_ABS_FEATURE:g}); the features are damaged or on another scale")
         if X.size and (X.min() < 0 or X.max() > 255):
             warnings.warn(f"{path}: float X values {X.min():g}..{X.max():g} lie outside the 0-255 scale; "
                           "dividing by 255 anyway", stacklevel=3)
@@ -138,10 +146,7 @@ def read_class_map(path: str | Path, n_classes: int | None = None) -> tuple[str,
     path = Path(path)
     if not path.is_file():
         raise InstrecError(f"{path}: class map not found")
-    try:
-        mapping = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InstrecError(f"{path}: invalid JSON ({exc})") from None
+    mapping = read_json(path)
     if not isinstance(mapping, dict) or not all(type(v) is int for v in mapping.values()):
         raise InstrecError(f"{path}: class map must be an object {{instrument name: integer column index}}")
     if sorted(mapping.values()) != list(range(len(mapping))):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
 from typing import IO, Iterable, Iterator, NamedTuple
@@ -50,11 +51,27 @@ _TRUNCATION_SLACK_FRAMES = 4096
 
 
 def _check_path(path: Path) -> None:
-    if not path.exists():
-        raise InstrecError(f"{path}: audio file not found")
-    if path.is_dir():
+    """Refuse what is not a readable, non-empty file, naming the real reason (a permission, not
+    "not decodable audio"). :func:`expand_inputs` lists a folder it could not search as an
+    input, so that the folder is reported here like a bad file, not skipped silently."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise InstrecError(f"{path}: audio file not found") from None
+    except OSError as exc:
+        raise InstrecError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(st.st_mode):
+        try:
+            os.listdir(path)
+        except OSError as exc:
+            raise InstrecError(f"{path}: folder cannot be searched ({exc.strerror or exc}); the audio files in "
+                               "it were not tagged") from None
         raise InstrecError(f"{path}: is a folder, not an audio file")
-    if path.stat().st_size == 0:
+    try:
+        os.close(os.open(path, os.O_RDONLY))
+    except OSError as exc:
+        raise InstrecError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if st.st_size == 0:
         raise InstrecError(f"{path}: audio file is empty (0 bytes)")
 
 
@@ -66,7 +83,7 @@ def _first_line(exc: BaseException) -> str:
 def _open(path: Path):
     _check_path(path)
     try:
-        return sf.SoundFile(os.fspath(path))
+        return sf.SoundFile(os.fsencode(path))  # bytes: a name that is not valid UTF-8 opens too
     except (RuntimeError, TypeError, ValueError) as exc:  # LibsndfileError is a RuntimeError
         reason = _first_line(exc)
         if "possibly a pipe" in reason or "unknown format" in reason.lower():
@@ -81,11 +98,12 @@ _OGG_TRUNCATION = ("ended unexpectedly", "lacks an end-of-stream", "Junk after t
 
 
 def _header_says_truncated(extra_info: str) -> bool:
-    """libsndfile's log notices a wav/aiff data chunk longer than the file, or an ogg
+    """libsndfile's log notices a wav or aiff data chunk longer than the file, or an ogg
     stream that ends without its end-of-stream page."""
     if any(marker in extra_info for marker in _OGG_TRUNCATION):
         return True
-    for match in re.finditer(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", extra_info, re.MULTILINE):
+    # wav's "data" chunk; aiff's "SSND" chunk (its "COMM" frame count is then replaced by what fits).
+    for match in re.finditer(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", extra_info, re.MULTILINE):
         declared, actual = int(match.group(1)), int(match.group(2))
         # 0 and 0xFFFFFFFF are the "length unknown" markers streaming writers use.
         if 0 < declared < 0xFFFFFF00 and actual < declared:
@@ -304,12 +322,20 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff")
 
 
 def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
-    """Files as given plus audio files found (recursively, sorted) in given folders."""
+    """Files as given plus audio files found (recursively, sorted) in given folders. A folder
+    that cannot be searched (a permission) is listed itself, so that the command reports it
+    with the files that failed instead of skipping it silently."""
     paths: list[Path] = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            paths.extend(sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in AUDIO_SUFFIXES))
+            found: list[Path] = []
+            unreadable: list[Path] = []
+            for folder, dirs, files in os.walk(p, onerror=lambda exc: unreadable.append(Path(exc.filename))):
+                dirs.sort()
+                found.extend(q for q in (Path(folder) / f for f in files)
+                             if q.suffix.lower() in AUDIO_SUFFIXES and q.is_file())
+            paths.extend(sorted(found + unreadable))
         else:
             paths.append(p)
     return paths

@@ -12,7 +12,6 @@ Only the musicnn-architecture models are converted (``MTT_musicnn``, the default
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -23,12 +22,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save
 
 from instrec._io import InstrecError, atomic_write_bytes, atomic_write_json
+from instrec._jsonread import ListOf, Obj, Str, read_json
 from instrec.features.musicnn import MTT_TAGS, Musicnn
 from instrec.features.tf_bundle import data_file_name, parse_index, read_tensors
 from instrec.fetch import default_weights_dir, sha256_file
+from instrec.integrity import check_integrity, write_integrity
 
 PACKAGE = "musicnn==0.1.0"
 WHEEL_NAME = "musicnn-0.1.0-py3-none-any.whl"
@@ -54,10 +56,30 @@ _BN_PARAMS = (("gamma", "weight"), ("beta", "bias"), ("moving_mean", "running_me
               ("moving_variance", "running_var"))
 
 
+#: How to get good converted weights back (ends every integrity error of the cache).
+REPAIR = "repair the cache with 'instrec download musicnn --force'"
+
+
 def weight_files(model: str = DEFAULT_MODEL, weights_dir: str | os.PathLike | None = None) -> tuple[Path, Path]:
     """``(musicnn-<model>.safetensors, musicnn-<model>.json)`` in ``weights_dir`` (default: the cache)."""
     root = Path(weights_dir) if weights_dir is not None else default_weights_dir()
     return root / f"musicnn-{model}.safetensors", root / f"musicnn-{model}.json"
+
+
+def integrity_file(model: str = DEFAULT_MODEL, weights_dir: str | os.PathLike | None = None) -> Path:
+    """``musicnn-<model>.integrity.json``: the sha256 of the two :func:`weight_files`, written
+    last by the conversion (see :mod:`instrec.integrity`)."""
+    return weight_files(model, weights_dir)[0].with_name(f"musicnn-{model}.integrity.json")
+
+
+def check_cache(model: str = DEFAULT_MODEL, weights_dir: str | os.PathLike | None = None,
+                required: bool = False) -> bool:
+    """Check the converted files of ``model`` against their integrity record (an InstrecError
+    naming the changed file and the repair); a cache converted by an older instrec, without a
+    record, is used with a warning unless ``required``. True when checked."""
+    st_path, json_path = weight_files(model, weights_dir)
+    return check_integrity(integrity_file(model, weights_dir), (st_path.name, json_path.name), REPAIR, required,
+                           " (converted by an older instrec; 'instrec download musicnn' checks it)")
 
 
 def tf_to_state_dict(tensors: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -157,9 +179,11 @@ def convert_wheel(wheel: str | os.PathLike, weights_dir: str | os.PathLike | Non
                     raise InstrecError(f"{source}: variable {exc} missing") from None
                 state = check_state_dict(state, source, len(MODELS[model]))
                 st_path, json_path = weight_files(model, weights_dir)
+                integrity_file(model, weights_dir).unlink(missing_ok=True)
                 atomic_write_bytes(st_path, save(state, metadata={"model": model, "source": PACKAGE}))
                 atomic_write_json(json_path, {"model": model, "source": PACKAGE, "wheel": WHEEL_NAME,
                                               "wheel_sha256": digest, "tags": list(MODELS[model])})
+                write_integrity(integrity_file(model, weights_dir), (st_path, json_path))  # last
                 written[model] = st_path
     except zipfile.BadZipFile as exc:
         raise InstrecError(f"{wheel}: not a readable wheel ({exc})") from None
@@ -170,10 +194,17 @@ def download_musicnn(cache_dir: str | os.PathLike | None = None, force: bool = F
                      wheel: str | os.PathLike | None = None) -> Path:
     """Make sure ``musicnn-MTT_musicnn.safetensors`` (and MSD_musicnn) exist in ``cache_dir``; return
     the MTT_musicnn path. Without ``wheel`` the wheel is fetched with pip into a temporary folder
-    (deleted afterwards); with it, that local file is used. Existing files are kept unless ``force``."""
+    (deleted afterwards); with it, that local file is used. Existing files are kept unless ``force``
+    or they fail their integrity check (changed, truncated, or without a record): then they are
+    converted again."""
     targets = [weight_files(m, cache_dir) for m in MODELS]
     if not force and all(p.is_file() and j.is_file() for p, j in targets):
-        return targets[0][0]
+        try:
+            for m in MODELS:
+                check_cache(m, cache_dir, required=True)
+            return targets[0][0]
+        except InstrecError as exc:
+            print(f"instrec: {exc}".replace(f"; {REPAIR}", "") + "; converting again", file=sys.stderr, flush=True)
     if wheel is not None:
         return convert_wheel(wheel, cache_dir, progress=progress)[DEFAULT_MODEL]
     with tempfile.TemporaryDirectory(prefix="instrec-musicnn-") as tmp:
@@ -187,10 +218,15 @@ def load_musicnn(model: str = DEFAULT_MODEL, weights_dir: str | os.PathLike | No
     path = weight_files(model, weights_dir)[0]
     if not path.is_file():
         raise InstrecError(f"{path}: musicnn weights not found; run `instrec download musicnn` first")
+    check_cache(model, weights_dir)
     try:
         state = load_file(str(path))
+        with safe_open(str(path), "pt") as fh:
+            stored = (fh.metadata() or {}).get("model")
     except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
-        raise InstrecError(f"{path}: cannot read musicnn weights ({exc})".replace("\n", " ")) from None
+        raise InstrecError(f"{path}: cannot read musicnn weights ({exc}); {REPAIR}".replace("\n", " ")) from None
+    if stored != model:  # the other model's weights have the same shapes
+        raise InstrecError(f"{path}: holds the weights of {stored!r}, not {model!r}; {REPAIR}")
     net = Musicnn(n_tags=len(MODELS[model]))
     net.load_state_dict(check_state_dict(state, str(path), len(MODELS[model])))
     return net.eval()
@@ -200,8 +236,6 @@ def musicnn_tags(model: str = DEFAULT_MODEL, weights_dir: str | os.PathLike | No
     """Tag names of ``model`` (from its JSON when converted, else the built-in list)."""
     meta = weight_files(model, weights_dir)[1]
     if meta.is_file():
-        try:
-            return list(json.loads(meta.read_text())["tags"])
-        except (ValueError, KeyError, TypeError):
-            raise InstrecError(f"{meta}: malformed musicnn metadata") from None
+        n = len(MODELS.get(model, ()))
+        return list(read_json(meta, Obj({"tags": ListOf(Str(True), n, n)}, ("tags",)))["tags"])
     return list(MODELS[model])

@@ -9,9 +9,69 @@ numpy traversal, which reproduces sklearn's ``predict_proba``.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.ensemble import RandomForestClassifier
+
+from instrec._io import InstrecError
 
 _PARAM_KEYS = ("n_estimators", "max_depth", "random_state")
+_INT_KEYS = ("left", "right", "feature", "roots", "params")
+_FLOAT_KEYS = ("threshold", "value", "constant")
+
+
+def check_arrays(arrays: dict[str, np.ndarray], source: str, n_classes: int | None = None,
+                 n_features: int | None = None) -> dict[str, np.ndarray]:
+    """The forest's arrays (see :meth:`RandomForestBaseline.to_arrays`) if they describe valid
+    trees, else InstrecError naming ``source`` and the array: every key present with its dtype
+    kind and shape, ``params`` of 3 values, ``roots`` (C, n_estimators) with C = ``n_classes``
+    (when given), child indices in range and greater than their parent's (trees are stored
+    parents first, so a descent always ends: no cycle, no self loop), both children or none,
+    split features in [0, ``n_features``), finite thresholds, node and constant probabilities
+    in [0, 1], and a root per tree exactly for the classes without a constant."""
+    def bad(key: str, problem: str) -> InstrecError:
+        return InstrecError(f"{source}: forest array {key!r} {problem}")
+
+    out: dict[str, np.ndarray] = {}
+    for key in (*_INT_KEYS, *_FLOAT_KEYS):
+        if key not in arrays:
+            raise InstrecError(f"{source}: forest array {key!r} missing; the file is damaged")
+        value = np.asarray(arrays[key])
+        kind = "i" if key in _INT_KEYS else "f"
+        if value.dtype.kind != kind and not (kind == "f" and value.dtype.kind == "i"):
+            raise bad(key, f"must hold {'integers' if kind == 'i' else 'numbers'}, got {value.dtype}")
+        out[key] = value.astype(np.int64 if kind == "i" else np.float64)
+    params, roots, constant = out["params"], out["roots"], out["constant"]
+    if params.shape != (3,) or params[0] < 1 or params[1] < 1:
+        raise bad("params", "must be 3 values: n_estimators >= 1, max_depth >= 1, random_state")
+    if roots.ndim != 2 or roots.shape[1] != params[0]:
+        raise bad("roots", f"must have shape (classes, {int(params[0])} trees), got {roots.shape}")
+    if constant.shape != (roots.shape[0],):
+        raise bad("constant", f"must have one value per class ({roots.shape[0]}), got shape {constant.shape}")
+    if n_classes is not None and roots.shape[0] != n_classes:
+        raise bad("roots", f"holds {roots.shape[0]} classes but the run has {n_classes}")
+    n = len(out["left"])
+    for key in ("left", "right", "feature", "threshold", "value"):
+        if out[key].shape != (n,):
+            raise bad(key, f"must have one value per node ({n}), got shape {out[key].shape}")
+    left, right, feature = out["left"], out["right"], out["feature"]
+    inner = left >= 0
+    index = np.arange(n)
+    if ((right >= 0) != inner).any() or (left[~inner] != -1).any() or (right[~inner] != -1).any():
+        raise bad("right", "must be -1 exactly where 'left' is -1 (a node has two children or none)")
+    for key, child in (("left", left), ("right", right)):
+        if (child[inner] >= n).any() or (child[inner] <= index[inner]).any():
+            raise bad(key, f"must point past its own node and below {n} (a tree without cycles)")
+    if (feature[inner] < 0).any() or (n_features is not None and (feature[inner] >= n_features).any()):
+        raise bad("feature", f"must lie in [0, {n_features if n_features is not None else 'features'})")
+    if not np.isfinite(out["threshold"][inner]).all():
+        raise bad("threshold", "must be finite at split nodes")
+    value = out["value"]
+    if not (np.isfinite(value).all() and (value >= 0).all() and (value <= 1).all()):
+        raise bad("value", "must hold probabilities in [0, 1]")
+    fitted = np.isnan(constant)
+    if ((constant[~fitted] < 0) | (constant[~fitted] > 1)).any():
+        raise bad("constant", "must hold NaN (fitted class) or probabilities in [0, 1]")
+    if (roots[~fitted] != -1).any() or (roots[fitted] < 0).any() or (roots[fitted] >= n).any():
+        raise bad("roots", f"must be a node in [0, {n}) for each tree of a fitted class and -1 otherwise")
+    return out
 
 
 def clip_features(x: np.ndarray) -> np.ndarray:
@@ -41,6 +101,8 @@ class RandomForestBaseline:
 
     def fit(self, x: np.ndarray, targets: np.ndarray, mask: np.ndarray) -> "RandomForestBaseline":
         """x (N, T, F) features; targets (N, C) in [0, 1] (positive: >= 0.5); mask (N, C) labelled."""
+        from sklearn.ensemble import RandomForestClassifier  # only for fitting
+
         feats = clip_features(x)
         targets, mask = np.asarray(targets), np.asarray(mask).astype(bool)
         if targets.shape != mask.shape or targets.shape[0] != feats.shape[0]:
@@ -100,12 +162,14 @@ class RandomForestBaseline:
         return {k: v.copy() for k, v in self._arrays.items()}
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "RandomForestBaseline":
-        """Rebuild a fitted model from ``to_arrays`` output."""
-        n_est, depth, seed = (int(v) for v in np.asarray(arrays["params"]))
+    def from_arrays(cls, arrays: dict[str, np.ndarray], source: str = "<forest>", n_classes: int | None = None,
+                    n_features: int | None = None) -> "RandomForestBaseline":
+        """Rebuild a fitted model from ``to_arrays`` output, checked (:func:`check_arrays`:
+        a damaged or crafted file is an InstrecError naming ``source``, never a hang)."""
+        arrays = check_arrays(arrays, source, n_classes, n_features)
+        n_est, depth, seed = (int(v) for v in arrays["params"])
         model = cls(n_estimators=n_est, max_depth=depth, random_state=None if seed < 0 else seed)
-        model._arrays = {k: np.asarray(arrays[k]) for k in
-                         ("left", "right", "feature", "threshold", "value", "roots", "constant", "params")}
+        model._arrays = arrays
         return model
 
     def predict_proba(self, x: np.ndarray, chunk: int = 1024) -> np.ndarray:
@@ -114,6 +178,9 @@ class RandomForestBaseline:
             raise RuntimeError("RandomForestBaseline is not fitted")
         a = self._arrays
         feats = clip_features(x).astype(np.float64)
+        needed = int(a["feature"].max(initial=-1)) + 1
+        if feats.shape[1] < needed:
+            raise InstrecError(f"the forest splits on feature {needed - 1} but the features have {feats.shape[1]}")
         roots, constant = a["roots"], a["constant"]
         n_classes, n_trees = roots.shape
         out = np.tile(constant, (feats.shape[0], 1))

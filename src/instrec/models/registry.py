@@ -94,7 +94,8 @@ def model_from_tensors(name: str, config: Mapping[str, Any], tensors: Mapping[st
     """Rebuild a trained model from its constructor ``config`` and saved torch ``tensors``, in eval mode."""
     spec = model_spec(name)
     if not spec.neural:  # the forest's arrays use NaN as a marker; it checks them itself
-        return spec.cls.from_arrays({k: v.numpy() for k, v in tensors.items()})
+        return spec.cls.from_arrays({k: v.numpy() for k, v in tensors.items()}, source,
+                                    n_classes=config.get("n_classes"), n_features=config.get("n_features"))
     _check_finite(tensors, source)
     _check_shapes(name, config, tensors, source)
     model = build_model(name, **config)

@@ -24,7 +24,7 @@ from instrec.data.openmic import load_split
 from instrec.evaluation.metrics import tune_thresholds
 from instrec.features.musicnn_frontend import with_tag_prior
 from instrec.models.inference import run_model
-from instrec.run import CONFIG_FILE, MODEL_FILE, load_model, read_validation_keys
+from instrec.run import CONFIG_FILE, MODEL_FILE, load_model, read_validation_keys, write_run_integrity
 from instrec.synth import build_corpus
 from instrec.tagging.predict import DEFAULT_DIR, default_model_dir
 from instrec.training.config import TrainConfig
@@ -61,6 +61,7 @@ def export_run(run_dir: str | Path, dest: str | Path, data_dir: str | Path) -> P
     dest.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(dest / MODEL_FILE, (run_dir / MODEL_FILE).read_bytes())
     atomic_write_json(dest / CONFIG_FILE, config)
+    write_run_integrity(dest)  # last: the sha256 of both files, checked whenever the model loads
     return dest
 
 

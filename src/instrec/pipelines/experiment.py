@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
-import json
 import time
 from concurrent.futures import Executor, as_completed
 from multiprocessing import get_context
@@ -33,6 +32,7 @@ from typing import Any, Sequence
 from tqdm import tqdm
 
 from instrec._io import InstrecError, atomic_write_json
+from instrec._jsonread import Obj, read_json
 from instrec.evaluation import report
 from instrec.device import resolve_device
 from instrec.evaluation.evaluate import evaluate_run
@@ -135,7 +135,7 @@ def _write_metrics(run_dir: Path, extra: dict[str, Any], device: str = "auto") -
 
 
 def _row(spec: RunSpec, run_dir: Path) -> dict[str, Any]:
-    metrics = json.loads((run_dir / METRICS_FILE).read_text())
+    metrics = read_json(run_dir / METRICS_FILE, Obj({"tuned_thresholds": dict}, (*METRICS, "tuned_thresholds")))
     row: dict[str, Any] = {"model": spec.model, "loss": spec.loss, "augment": spec.augment, "method": spec.method,
                            "seed": spec.seed}
     row.update({k: _number(metrics[k]) for k in METRICS})

@@ -27,7 +27,6 @@ same paths: a shared file system).
 from __future__ import annotations
 
 import collections
-import json
 import os
 import resource
 import socket
@@ -39,7 +38,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from instrec._io import InstrecError, atomic_write_json
+from instrec._io import InstrecError, OutputLock, atomic_write_json
+from instrec._jsonread import ListOf, Obj, Str, read_json
 from instrec.features.audio import expand_inputs
 from instrec.device import resolve_device
 from instrec.parallel import as_completed_bounded, dask_client
@@ -126,10 +126,15 @@ def tag_batch(job: BatchJob, paths: list[str]) -> dict[str, Any]:
             "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+#: ``job.json`` as the defensive reader checks it.
+JOB_SCHEMA = Obj({"run_dir": str, "per_second": bool, "classes": ListOf(Str(True), 1), "options": dict,
+                  "threshold": str, "thresholds": dict}, ("run_dir", "per_second", "classes", "options"))
+
+
 def _check_job(out: Path, doc: dict[str, Any]) -> None:
     path = out / JOB_FILE
     if path.is_file():
-        old = json.loads(path.read_text())
+        old = read_json(path, JOB_SCHEMA)
         changed = sorted(k for k in doc if old.get(k) != doc[k])
         if changed:
             raise InstrecError(f"{out}: holds the output of another job ({', '.join(changed)} differ); "
@@ -180,35 +185,38 @@ def tag_catalogue(run_dir: str | Path | None, inputs: Iterable[str | Path], out:
         require_frame_outputs(tagger)
     options = tuple(sorted(tagger_options.items()))
     job = BatchJob(str(tagger.run_dir.resolve()), str(out.resolve()), per_second, options, threads, device)
-    out.mkdir(parents=True, exist_ok=True)
-    _check_job(out, {"run_dir": job.run_dir, "per_second": per_second, "classes": tagger.classes,
-                     "options": {k: str(v) for k, v in options}, "threshold": tagger.policy.description,
-                     "thresholds": dict(zip(tagger.classes, map(float, tagger.thresholds)))})
-    manifest = Manifest(out / MANIFEST_FILE)
-    entries = manifest.load()
-    sweep([out / CLIPS_DIR, out / SECONDS_DIR], entries)
-    done = {p for e in entries for p in e["files"]}
-    failed = [tuple(f) for e in entries for f in e["failed"]]
-    paths = list(dict.fromkeys(os.path.abspath(p) for p in expand_inputs(inputs)))
-    todo = [p for p in paths if p not in done]
-    report = CatalogueReport(out, len(paths), len(paths) - len(todo), 0, failed)
-    t0 = time.perf_counter()
-    batches = _batches(paths, batch_files, done)
-    try:
-        if todo and executor is not None:
-            _run(job, batches, len(todo), executor, max_in_flight or 4, manifest, report, progress, on_batch)
-        elif todo:
-            n_workers = workers or usable_cores()
-            with dask_client(scheduler, n_workers) as client:
-                n = len(client.scheduler_info().get("workers", {})) or n_workers
-                _run(job, batches, len(todo), client.get_executor(pure=False), max_in_flight or 2 * n, manifest,
-                     report, progress, on_batch)
-    finally:
-        report.wall_seconds = time.perf_counter() - t0
-        # Parts of tasks cancelled by an interrupt are not in the manifest: not results.
-        sweep([out / CLIPS_DIR, out / SECONDS_DIR], manifest.load())
-        tables.write_parquet(out / FAILURES_FILE, tables.failures_table(report.failed))
-    return report
+    # One job at a time per output folder (as every other output): a second one would tag
+    # the same files again and the tables would hold them twice.
+    with OutputLock(out):
+        out.mkdir(parents=True, exist_ok=True)
+        _check_job(out, {"run_dir": job.run_dir, "per_second": per_second, "classes": tagger.classes,
+                         "options": {k: str(v) for k, v in options}, "threshold": tagger.policy.description,
+                         "thresholds": dict(zip(tagger.classes, map(float, tagger.thresholds)))})
+        manifest = Manifest(out / MANIFEST_FILE)
+        entries = manifest.load()
+        sweep([out / CLIPS_DIR, out / SECONDS_DIR], entries)
+        done = {p for e in entries for p in e["files"]}
+        failed = [tuple(f) for e in entries for f in e["failed"]]
+        paths = list(dict.fromkeys(os.path.abspath(p) for p in expand_inputs(inputs)))
+        todo = [p for p in paths if p not in done]
+        report = CatalogueReport(out, len(paths), len(paths) - len(todo), 0, failed)
+        t0 = time.perf_counter()
+        batches = _batches(paths, batch_files, done)
+        try:
+            if todo and executor is not None:
+                _run(job, batches, len(todo), executor, max_in_flight or 4, manifest, report, progress, on_batch)
+            elif todo:
+                n_workers = workers or usable_cores()
+                with dask_client(scheduler, n_workers) as client:
+                    n = len(client.scheduler_info().get("workers", {})) or n_workers
+                    _run(job, batches, len(todo), client.get_executor(pure=False), max_in_flight or 2 * n, manifest,
+                         report, progress, on_batch)
+        finally:
+            report.wall_seconds = time.perf_counter() - t0
+            # Parts of tasks cancelled by an interrupt are not in the manifest: not results.
+            sweep([out / CLIPS_DIR, out / SECONDS_DIR], manifest.load())
+            tables.write_parquet(out / FAILURES_FILE, tables.failures_table(report.failed))
+        return report
 
 
 def _run(job: BatchJob, batches: Iterator[list[str]], n_files: int, executor: Any, max_in_flight: int,
@@ -281,7 +289,7 @@ def read_catalogue(out: str | Path) -> dict[str, Any]:
     out = Path(out)
     if not (out / JOB_FILE).is_file():
         raise InstrecError(f"{out}: not a catalogue output folder (no {JOB_FILE})")
-    classes = json.loads((out / JOB_FILE).read_text())["classes"]
+    classes = read_json(out / JOB_FILE, JOB_SCHEMA)["classes"]
     # Only the parts the manifest lists: a task of a killed client may have left another.
     parts = [e["part"] + PART_SUFFIX for e in Manifest(out / MANIFEST_FILE).load() if e.get("part")]
     return {"clips": tables.read_parts(out / CLIPS_DIR, tables.clip_schema(classes), parts),

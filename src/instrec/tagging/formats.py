@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from instrec._io import InstrecError
+from instrec._io import InstrecError, one_line
 from instrec.tagging.predict import TagResults
 
 FORMATS = ("csv", "json")
@@ -27,6 +29,42 @@ def header_lines(results: TagResults) -> list[str]:
         lines.append("not learned (no labelled positive in the training data; no probability, never present): "
                      + ", ".join(results.untrained))
     return lines
+
+
+#: Lines starting with ``#`` before the column names of every CSV output (:func:`csv_header`).
+CSV_HEADER_LINES = 4
+
+
+def csv_header(results: TagResults) -> list[str]:
+    """The CSV's :data:`CSV_HEADER_LINES` header lines: :func:`header_lines` (the third says
+    ``not learned: none`` when every instrument was learned), then the ``status``: complete,
+    or partial when the run was interrupted (``results.interrupted``)."""
+    lines = header_lines(results)
+    if not results.untrained:
+        lines.append("not learned: none")
+    lines.append(status_line(results))
+    return lines
+
+
+def status_line(results: TagResults) -> str:
+    """``status: complete ...`` or ``status: PARTIAL ...`` (an interrupted run)."""
+    done = f"{len(results.files)} file(s) tagged, {len(results.failures)} failed"
+    if results.interrupted is None:
+        return f"status: complete, {done}"
+    return (f"status: PARTIAL, interrupted after {results.interrupted[0]} of {results.interrupted[1]} file(s): "
+            f"{done}; the others were not tagged")
+
+
+class _Rows:
+    """``csv.writer`` rows; a row whose cells hold a carriage return is written fully quoted
+    (the writer quotes only the line terminator's characters, so a bare CR would split the row)."""
+
+    def __init__(self, buf: io.StringIO) -> None:
+        self.plain = csv.writer(buf, lineterminator="\n")
+        self.quoted = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_ALL)
+
+    def writerow(self, row: list) -> None:
+        (self.quoted if any("\r" in str(c) for c in row) else self.plain).writerow(row)
 
 
 def _thresholds(results: TagResults) -> np.ndarray:
@@ -48,8 +86,11 @@ def format_results(results: TagResults, fmt: str = "csv", per_second: bool = Fal
     """Render tags as CSV or JSON text. Both state the threshold policy; instruments the
     run never learned have no probability (empty cell, JSON null) and are never present.
 
-    CSV: ``#`` comment lines first (:func:`header_lines`; read it back with
-    :func:`parse_csv`, or ``pandas.read_csv(path, comment="#")``). Clip level: one row per
+    CSV: exactly :data:`CSV_HEADER_LINES` lines starting with ``#`` first (:func:`csv_header`),
+    then the column names; read it back with :func:`parse_csv`, or
+    ``pandas.read_csv(path, skiprows=4)`` (not ``comment="#"``, which cuts a file name at a
+    ``#``). A name with a newline, tab or carriage return is quoted; a name that is not valid
+    UTF-8 is written as its raw bytes (read with ``errors="surrogateescape"``). Clip level: one row per
     file: ``file, n_frames, n_windows, aggregation, notes``, then per instrument its
     probability and ``<instrument>_present`` (0/1). Per second: one row per file, frame and
     instrument: ``file, frame, start_s, end_s, instrument, probability, present, attention``
@@ -64,9 +105,9 @@ def format_results(results: TagResults, fmt: str = "csv", per_second: bool = Fal
     if fmt != "csv":
         raise InstrecError(f"unknown output format {fmt!r}; choose csv or json")
     buf = io.StringIO()
-    for line in header_lines(results):
+    for line in csv_header(results):
         buf.write(f"# {line}\n")
-    writer = csv.writer(buf, lineterminator="\n")
+    writer = _Rows(buf)
     if per_second:
         writer.writerow(["file", "frame", "start_s", "end_s", "instrument", "probability", "present", "attention"])
         for f in results.files:
@@ -91,6 +132,7 @@ def _json(results: TagResults, per_second: bool) -> str:
     doc: dict[str, Any] = {
         "threshold": {"policy": results.threshold, "description": results.threshold_description,
                       "values": dict(zip(results.classes, map(float, _thresholds(results))))},
+        "status": status_line(results).removeprefix("status: "),
         "not_learned": results.untrained, "classes": results.classes, "files": [],
         "failures": [{"file": p, "error": e} for p, e in results.failures]}
     for f in results.files:
@@ -109,23 +151,37 @@ def _json(results: TagResults, per_second: bool) -> str:
 
 
 def parse_csv(text: str) -> tuple[list[str], list[dict[str, str]]]:
-    """Read :func:`format_results` CSV text back: its header lines (without ``# ``) and its rows."""
-    lines = text.splitlines()
-    comments = [line[1:].strip() for line in lines if line.startswith("#")]
-    rows = list(csv.DictReader(line for line in lines if not line.startswith("#")))
-    return comments, rows
+    """Read :func:`format_results` CSV text back: its header lines (without ``# ``) and its rows.
+    Only the lines before the column names are header lines: a file name starting with ``#``
+    is a row, and a quoted name may hold a newline."""
+    comments = []
+    rest = text
+    while rest.startswith("#"):
+        line, _, rest = rest.partition("\n")
+        comments.append(line[1:].strip())
+    return comments, list(csv.DictReader(io.StringIO(rest, newline="")))
+
+
+#: Longest derived file name (bytes; file systems allow 255), before its suffix.
+MAX_STEM_BYTES = 180
 
 
 def output_names(results: TagResults, suffix: str) -> list[str]:
-    """A distinct ``<stem><suffix>`` file name per tagged file (``<stem>-2<suffix>`` on a clash)."""
+    """A distinct ``<stem><suffix>`` file name per tagged file. Files of the same stem (a/song.wav,
+    b/song.flac) get ``<stem>-<hash><suffix>``, and a stem longer than :data:`MAX_STEM_BYTES`
+    is cut and gets the hash too: 8 hex digits of the sha256 of the file's path as given, so
+    the name is the same on every run, whatever the other inputs' order."""
+    stems = [Path(f.path).stem for f in results.files]
+    counts = {stem: stems.count(stem) for stem in stems}
     names: list[str] = []
-    for f in results.files:
-        stem, k = Path(f.path).stem, 1
-        name = f"{stem}{suffix}"
-        while name in names:
-            k += 1
-            name = f"{stem}-{k}{suffix}"
-        names.append(name)
+    for f, stem in zip(results.files, stems):
+        raw = os.fsencode(stem)
+        if counts[stem] > 1 or len(raw) > MAX_STEM_BYTES:
+            digest = hashlib.sha256(os.fsencode(f.path)).hexdigest()[:8]
+            stem = os.fsdecode(raw[:MAX_STEM_BYTES].decode("utf-8", "ignore").encode("utf-8")) \
+                if len(raw) > MAX_STEM_BYTES else stem
+            stem = f"{stem}-{digest}"
+        names.append(f"{stem}{suffix}")
     return names
 
 
@@ -147,5 +203,5 @@ def readable(results: TagResults, top: int = 3) -> str:
         else:
             heard = "nothing above its threshold; most probable: " + ", ".join(
                 f"{results.classes[c]} {f.probabilities[c]:.2f} (threshold {thresholds[c]:.2f})" for c in order[:top])
-        lines.append(f"{f.path} ({f.seconds:.1f} s): {heard}")
+        lines.append(f"{one_line(f.path)} ({f.seconds:.1f} s): {heard}")
     return "".join(line + "\n" for line in lines)

@@ -36,6 +36,8 @@ from instrec.tagging.thresholds import DEFAULT_THRESHOLD, ThresholdPolicy, learn
 
 #: Folder of the packaged default model, beside this module.
 DEFAULT_DIR = "default"
+#: How to get a good default model back when its files fail their integrity check.
+DEFAULT_REPAIR = "reinstall instrec, or rebuild the default model with 'make default-model'"
 
 
 @dataclass
@@ -74,6 +76,7 @@ class TagResults:
     trained: np.ndarray | None = None  # (C,) bool: instruments the model learned (others NaN, never present)
     threshold: str = "0.5"  # the policy's name: "tuned" or a number
     threshold_description: str = "0.5 for every instrument"  # one sentence for the outputs
+    interrupted: tuple[int, int] | None = None  # (files done, files given) when Ctrl-C stopped the run
 
     @property
     def untrained(self) -> list[str]:
@@ -106,7 +109,9 @@ class Tagger:
                  allow_unfinished: bool = False, device: str = "auto"):
         self.device = resolve_device(device)
         self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir()
-        self.model, self.config = load_model(self.run_dir, allow_unfinished=allow_unfinished)
+        shipped = self.run_dir.resolve() == default_model_dir().resolve()  # its integrity record must be there
+        self.model, self.config = load_model(self.run_dir, allow_unfinished=allow_unfinished, require_integrity=shipped,
+                                             repair=DEFAULT_REPAIR if shipped else None)
         to_device(self.model, self.device)
         self.classes: list[str] = list(self.config["classes"])
         self.n_frames: int = int(self.config["n_frames"])
@@ -195,8 +200,19 @@ class Tagger:
         """Tag the features (T, F) of the audio file ``path``; ``notes``: its decoding warnings."""
         tags = self.tag_features(features, str(path))
         tags.notes = notes + tags.notes
+        if not _utf8(str(path)):
+            tags.notes.append("the file name is not valid UTF-8: written as its raw bytes (surrogateescape)")
         tags.duration = audio_info(path).duration
         return tags
+
+
+def _utf8(text: str) -> bool:
+    """Whether ``text`` is valid Unicode (a name that was not UTF-8 holds lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _stitch(per_window: np.ndarray, spans: list[tuple[int, int]], n: int) -> np.ndarray:
@@ -227,7 +243,8 @@ def default_run_dir() -> Path:
 def predict(run_dir: str | Path | None, inputs: Iterable[str | Path], per_second: bool = False,
             frontend: str | None = None, weights_dir: str | Path | None = None, progress: bool = False,
             threshold: str | float = DEFAULT_THRESHOLD, threads: int | None = None,
-            allow_unfinished: bool = False, jobs: int = 1, device: str = "auto") -> TagResults:
+            allow_unfinished: bool = False, jobs: int = 1, device: str = "auto",
+            keep_partial: bool = False) -> TagResults:
     """Tag audio files (or folders of them) with the model in ``run_dir`` (None: the default model).
 
     ``threshold``: ``"tuned"`` (default: the run's per-instrument thresholds), ``"0.5"`` or
@@ -244,7 +261,8 @@ def predict(run_dir: str | Path | None, inputs: Iterable[str | Path], per_second
     :func:`instrec.parallel.inherited_map`). ``allow_unfinished``:
     tag with a run whose training did not finish (with a warning). ``device``: where the
     networks run (:mod:`instrec.device`); on a GPU the worker processes decode and the GPU
-    runs the front end's network and the model."""
+    runs the front end's network and the model. ``keep_partial``: Ctrl-C while tagging returns
+    the files finished so far, with ``interrupted`` set (else it raises KeyboardInterrupt)."""
     device = resolve_device(device)  # a missing GPU is an error before any file is read
     inputs = list(inputs)
     paths = expand_inputs(inputs)
@@ -260,9 +278,16 @@ def predict(run_dir: str | Path | None, inputs: Iterable[str | Path], per_second
     if per_second:
         require_frame_outputs(tagger)
     tagger.frontend  # noqa: B018 - loads and checks it now: a mismatch is one error, not one per file
-    files, failures = tag_paths(tagger, paths, progress, jobs=jobs, worker_setup=setup)
+    interrupted = None
+    try:
+        files, failures = tag_paths(tagger, paths, progress, jobs=jobs, worker_setup=setup)
+    except Interrupted as stop:
+        if not keep_partial:
+            raise
+        files, failures = stop.files, stop.failures
+        interrupted = (len(files) + len(failures), stop.total)
     return TagResults(tagger.classes, files, failures, tagger.thresholds, tagger.trained, tagger.policy.name,
-                      tagger.policy.description)
+                      tagger.policy.description, interrupted)
 
 
 def require_frame_outputs(tagger: Tagger) -> None:
@@ -284,23 +309,43 @@ def tag_paths(tagger: Tagger, paths: Iterable[str | Path], progress: bool = Fals
     files, failures = [], []
     paths = list(paths)
     if is_accelerator(tagger.device) if feed is None else feed:
-        for path, feats, notes, message in fed_features(tagger.frontend, paths, jobs, worker_setup,
-                                                        progress=progress, desc="tagging"):
-            try:
-                if message is None:
-                    files.append(tagger.tag_file_features(path, feats, notes))
-                    continue
-            except InstrecError as exc:
-                message = str(exc)
-            failures.append((path, message))
+        fed = fed_features(tagger.frontend, paths, jobs, worker_setup, progress=progress, desc="tagging")
+        try:
+            for path, feats, notes, message in fed:
+                try:
+                    if message is None:
+                        files.append(tagger.tag_file_features(path, feats, notes))
+                        continue
+                except InstrecError as exc:
+                    message = str(exc)
+                failures.append((path, message))
+        except KeyboardInterrupt:
+            raise Interrupted(files, failures, len(paths)) from None
+        finally:
+            fed.close()  # stops the decoding workers now
         return files, failures
-    for path, tags, message in inherited_map(functools.partial(_tag_or_fail, tagger), paths, jobs, worker_setup,
-                                             progress=progress, desc="tagging", total=len(paths)):
-        if message is not None:
-            failures.append((path, message))
-        else:
-            files.append(tags)
+    results = inherited_map(functools.partial(_tag_or_fail, tagger), paths, jobs, worker_setup,
+                            progress=progress, desc="tagging", total=len(paths))
+    try:
+        for path, tags, message in results:
+            if message is not None:
+                failures.append((path, message))
+            else:
+                files.append(tags)
+    except KeyboardInterrupt:
+        raise Interrupted(files, failures, len(paths)) from None
+    finally:
+        results.close()  # stops the workers now, not when the generator is collected
     return files, failures
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C while :func:`tag_paths` ran: what was finished before it, in input order
+    (``files`` tagged, ``failures``), of ``total`` files."""
+
+    def __init__(self, files: list[FileTags], failures: list[tuple[str, str]], total: int) -> None:
+        super().__init__()
+        self.files, self.failures, self.total = files, failures, total
 
 
 def _tag_or_fail(tagger: Tagger, path: str | Path) -> tuple[str, FileTags | None, str | None]:

@@ -17,6 +17,7 @@ so a reader never sees a half-written part. Needs pyarrow (``pip install instrec
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,6 +34,16 @@ def _pa():
     except ImportError as exc:
         raise InstrecError("Parquet output needs pyarrow: pip install 'instrec[scale]'") from exc
     return pa
+
+
+def file_text(name: str) -> str:
+    """``name`` as Parquet text: a name that is not valid UTF-8 (lone surrogates from the file
+    system) gets its bad bytes written as ``\\xNN`` (its row's notes say so)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+    return name
 
 
 def clip_schema(classes: Sequence[str]):
@@ -62,7 +73,7 @@ def clip_table(files: Sequence[FileTags], classes: Sequence[str]):
     probs = np.stack([f.probabilities for f in files]).astype(np.float32) if files else np.zeros((0, len(classes)),
                                                                                                   np.float32)
     present = np.stack([f.present for f in files]).astype(bool) if files else np.zeros((0, len(classes)), bool)
-    columns = [[f.path for f in files], [float(f.seconds) for f in files], [f.n_frames for f in files],
+    columns = [[file_text(f.path) for f in files], [float(f.seconds) for f in files], [f.n_frames for f in files],
                [f.n_windows for f in files], [f.aggregation for f in files], [list(f.notes) for f in files],
                *(probs[:, c] for c in range(len(classes))), *(present[:, c] for c in range(len(classes)))]
     schema = clip_schema(classes)
@@ -88,7 +99,7 @@ def seconds_table(files: Sequence[FileTags], classes: Sequence[str]):
             raise InstrecError(f"{f.path}: no per-frame probabilities to write per second")
         n = f.n_frames
         frames = np.repeat(np.arange(n, dtype=np.int32), n_classes)
-        parts["file"].append(np.full(n * n_classes, f.path, dtype=object))
+        parts["file"].append(np.full(n * n_classes, file_text(f.path), dtype=object))
         parts["frame"].append(frames)
         parts["start_s"].append(frames * f.frame_seconds)
         parts["end_s"].append((frames + 1) * f.frame_seconds)
@@ -115,7 +126,8 @@ def seconds_table(files: Sequence[FileTags], classes: Sequence[str]):
 
 def failures_table(failures: Sequence[tuple[str, str]]):
     pa = _pa()
-    return pa.Table.from_pylist([{"file": p, "error": e} for p, e in failures], schema=failures_schema())
+    return pa.Table.from_pylist([{"file": file_text(p), "error": file_text(e)} for p, e in failures],
+                                schema=failures_schema())
 
 
 def write_parquet(path: str | Path, table) -> Path:
