@@ -225,8 +225,8 @@ def test_readable_answer_lists_what_was_heard_with_thresholds(run128, tmp_path, 
         "alpha 0.30 (threshold 0.50)"]
     clip = _tone(tmp_path / "c.wav", 10.0)
     assert main(["predict", str(clip), "--run", str(run128), "--print", "-q"]) == 0
-    head, line = capsys.readouterr().out.strip().splitlines()
-    assert head.startswith("threshold: tuned: ")
+    head, policy, line = capsys.readouterr().out.strip().splitlines()
+    assert head.startswith("threshold: tuned: ") and policy.startswith("per second: ")  # a frame model
     assert line.startswith(f"{clip} (10.0 s): ") and "file,n_frames" not in line
 
 

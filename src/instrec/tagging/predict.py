@@ -3,8 +3,13 @@
 Files are featurised with the run's front end, cut into consecutive windows of the
 training clip length (``n_frames`` frames of 0.96 s), and every window goes through the
 model. The file's clip-level probability of an instrument is the maximum over windows
-(an instrument is present in the file if it is present anywhere); per-frame outputs come
-from the window that covers the frame.
+and per-frame outputs come from the window that covers the frame.
+
+Per-second decisions follow the run's frame policy (:mod:`instrec.tagging.segments`): a frame
+can be active only where its window is tagged present. A file longer than one window is
+present for an instrument when those decisions hold it for ``min_seconds`` (the file-level
+answer is built from the same evidence as the per-second rows); a shorter file keeps the
+clip answer.
 
 "Present" follows a threshold policy (:mod:`instrec.tagging.thresholds`: per-instrument
 tuned thresholds by default, or one number for all), for the file and for every frame.
@@ -30,6 +35,7 @@ from instrec.models.inference import run_model
 from instrec.parallel import fork_available, inherited_map
 from instrec.run import CONFIG_FILE, load_model
 from instrec.runinfo import plan_file_workers, threads_for_workers
+from instrec.tagging.segments import decide, resolve_frame_policy
 from instrec.tagging.thresholds import DEFAULT_THRESHOLD, ThresholdPolicy, learned_classes, resolve_threshold
 
 #: Folder of the packaged default model, beside this module.
@@ -53,7 +59,8 @@ class FileTags:
     notes: list[str] = field(default_factory=list)
     frame_seconds: float = FRAME_SECONDS
     duration: float | None = None  # seconds of audio, where the file was decoded
-    frame_present: np.ndarray | None = None  # (T, C) bool under the same thresholds as ``present``
+    frame_present: np.ndarray | None = None  # (T, C) bool under the frame policy (gated by ``present``'s thresholds)
+    long_file: bool = False  # longer than one window: ``present`` comes from the per-second decisions
 
     @property
     def seconds(self) -> float:
@@ -72,6 +79,7 @@ class TagResults:
     trained: np.ndarray | None = None  # (C,) bool: instruments the model learned (others NaN, never present)
     threshold: str = "0.5"  # the policy's name: "tuned" or a number
     threshold_description: str = "0.5 for every instrument"  # one sentence for the outputs
+    frame_policy: str | None = None  # the per-second policy's sentence (models with frame outputs)
 
     @property
     def untrained(self) -> list[str]:
@@ -100,7 +108,7 @@ class Tagger:
 
     def __init__(self, run_dir: str | Path | None = None, frontend: str | None = None,
                  weights_dir: str | Path | None = None, threshold: str | float = DEFAULT_THRESHOLD,
-                 allow_unfinished: bool = False):
+                 allow_unfinished: bool = False, min_seconds: float | None = None):
         self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir()
         self.model, self.config = load_model(self.run_dir, allow_unfinished=allow_unfinished)
         self.classes: list[str] = list(self.config["classes"])
@@ -114,6 +122,9 @@ class Tagger:
         self._frontend = None
         self.policy: ThresholdPolicy = resolve_threshold(threshold, self.config)
         self.thresholds = self.policy.values
+        # Per-second decisions and the duration rule of long files (frame models only).
+        self.frame_policy = (resolve_frame_policy(self.config, self.thresholds, min_seconds)
+                             if self.config["model"] in FRAME_MODELS else None)
         # Instruments the training data never labelled positive: the model cannot know them.
         self.trained, self.trained_note = learned_classes(self.config)
         self.tag_prior = self.config.get("tag_prior") is not None
@@ -155,6 +166,7 @@ class Tagger:
         batch = np.stack([x[a:b] for a, b in spans])
         preds = run_model(self.model, batch)
         clip = preds.clip.max(axis=0)
+        window_clip = preds.clip
         frame = _stitch(preds.frame, spans, len(x)) if preds.frame is not None else None
         att = _stitch(preds.attention, spans, len(x)) if preds.attention is not None else None
         if frame is not None and len(frame) > n:
@@ -163,6 +175,8 @@ class Tagger:
         if self.tag_prior:
             # musicnn's own tags (learned from real music) join the classes they name by noisy-OR.
             clip, frame = with_tag_prior(np.asarray(features)[:n], self.classes, clip, frame)
+            window_clip = np.stack([with_tag_prior(np.asarray(features)[a:min(b, n)], self.classes, p)[0]
+                                    for p, (a, b) in zip(preds.clip, spans)])
             aggregation += "; musicnn tags added by noisy-OR"
         if self.trained_note:
             notes.append(self.trained_note)
@@ -175,9 +189,17 @@ class Tagger:
             att = np.where(untrained, np.nan, att) if att is not None else None
         # NaN > t is False: an instrument without a probability is never present.
         present = clip > self.thresholds
-        frame_present = frame > self.thresholds if frame is not None else None
+        frame_present, long_file = None, n > self.n_frames
+        if frame is not None and self.frame_policy is not None:
+            width = max(b - a for a, b in spans)
+            per_frame = _stitch(np.repeat(np.asarray(window_clip, np.float32)[:, None, :], width, axis=1), spans,
+                                len(x))[:n]
+            present, frame_present = decide(frame, np.where(self.trained, per_frame, np.nan), self.thresholds,
+                                            self.frame_policy, long_file, present, FRAME_SECONDS)
+            if long_file:
+                aggregation += f"; present: held >= {self.frame_policy['min_seconds']:g} s per second"
         return FileTags(path, clip, present, n, len(spans), aggregation, frame, att, notes,
-                        frame_present=frame_present)
+                        frame_present=frame_present, long_file=long_file and frame_present is not None)
 
     def tag_file(self, path: str | Path) -> FileTags:
         """Featurise and tag one audio file; warnings from decoding become notes."""
@@ -218,7 +240,7 @@ def default_run_dir() -> Path:
 def predict(run_dir: str | Path | None, inputs: Iterable[str | Path], per_second: bool = False,
             frontend: str | None = None, weights_dir: str | Path | None = None, progress: bool = False,
             threshold: str | float = DEFAULT_THRESHOLD, threads: int | None = None,
-            allow_unfinished: bool = False, jobs: int = 1) -> TagResults:
+            allow_unfinished: bool = False, jobs: int = 1, min_seconds: float | None = None) -> TagResults:
     """Tag audio files (or folders of them) with the model in ``run_dir`` (None: the default model).
 
     ``threshold``: ``"tuned"`` (default: the run's per-instrument thresholds), ``"0.5"`` or
@@ -233,7 +255,9 @@ def predict(run_dir: str | Path | None, inputs: Iterable[str | Path], per_second
     same whatever the count, as long as the threads per process are; workers with more than
     one thread need a process that has not run multi-threaded torch work before (see
     :func:`instrec.parallel.inherited_map`). ``allow_unfinished``:
-    tag with a run whose training did not finish (with a warning)."""
+    tag with a run whose training did not finish (with a warning). ``min_seconds``: a file longer
+    than one window holds an instrument when its per-second decisions add up to this many
+    seconds (None: the run's policy, :data:`instrec.evaluation.frame_policy.MIN_SECONDS`)."""
     inputs = list(inputs)
     paths = expand_inputs(inputs)
     if not paths:
@@ -244,13 +268,14 @@ def predict(run_dir: str | Path | None, inputs: Iterable[str | Path], per_second
     jobs, threads = plan_file_workers(len(paths), jobs, threads, fork_available())
     setup = threads_for_workers(jobs, threads)
     tagger = Tagger(run_dir, frontend=frontend, weights_dir=weights_dir, threshold=threshold,
-                    allow_unfinished=allow_unfinished)
+                    allow_unfinished=allow_unfinished, min_seconds=min_seconds)
     if per_second:
         require_frame_outputs(tagger)
     tagger.frontend  # noqa: B018 - loads and checks it now: a mismatch is one error, not one per file
     files, failures = tag_paths(tagger, paths, progress, jobs=jobs, worker_setup=setup)
     return TagResults(tagger.classes, files, failures, tagger.thresholds, tagger.trained, tagger.policy.name,
-                      tagger.policy.description)
+                      tagger.policy.description,
+                      tagger.frame_policy["description"] if tagger.frame_policy is not None else None)
 
 
 def require_frame_outputs(tagger: Tagger) -> None:
