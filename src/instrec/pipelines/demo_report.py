@@ -54,7 +54,8 @@ def heat_map(out: Path, results: TagResults, events: Sequence[tuple[str, float, 
     """``out/tagged-clip.png``: the tagged clip's per-second probabilities beside its strong labels."""
     tags = results.files[0]
     trained = results.trained if results.trained is not None else np.ones(len(results.classes), bool)
-    png = plot_file(tags, results.classes, results.thresholds, trained, results.threshold_description, events)
+    png = plot_file(tags, results.classes, results.thresholds, trained, results.threshold_description, events,
+                    frame_policy=results.frame_policy)
     return atomic_write_bytes(out / HEATMAP_FILE, png)
 
 
