@@ -266,3 +266,27 @@ def test_localization_writes_a_per_instrument_segment_table(run128, tmp_path):
     assert scores["frame_level"]["f1"] == pytest.approx(m["localization"]["frame_level"]["f1"])
     assert sorted(p.name for p in (tmp_path / "loc").iterdir()) == ["localization"]
     assert ((run128 / "metrics.json").read_text() if (run128 / "metrics.json").exists() else None) == before
+
+
+def test_per_second_print_says_when_each_instrument_plays(run128, tmp_path, capsys):
+    from instrec.tagging.segments import parse_ranges
+
+    clip = _tone(tmp_path / "c.wav", 10.0)
+    song = _tone(tmp_path / "song.wav", 25.0)
+    # --per-second --print used to print the clip answer only; now every file gets its time ranges.
+    assert main(["predict", str(clip), "--run", str(run128), "--per-second", "--print", "-q"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].startswith(f"{clip} (10.0 s): ")
+    indented = lines[3:]
+    assert indented and all(line.startswith("  ") for line in indented)
+    for line in indented:
+        name, ranges = line.strip().split(" ", 1)
+        if name != "per":
+            assert name in TINY_CLASSES and parse_ranges(ranges)
+    # A file longer than one clip lists its ranges without --per-second, and --min-seconds is stated.
+    assert main(["predict", str(song), "--run", str(run128), "--print", "-q", "--min-seconds", "7"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "at least 7 s" in lines[1] and lines[2].startswith(f"{song} (25.0 s): ")
+    assert all(line.startswith("  ") for line in lines[3:]) and len(lines) > 3
+    with pytest.raises(SystemExit):
+        main(["predict", str(song), "--run", str(run128), "--min-seconds", "-1"])

@@ -61,10 +61,32 @@ def tune_run_policy(run_dir: str | Path, data_dir: str | Path, keys: Sequence[st
     policy = tune_frame_policy(strong, keys, frame, gate, tagger.classes,
                                clip_seconds=round(frame.shape[1] * FRAME_SECONDS + 0.4),
                                eval_classes=stats.get("renderable_classes", tagger.classes),
-                               tuned_on=f"tuned on {len(keys)} clips with strong labels",
+                               tuned_on=f"tuned on {len(keys)} clips with strong labels of a "
+                                        f"{stats.get('recipe', 'synthetic')} corpus, seed {stats.get('seed', '?')}",
                                min_seconds=min_seconds)
     if write:
         config = read_config(run_dir)
         config[POLICY_KEY] = policy_to_json(policy)
         write_config(run_dir, config)
     return policy
+
+
+def score_run_policy(run_dir: str | Path, data_dir: str | Path, split: str = "test", keys: Sequence[str] | None = None,
+                     tune_keys: Sequence[str] | None = None, tune_split: str = "train", write: bool = True,
+                     with_psds: bool = True) -> dict[str, Any]:
+    """Tune the run's frame policy on ``tune_keys`` of ``tune_split`` (None: its validation clips),
+    then score it on the clips of ``split`` (``keys``: a subset, in order) beside the baselines of
+    :func:`instrec.evaluation.sed_scores.compare_decisions`; ``policy`` holds the policy used."""
+    from instrec.evaluation.sed_scores import compare_decisions
+
+    tagger = Tagger(run_dir, threshold="tuned")
+    policy = tune_run_policy(run_dir, data_dir, tune_keys, tune_split, write=write, tagger=tagger)
+    data = corpus_clips(data_dir, split, keys)
+    clip, frame = clip_outputs(tagger, data.X)
+    stats = read_corpus_stats(data_dir) or {}
+    keys = [str(k) for k in data.sample_key]
+    scores = compare_decisions(read_strong_labels(data_dir, tagger.classes), keys, frame, clip, tagger.thresholds,
+                               policy, tagger.classes, clip_seconds=round(frame.shape[1] * FRAME_SECONDS + 0.4),
+                               eval_classes=stats.get("renderable_classes", tagger.classes), with_psds=with_psds)
+    scores["policy"]["frame_policy"] = policy
+    return scores
