@@ -61,6 +61,7 @@ def real_rows(real: Path, min_seconds: float | None) -> tuple[list, list, dict]:
     """Per long file and candidate duration: the file-level answer against the labels; Sequence_1's segments."""
     import numpy as np
 
+    from instrec.evaluation.frame_policy import MIN_SECONDS
     from instrec.evaluation.localization import evaluate_localization
     from instrec.tagging.predict import predict
 
@@ -85,7 +86,7 @@ def real_rows(real: Path, min_seconds: float | None) -> tuple[list, list, dict]:
             scores[secs][1] += len(named & absent)
             scores[secs][2] += len(present - named)
         old = {c for c, p, t in zip(classes, f.probabilities, res.thresholds) if p > t}
-        chosen = min_seconds if min_seconds is not None else 3.0
+        chosen = min_seconds if min_seconds is not None else MIN_SECONDS
         named = {c for c, h in zip(classes, held) if h >= chosen - 1e-9 and h > 0}
         per_file.append({"file": r["path"], "seconds": float(r["seconds"]), "labelled_present": ",".join(sorted(present)),
                          "named": ",".join(sorted(named)), "named_labelled_present": len(named & present),

@@ -132,7 +132,7 @@ def add_commands(command) -> None:
     sp.add_argument("--per-second", action="store_true", help="per-frame (0.96 s) probabilities, present flags "
                     "and attention; with --print, when each instrument plays")
     sp.add_argument("--min-seconds", type=_seconds, metavar="S", help="a file longer than one clip holds an "
-                    "instrument when its per-second decisions add up to S seconds (default: the model's, 3)")
+                    "instrument when its per-second decisions add up to S seconds (default: the model's, 4)")
     sp.add_argument("--threshold", type=THRESHOLD, default="tuned", metavar="tuned|0.5|FLOAT", help=THRESHOLD_HELP)
     sp.add_argument("--frontend", choices=FRONTEND_NAMES, help="must match the run's front end (default: the run's)")
     sp.add_argument("--weights", help="folder of the converted pretrained weights (VGGish, musicnn)")

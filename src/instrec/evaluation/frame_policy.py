@@ -39,7 +39,7 @@ from instrec.features import FRAME_SECONDS
 POLICY_KEY = "frame_policy"
 #: Seconds a long file's per-second decisions must hold an instrument for it to be present
 #: (the default of ``--min-seconds``; chosen on the development recordings, see bench_localisation).
-MIN_SECONDS = 3.0
+MIN_SECONDS = 4.0
 #: Frame thresholds tried per instrument (-inf: the gate alone).
 FRAME_THRESHOLDS: tuple[float, ...] = (-math.inf, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 #: Smoothing tried, simplest first (ties go to the simpler): (median frames, fill gap frames, min event frames).

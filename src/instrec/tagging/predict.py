@@ -191,9 +191,12 @@ class Tagger:
         present = clip > self.thresholds
         frame_present, long_file = None, n > self.n_frames
         if frame is not None and self.frame_policy is not None:
-            width = max(b - a for a, b in spans)
-            per_frame = _stitch(np.repeat(np.asarray(window_clip, np.float32)[:, None, :], width, axis=1), spans,
-                                len(x))[:n]
+            # A frame's gate: the clip answer of the windows that cover it (the most confident one,
+            # where the last window overlaps the one before).
+            per_frame = np.full((len(x), len(self.classes)), -np.inf, dtype=np.float32)
+            for p, (a, b) in zip(np.asarray(window_clip, np.float32), spans):
+                per_frame[a:b] = np.fmax(per_frame[a:b], p)
+            per_frame = per_frame[:n]
             present, frame_present = decide(frame, np.where(self.trained, per_frame, np.nan), self.thresholds,
                                             self.frame_policy, long_file, present, FRAME_SECONDS)
             if long_file:
