@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from instrec._io import InstrecError
+from instrec.evaluation.frame_policy import MIN_SECONDS
 from instrec.tagging.formats import format_results, parse_csv, readable
 from instrec.tagging.predict import FileTags, TagResults
 from instrec.tagging.segments import decide, format_ranges, frame_ranges, parse_ranges, resolve_frame_policy
@@ -44,7 +45,7 @@ def test_long_file_presence_comes_from_the_held_seconds_and_clears_the_rest():
 
 def test_min_seconds_is_checked_and_stated():
     assert _policy(5.0)["min_seconds"] == 5.0 and "at least 5 s" in _policy(5.0)["description"]
-    assert _policy(None)["min_seconds"] == 3.0
+    assert _policy(None)["min_seconds"] == MIN_SECONDS  # no duration in the stored policy: the default
     assert _policy(None)["frame_thresholds"][2] == -math.inf
     with pytest.raises(InstrecError, match="--min-seconds"):
         _policy(float("nan"))
