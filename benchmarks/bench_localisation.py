@@ -88,7 +88,8 @@ def real_rows(real: Path, min_seconds: float | None) -> tuple[list, list, dict]:
         old = {c for c, p, t in zip(classes, f.probabilities, res.thresholds) if p > t}
         chosen = min_seconds if min_seconds is not None else MIN_SECONDS
         named = {c for c, h in zip(classes, held) if h >= chosen - 1e-9 and h > 0}
-        per_file.append({"file": r["path"], "seconds": float(r["seconds"]), "labelled_present": ",".join(sorted(present)),
+        per_file.append({"file": r["path"], "seconds": float(r["seconds"]),
+                         "labelled_present": ",".join(sorted(present)),
                          "named": ",".join(sorted(named)), "named_labelled_present": len(named & present),
                          "named_labelled_absent": len(named & absent), "named_unknown": len(named - present - absent),
                          "max_over_windows_named": ",".join(sorted(old))})
@@ -162,7 +163,8 @@ def main() -> int:
                      "MUSDB18 excerpts, Philharmonia samples; credits in its README); the duration is chosen on these "
                      "same files, so its score here is not a held-out estimate.")
     notes.append("Spread clip: the clip answer claimed for every second of the clip; nothing: no instrument anywhere "
-                 "(ER 1). The policy is gated by the clip thresholds, so its decisions never contradict the clip answer.")
+                 "(ER 1). The policy is gated by the clip thresholds, so its decisions never contradict the clip "
+                 "answer.")
     path = C.write_results(args.out, NAME, "Per-second localisation with a tuned policy, and long files", False,
                            {"demo": args.demo, "realistic": args.realistic, "real": args.real}, tables, machine,
                            targets, notes)

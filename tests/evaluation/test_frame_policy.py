@@ -91,7 +91,8 @@ def _sed_eval_scores(strong, est, classes, seconds):
         from dcase_util.containers import MetaDataContainer
     metrics = sed_eval.sound_event.SegmentBasedMetrics(classes, time_resolution=1.0)
     for key in strong:
-        ref = MetaDataContainer([{"filename": key, "event_label": c, "onset": a, "offset": b} for c, a, b in strong[key]])
+        ref = MetaDataContainer([{"filename": key, "event_label": c, "onset": a, "offset": b}
+                                 for c, a, b in strong[key]])
         sys_ = MetaDataContainer([{"filename": key, "event_label": c, "onset": a, "offset": b} for c, a, b in est[key]])
         metrics.evaluate(ref, sys_, evaluated_length_seconds=seconds)
     return metrics.results_overall_metrics(), metrics.results_class_wise_metrics()

@@ -52,7 +52,8 @@ def test_localisation_section_puts_the_policy_beside_both_baselines():
     def scores(f1, er):
         return {"f1": f1, "er": er, "per_class": [{"instrument": "alpha", "n_ref": 3, "f1": f1, "er": er}]}
 
-    decisions = {"policy": scores(0.61, 0.62), "spread_clip_tuned": scores(0.52, 1.5), "spread_clip_0.5": scores(0.5, 1.6),
+    decisions = {"policy": scores(0.61, 0.62), "spread_clip_tuned": scores(0.52, 1.5),
+                 "spread_clip_0.5": scores(0.5, 1.6),
                  "frames_0.5": scores(0.46, 2.0), "nothing": scores(0.0, 1.0),
                  "psds": {"frames_psds1": 0.02, "spread_clip_psds1": 0.25, "frames_psds2": 0.14, "spread_clip_psds2": 0.4}}
     text = _localization_section({"att": {"frame_level": scores(0.46, 2.0), "frame_agnostic": scores(0.5, 1.6),

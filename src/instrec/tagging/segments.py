@@ -65,7 +65,9 @@ def frame_ranges(active: np.ndarray, hop: float, seconds: float | None = None) -
 
 def _clock(seconds: float) -> str:
     whole = int(seconds)
-    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}" if whole >= 3600 else f"{whole // 60}:{whole % 60:02d}"
+    if whole >= 3600:
+        return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+    return f"{whole // 60}:{whole % 60:02d}"
 
 
 def format_ranges(ranges: Sequence[tuple[float, float]]) -> str:
