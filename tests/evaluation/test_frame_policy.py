@@ -143,3 +143,15 @@ def test_psds_is_one_for_perfect_scores_and_zero_for_silence():
     # PSDS (alpha_st = 1) = mean - std over classes = 0.75 - 0.25.
     scores[2, :, 1] = 0.0
     assert psds(strong, list(strong), scores, ["x", "y"], 10.0, hop=hop) == pytest.approx(0.5)
+
+
+def test_psds_leaves_out_instruments_that_never_sound():
+    pytest.importorskip("sed_scores_eval")
+    from instrec.evaluation.sed_scores import psds
+
+    strong = {"a": [("x", 0.0, 4.0)], "b": [("y", 5.0, 10.0)]}
+    scores = np.zeros((2, 10, 3))
+    scores[0, :4, 0] = scores[1, 5:, 1] = 1.0
+    scores[:, :, 2] = 0.9  # z never sounds: its false alarms cannot be scored per class, it is left out
+    assert psds(strong, list(strong), scores, ["x", "y", "z"], 10.0, hop=1.0) == pytest.approx(1.0)
+    assert math.isnan(psds(strong, ["a"], scores[:1], ["x", "y", "z"], 10.0, hop=1.0))  # one sounding class

@@ -35,15 +35,18 @@ def psds(strong: Mapping[str, Sequence[tuple[str, float, float]]], keys: Sequenc
          classes: Sequence[str], clip_seconds: float = 10.0, eval_classes: Sequence[str] | None = None,
          scenario: str = "psds1", hop: float = FRAME_SECONDS) -> float:
     """PSDS of frame ``scores`` (N, T, C) of clips ``keys`` against their strong labels, over
-    ``eval_classes`` (default all); NaN scores (instruments never learned) count as 0."""
+    those of ``eval_classes`` (default all) that sound in at least one clip (PSDS is undefined
+    for a class without a reference event); NaN scores (instruments never learned) count as 0.
+    NaN when fewer than two instruments sound."""
     try:
         import pandas as pd
         from sed_scores_eval.intersection_based import psds as _psds
     except ImportError as exc:  # optional: the [sed] extra
         raise ImportError("PSDS needs sed_scores_eval: pip install 'instrec[sed]'") from exc
-    names = list(classes if eval_classes is None else eval_classes)
+    sounding = {inst for k in keys for inst, a, b in strong.get(k, []) if b > a}
+    names = [c for c in (classes if eval_classes is None else eval_classes) if c in sounding]
     if len(names) < 2:
-        raise ValueError("PSDS here needs at least two instruments")
+        return float("nan")
     cols = [list(classes).index(c) for c in names]
     scores = np.nan_to_num(np.asarray(scores, dtype=np.float64)[:, :, cols], nan=0.0)
     stamps = np.minimum(hop * np.arange(scores.shape[1] + 1), clip_seconds)
@@ -62,12 +65,22 @@ def psds(strong: Mapping[str, Sequence[tuple[str, float, float]]], keys: Sequenc
     return float(value)
 
 
+def psds_available() -> bool:
+    """Whether sed_scores_eval (the ``[sed]`` extra) can be imported; PSDS is left out otherwise."""
+    try:
+        import sed_scores_eval  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def compare_decisions(strong: Mapping[str, Sequence[tuple[str, float, float]]], keys: Sequence[str],
                       frame: np.ndarray, clip: np.ndarray, thresholds: np.ndarray, policy: Mapping[str, Any],
                       classes: Sequence[str], clip_seconds: float = 10.0,
                       eval_classes: Sequence[str] | None = None, with_psds: bool = True) -> dict[str, dict]:
     """Segment scores of each way to say when (module docstring) on clips ``keys``: method ->
-    :func:`evaluate_localization` result; ``psds`` -> {frames, spread_clip: PSDS1, ...2} when asked.
+    :func:`evaluate_localization` result; ``psds`` -> {frames, spread_clip: PSDS1, ...2} when asked
+    and sed_scores_eval is installed.
 
     ``frame`` (N, T, C) and ``clip`` (N, C) are the model's outputs (as the tagger fuses them);
     ``thresholds`` (C,) the clip thresholds that gate the policy and decide the spread answer."""
@@ -86,7 +99,7 @@ def compare_decisions(strong: Mapping[str, Sequence[tuple[str, float, float]]], 
     out: dict[str, Any] = {name: evaluate_localization({k: strong.get(k, []) for k in keys}, dict(zip(keys, active)),
                                                        classes, clip_seconds=clip_seconds, eval_classes=eval_classes)
                            for name, active in decisions.items()}
-    if with_psds:
+    if with_psds and psds_available():
         out["psds"] = {f"{what}_{sc}": psds(strong, keys, s, classes, clip_seconds, eval_classes, sc)
                        for what, s in (("frames", frame), ("spread_clip", spread)) for sc in SCENARIOS}
     return out
