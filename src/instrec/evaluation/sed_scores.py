@@ -40,7 +40,8 @@ def psds(strong: Mapping[str, Sequence[tuple[str, float, float]]], keys: Sequenc
     NaN when fewer than two instruments sound."""
     try:
         import pandas as pd
-        from sed_scores_eval.intersection_based import psds as _psds
+
+        _psds = _import_psds()
     except ImportError as exc:  # optional: the [sed] extra
         raise ImportError("PSDS needs sed_scores_eval: pip install 'instrec[sed]'") from exc
     sounding = {inst for k in keys for inst, a, b in strong.get(k, []) if b > a}
@@ -68,10 +69,21 @@ def psds(strong: Mapping[str, Sequence[tuple[str, float, float]]], keys: Sequenc
 def psds_available() -> bool:
     """Whether sed_scores_eval (the ``[sed]`` extra) can be imported; PSDS is left out otherwise."""
     try:
-        import sed_scores_eval  # noqa: F401
+        _import_psds()
     except ImportError:
         return False
     return True
+
+
+def _import_psds():
+    """sed_scores_eval's psds; its import chain (sed_eval, dcase_util) warns that pkg_resources is
+    deprecated, which is none of the user's business: silenced."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from sed_scores_eval.intersection_based import psds
+    return psds
 
 
 def compare_decisions(strong: Mapping[str, Sequence[tuple[str, float, float]]], keys: Sequence[str],
