@@ -28,7 +28,8 @@ REPO = HERE.parent
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 ORDER = ("bench_realaudio", "bench_train", "bench_busy", "bench_busy_torch", "bench_inference", "bench_musicnn", "bench_dask", "bench_synth",
          "bench_accuracy", "bench_lstm_kernel", "bench_stacked_step", "bench_grid", "bench_label_rules", "bench_rules_grid",
-         "bench_rules_grid_openmic15k", "bench_rules_grid_openmic15k-e40", "bench_frame_gate", "bench_rules_real", "bench_gpu", "bench_integrity")
+         "bench_rules_grid_openmic15k", "bench_rules_grid_openmic15k-e40", "bench_frame_gate", "bench_localisation",
+         "bench_rules_real", "bench_gpu", "bench_integrity")
 REGENERATE = "python benchmarks/run_all.py && python benchmarks/make_readme_results.py"
 #: Columns shown in the README where the stored table is wider (the CSV/JSON keep them all).
 README_COLUMNS = {

@@ -29,6 +29,9 @@ def test_demo_pipeline_end_to_end(tmp_path, capfd, monkeypatch, musicnn_weights_
     for model in ("bilstm-att", "att"):
         loc = saved["localization_segment_f1"][model]
         assert 0.0 <= loc["frame_level"] <= 1.0 and 0.0 <= loc["frame_agnostic"] <= 1.0
+        assert 0.0 <= loc["policy"] <= 1.0  # the per-second policy, tuned on the run's validation clips
+        assert "frame_policy" in json.loads((Path(saved["tagged_with"]).parent / f"{model}_focal_none_s0" /
+                                             "config.json").read_text())
     comments, rows = parse_csv((out / "tags.csv").read_text())
     assert len(rows) == 1 and rows[0]["file"] == saved["tagged_clip"] and rows[0]["n_frames"] == "10"
     assert comments[0].startswith("threshold: ") and saved["threshold"] in comments[0]
@@ -45,6 +48,7 @@ def test_demo_pipeline_end_to_end(tmp_path, capfd, monkeypatch, musicnn_weights_
     assert "experiment/fig2_macro_f1.png" in report and "experiment/fig3_per_instrument_f1.png" in report
     assert "±" not in report and "±" not in (out / "experiment" / "report.md").read_text()
     for heading in ("## What was trained", "## How it scored", "## When each instrument plays",
+                    "## When each instrument plays: the per-second policy against both baselines",
                     "## One test clip: what it contains and what was heard", "## Real recordings"):
         assert heading in report
     assert "(tagged-clip.png)" in report and mpimg.imread(out / "tagged-clip.png").ndim == 3

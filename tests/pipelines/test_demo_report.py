@@ -44,3 +44,24 @@ def test_heat_map_is_drawn_beside_the_strong_labels(tmp_path):
     path = heat_map(tmp_path, _results(), [("alpha", 0.0, 2.0)])
     image = mpimg.imread(path)
     assert path.name == "tagged-clip.png" and image.shape[1] > 1000 and image[..., :3].std() > 0.05
+
+
+def test_localisation_section_puts_the_policy_beside_both_baselines():
+    from instrec.pipelines.demo_report import _localization_section
+
+    def scores(f1, er):
+        return {"f1": f1, "er": er, "per_class": [{"instrument": "alpha", "n_ref": 3, "f1": f1, "er": er}]}
+
+    decisions = {"policy": scores(0.61, 0.62), "spread_clip_tuned": scores(0.52, 1.5),
+                 "spread_clip_0.5": scores(0.5, 1.6),
+                 "frames_0.5": scores(0.46, 2.0), "nothing": scores(0.0, 1.0),
+                 "psds": {"frames_psds1": 0.02, "spread_clip_psds1": 0.25, "frames_psds2": 0.14, "spread_clip_psds2": 0.4}}
+    text = _localization_section({"att": {"frame_level": scores(0.46, 2.0), "frame_agnostic": scores(0.5, 1.6),
+                                          "decisions": decisions}})
+    rows = [line for line in text.splitlines() if line.startswith("| att |")]
+    assert rows[:5] == ["| att | per-second policy, tuned | 0.610 | 0.620 |",
+                        "| att | clip answer spread (tuned thresholds) | 0.520 | 1.500 |",
+                        "| att | clip answer spread (0.5) | 0.500 | 1.600 |", "| att | frames > 0.5 | 0.460 | 2.000 |",
+                        "| att | no answer | 0.000 | 1.000 |"]
+    assert "| att | 0.020 | 0.250 | 0.140 | 0.400 |" in rows
+    assert "saying nothing scores an error rate of 1" in text

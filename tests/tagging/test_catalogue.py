@@ -96,6 +96,7 @@ def test_catalogue_gives_the_numbers_of_predict(run_dir, audio, client, tmp_path
     job = json.loads((out / cat.JOB_FILE).read_text())  # the outputs state the threshold policy
     assert job["threshold"] == local.threshold_description
     assert list(job["thresholds"].values()) == pytest.approx(local.thresholds.tolist())
+    assert job["frame_policy"] == local.frame_policy and local.frame_policy.startswith("per second: ")
     failures = tables["failures"].to_pydict()
     assert sorted(os.path.basename(f) for f in failures["file"]) == ["broken.wav", "empty.flac"]
     assert all(os.path.basename(f) in e for f, e in zip(failures["file"], failures["error"]))

@@ -179,8 +179,14 @@ def test_jams_output_parses_back_with_one_annotation_per_instrument(run128, tmp_
     tags = predict(run128, [clip], per_second=True).files[0]
     jam = jams.load(str(out / "c.jams"))
     assert jam.file_metadata.duration == pytest.approx(10.0)
-    assert [a.sandbox.instrument for a in jam.annotations] == TINY_CLASSES
-    for c, ann in enumerate(jam.annotations):
+    frames = [a for a in jam.annotations if getattr(a.sandbox, "kind", None) != "segments"]
+    segments = [a for a in jam.annotations if getattr(a.sandbox, "kind", None) == "segments"]
+    assert [a.sandbox.instrument for a in frames] == [a.sandbox.instrument for a in segments] == TINY_CLASSES
+    for c, ann in enumerate(segments):  # the time ranges of the frames tagged present, back from JAMS
+        spans = [(o.time, o.time + o.duration) for o in ann.data]
+        active = [any(a - 1e-6 <= 0.96 * t and 0.96 * (t + 1) <= b + 1e-6 for a, b in spans) for t in range(10)]
+        assert active == tags.frame_present[:, c].tolist()
+    for c, ann in enumerate(frames):
         assert ann.namespace == "tag_open"
         obs = ann.data
         assert len(obs) == tags.n_frames == 10
@@ -231,8 +237,8 @@ def test_readable_answer_lists_what_was_heard_with_thresholds(run128, tmp_path, 
         "alpha 0.30 (threshold 0.50)"]
     clip = _tone(tmp_path / "c.wav", 10.0)
     assert main(["predict", str(clip), "--run", str(run128), "--print", "-q"]) == 0
-    head, line = capsys.readouterr().out.strip().splitlines()
-    assert head.startswith("threshold: tuned: ")
+    head, policy, line = capsys.readouterr().out.strip().splitlines()
+    assert head.startswith("threshold: tuned: ") and policy.startswith("per second: ")  # a frame model
     assert line.startswith(f"{clip} (10.0 s): ") and "file,n_frames" not in line
 
 
@@ -266,3 +272,27 @@ def test_localization_writes_a_per_instrument_segment_table(run128, tmp_path):
     assert scores["frame_level"]["f1"] == pytest.approx(m["localization"]["frame_level"]["f1"])
     assert sorted(p.name for p in (tmp_path / "loc").iterdir()) == ["localization"]
     assert ((run128 / "metrics.json").read_text() if (run128 / "metrics.json").exists() else None) == before
+
+
+def test_per_second_print_says_when_each_instrument_plays(run128, tmp_path, capsys):
+    from instrec.tagging.segments import parse_ranges
+
+    clip = _tone(tmp_path / "c.wav", 10.0)
+    song = _tone(tmp_path / "song.wav", 25.0)
+    # --per-second --print used to print the clip answer only; now every file gets its time ranges.
+    assert main(["predict", str(clip), "--run", str(run128), "--per-second", "--print", "-q"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].startswith(f"{clip} (10.0 s): ")
+    indented = lines[3:]
+    assert indented and all(line.startswith("  ") for line in indented)
+    for line in indented:
+        name, ranges = line.strip().split(" ", 1)
+        if name != "per":
+            assert name in TINY_CLASSES and parse_ranges(ranges)
+    # A file longer than one clip lists its ranges without --per-second, and --min-seconds is stated.
+    assert main(["predict", str(song), "--run", str(run128), "--print", "-q", "--min-seconds", "7"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "at least 7 s" in lines[1] and lines[2].startswith(f"{song} (25.0 s): ")
+    assert all(line.startswith("  ") for line in lines[3:]) and len(lines) > 3
+    with pytest.raises(SystemExit):
+        main(["predict", str(song), "--run", str(run128), "--min-seconds", "-1"])

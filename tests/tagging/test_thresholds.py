@@ -143,10 +143,13 @@ def test_jams_states_the_policy_and_leaves_out_what_was_not_learned(delta_run, t
     (path,) = write_jams(res, tmp_path)
     jam = jams.load(str(path))
     assert jam.sandbox.threshold_policy == "0.4" and jam.sandbox.not_learned == ["delta"]
-    assert [a.sandbox.instrument for a in jam.annotations] == TINY_CLASSES[:3]
-    for c, ann in enumerate(jam.annotations):
+    frame_anns = [a for a in jam.annotations if getattr(a.sandbox, "kind", None) != "segments"]
+    assert [a.sandbox.instrument for a in frame_anns] == TINY_CLASSES[:3]
+    assert jam.sandbox.frame_policy == res.frame_policy and res.frame_policy.startswith("per second: ")
+    for c, ann in enumerate(frame_anns):
         assert ann.sandbox.threshold == 0.4 and ann.sandbox.present == bool(probs[c] > 0.4)
-        assert ann.sandbox.frame_present == (frames[:, c] > 0.4).astype(int).tolist()
+        # Untuned run: frame threshold = the clip threshold, gated by the clip answer.
+        assert ann.sandbox.frame_present == ((frames[:, c] > 0.4) & (probs[c] > 0.4)).astype(int).tolist()
 
 
 def test_a_run_without_tuned_thresholds_says_it_falls_back(delta_run):

@@ -64,7 +64,7 @@ def _tag(args: argparse.Namespace, run_dir: str | None, inputs: list[str], out: 
     results = predict(run_dir, inputs, per_second=args.per_second, frontend=args.frontend,
                       weights_dir=args.weights, progress=not args.quiet, threads=args.threads,
                       threshold=args.threshold, allow_unfinished=args.allow_unfinished, jobs=args.jobs,
-                      device=args.device, keep_partial=True)
+                      device=args.device, keep_partial=True, min_seconds=args.min_seconds)
     to_terminal = out is None and (args.print or (sys.stdout is not None and sys.stdout.isatty()))
     if args.format == "jams":
         try:
@@ -74,7 +74,7 @@ def _tag(args: argparse.Namespace, run_dir: str | None, inputs: list[str], out: 
         written = write_jams(results, out)
         print(f"tagged {len(written)} file(s) -> {out}/ (JAMS)", file=sys.stderr)
     elif to_terminal:
-        write_stdout(readable(results))  # a person reads the terminal
+        write_stdout(readable(results, per_second=args.per_second))  # a person reads the terminal
     elif out is None:
         write_stdout(format_results(results, args.format, args.per_second))
     elif results.files:
@@ -82,7 +82,7 @@ def _tag(args: argparse.Namespace, run_dir: str | None, inputs: list[str], out: 
         atomic_write_bytes(out, format_results(results, args.format, args.per_second).encode("utf-8", "surrogateescape"))
         print(f"tagged {len(results.files)} file(s) -> {out}", file=sys.stderr)
     if args.print and out is not None:
-        write_stdout(readable(results))
+        write_stdout(readable(results, per_second=args.per_second))
     if args.plot and results.files and results.interrupted is None:
         pictures = write_plots(results, args.plot)
         print(f"{len(pictures)} picture(s) -> {Path(args.plot)}/", file=sys.stderr)
@@ -114,10 +114,22 @@ def _predict_dask(args: argparse.Namespace, run_dir: str | None, inputs: list[st
     report = tag_catalogue(run_dir, inputs, out, per_second=args.per_second, scheduler=args.scheduler,
                            workers=args.workers, batch_files=args.batch, threads=args.threads or 1,
                            progress=not args.quiet, frontend=args.frontend, weights_dir=args.weights,
-                           threshold=args.threshold, device=args.device)
+                           threshold=args.threshold, device=args.device,
+                           **({} if args.min_seconds is None else {"min_seconds": args.min_seconds}))
     print(f"tagged {report.files_tagged} file(s), {report.files_skipped} already done -> {out}/ (Parquet) in "
           f"{report.wall_seconds:.1f} s", file=sys.stderr)
     return report_failures(report.failed)
+
+
+def _seconds(text: str) -> float:
+    """``--min-seconds``: a finite number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value >= 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds, 0 or more")
+    return value
 
 
 def add_commands(command) -> None:
@@ -127,6 +139,7 @@ def add_commands(command) -> None:
                           "instrec predict music/ --out tags.csv         # a folder, one CSV row per file",
                           "instrec predict song.wav --per-second --format json --out song.json",
                           "instrec predict song.wav --threshold 0.5      # one threshold for every instrument",
+                          "instrec predict album/ --print --min-seconds 5  # when each instrument plays",
                           "instrec predict --run runs/bilstm clips/ --out tags.csv --plot pictures/",
                           "instrec predict catalogue/ --engine dask --out tags/   # Parquet; again after an "
                           "interrupt: only what is missing",
@@ -143,7 +156,9 @@ def add_commands(command) -> None:
     sp.add_argument("--print", action="store_true", help="print per file the instruments heard, with probabilities "
                     "and thresholds (the default on a terminal without --out)")
     sp.add_argument("--per-second", action="store_true", help="per-frame (0.96 s) probabilities, present flags "
-                    "and attention")
+                    "and attention; with --print, when each instrument plays")
+    sp.add_argument("--min-seconds", type=_seconds, metavar="S", help="a file longer than one clip holds an "
+                    "instrument when its per-second decisions add up to S seconds (default: the model's, 4)")
     sp.add_argument("--threshold", type=THRESHOLD, default="tuned", metavar="tuned|0.5|FLOAT", help=THRESHOLD_HELP)
     sp.add_argument("--frontend", choices=FRONTEND_NAMES, help="must match the run's front end (default: the run's)")
     sp.add_argument("--weights", help="folder of the converted pretrained weights (VGGish, musicnn)")

@@ -19,7 +19,7 @@ The output folder ``out``:
   the manifest line), so every file is in the tables exactly once. A failed file is done
   too (it would fail again); it stays in the failures table;
 - ``job.json``: the model, the options and the threshold policy of the present flags (with
-  each instrument's threshold); a rerun with other ones is refused.
+  each instrument's threshold) and the per-second policy; a rerun with other ones is refused.
 
 The paths are stored absolute (workers of a cluster need the files, and ``out``, at the
 same paths: a shared file system).
@@ -191,7 +191,8 @@ def tag_catalogue(run_dir: str | Path | None, inputs: Iterable[str | Path], out:
         out.mkdir(parents=True, exist_ok=True)
         _check_job(out, {"run_dir": job.run_dir, "per_second": per_second, "classes": tagger.classes,
                          "options": {k: str(v) for k, v in options}, "threshold": tagger.policy.description,
-                         "thresholds": dict(zip(tagger.classes, map(float, tagger.thresholds)))})
+                         "thresholds": dict(zip(tagger.classes, map(float, tagger.thresholds))),
+                         "frame_policy": tagger.frame_policy["description"] if tagger.frame_policy else None})
         manifest = Manifest(out / MANIFEST_FILE)
         entries = manifest.load()
         sweep([out / CLIPS_DIR, out / SECONDS_DIR], entries)

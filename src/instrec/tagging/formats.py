@@ -12,15 +12,16 @@ from typing import Any
 import numpy as np
 
 from instrec._io import InstrecError, one_line
-from instrec.tagging.predict import TagResults
+from instrec.tagging.predict import FileTags, TagResults
+from instrec.tagging.segments import file_segments, format_ranges
 
 FORMATS = ("csv", "json")
 
 
 def header_lines(results: TagResults) -> list[str]:
     """What every output states before its tags: the threshold policy, each learned
-    instrument's threshold, and the instruments the run never learned (no probability,
-    never present)."""
+    instrument's threshold, the instruments the run never learned (no probability, never
+    present), and the per-second policy (models with frame outputs)."""
     thresholds, untrained = _thresholds(results), set(results.untrained)
     lines = [f"threshold: {results.threshold_description}",
              "thresholds: " + ", ".join(f"{c}={t:.2f}" for c, t in zip(results.classes, thresholds)
@@ -28,6 +29,8 @@ def header_lines(results: TagResults) -> list[str]:
     if results.untrained:
         lines.append("not learned (no labelled positive in the training data; no probability, never present): "
                      + ", ".join(results.untrained))
+    if results.frame_policy:
+        lines.append(results.frame_policy)
     return lines
 
 
@@ -82,6 +85,18 @@ def _json_values(values: np.ndarray) -> list:
     return np.where(np.isnan(rounded), None, rounded).tolist()
 
 
+def segments_of(tags: FileTags, classes: list[str]) -> dict[str, list[tuple[float, float]]]:
+    """Instrument -> (start_s, end_s) ranges of its active frames (empty without per-frame decisions)."""
+    if tags.frame_present is None:
+        return {}
+    return file_segments(tags.frame_present, classes, tags.frame_seconds, tags.seconds)
+
+
+def segments_text(tags: FileTags, classes: list[str]) -> str:
+    """``violin 0:12-0:31, 1:05-1:40; flute 0:02-0:09``: every instrument's time ranges."""
+    return "; ".join(f"{name} {format_ranges(r)}" for name, r in segments_of(tags, classes).items())
+
+
 def format_results(results: TagResults, fmt: str = "csv", per_second: bool = False) -> str:
     """Render tags as CSV or JSON text. Both state the threshold policy; instruments the
     run never learned have no probability (empty cell, JSON null) and are never present.
@@ -92,12 +107,14 @@ def format_results(results: TagResults, fmt: str = "csv", per_second: bool = Fal
     ``#``). A name with a newline, tab or carriage return is quoted; a name that is not valid
     UTF-8 is written as its raw bytes (read with ``errors="surrogateescape"``). Clip level: one row per
     file: ``file, n_frames, n_windows, aggregation, notes``, then per instrument its
-    probability and ``<instrument>_present`` (0/1). Per second: one row per file, frame and
+    probability and ``<instrument>_present`` (0/1), and ``segments`` (:func:`segments_text`: when
+each instrument plays, under the frame policy of the header). Per second: one row per file, frame and
     instrument: ``file, frame, start_s, end_s, instrument, probability, present, attention``
     (attention empty where the model has none).
 
     JSON: ``threshold`` (``policy``, ``description``, per-instrument ``values``),
-    ``not_learned``, ``classes``, ``files`` (per file ``probabilities``, ``present``; per
+    ``frame_policy``, ``not_learned``, ``classes``, ``files`` (per file ``probabilities``, ``present``,
+    ``long_file``, ``segments`` (instrument -> [[start_s, end_s], ...]); per
     second also ``frame_probabilities``, ``frame_present`` (0/1) and ``attention``, (T, C)
     lists) and ``failures``."""
     if fmt == "json":
@@ -120,11 +137,12 @@ def format_results(results: TagResults, fmt: str = "csv", per_second: bool = Fal
                                      name, _number(prob), present, att])
         return buf.getvalue()
     writer.writerow(["file", "n_frames", "n_windows", "aggregation", "notes", *results.classes,
-                     *(f"{c}_present" for c in results.classes)])
+                     *(f"{c}_present" for c in results.classes), "segments"])
     for f in results.files:
         writer.writerow([f.path, f.n_frames, f.n_windows, f.aggregation, " | ".join(f.notes),
                          *(_number(p) for p in f.probabilities),
-                         *("" if np.isnan(p) else int(b) for p, b in zip(f.probabilities, f.present))])
+                         *("" if np.isnan(p) else int(b) for p, b in zip(f.probabilities, f.present)),
+                         segments_text(f, results.classes)])
     return buf.getvalue()
 
 
@@ -133,13 +151,15 @@ def _json(results: TagResults, per_second: bool) -> str:
         "threshold": {"policy": results.threshold, "description": results.threshold_description,
                       "values": dict(zip(results.classes, map(float, _thresholds(results))))},
         "status": status_line(results).removeprefix("status: "),
-        "not_learned": results.untrained, "classes": results.classes, "files": [],
+        "frame_policy": results.frame_policy, "not_learned": results.untrained, "classes": results.classes, "files": [],
         "failures": [{"file": p, "error": e} for p, e in results.failures]}
     for f in results.files:
         item: dict[str, Any] = {
             "file": f.path, "n_frames": f.n_frames, "n_windows": f.n_windows, "aggregation": f.aggregation,
             "notes": f.notes, "probabilities": dict(zip(results.classes, _json_values(f.probabilities))),
-            "present": [c for c, p in zip(results.classes, f.present) if p]}
+            "present": [c for c, p in zip(results.classes, f.present) if p], "long_file": f.long_file,
+            "segments": {c: [[round(a, 3), round(b, 3)] for a, b in r]
+                         for c, r in segments_of(f, results.classes).items()}}
         if per_second and f.frame_probabilities is not None:
             item["frame_seconds"] = f.frame_seconds
             item["frame_probabilities"] = _json_values(f.frame_probabilities)
@@ -185,23 +205,35 @@ def output_names(results: TagResults, suffix: str) -> list[str]:
     return names
 
 
-def readable(results: TagResults, top: int = 3) -> str:
-    """What a person reads: the threshold policy and the instruments the run never learned
-    (:func:`header_lines`' first and last), then per file the instruments tagged present,
-    most probable first, each with its probability and the threshold it passed; when none
-    passed, the ``top`` most probable. Instruments the model never learned are not listed."""
+def readable(results: TagResults, top: int = 3, per_second: bool = False) -> str:
+    """What a person reads: the threshold policy (and the per-second policy where the model
+    has one) and the instruments the run never learned, then per file the instruments tagged
+    present, most probable first, each with its probability and the threshold it passed; when
+    none passed, the ``top`` most probable. Instruments the model never learned are not listed.
+    For a file longer than one window (or every file with ``per_second``), each present
+    instrument's time ranges follow on a line of its own: ``  violin 0:12-0:31, 1:05-1:40``."""
     thresholds = _thresholds(results)
     trained = results.trained if results.trained is not None else np.ones(len(results.classes), bool)
     head = header_lines(results)
-    lines = [head[0]] + ([head[-1]] if results.untrained else [])
+    lines = [head[0]] + ([head[2]] if results.untrained else []) + (
+        [results.frame_policy] if results.frame_policy else [])
     for f in results.files:
         order = [c for c in np.argsort(-np.nan_to_num(f.probabilities, nan=-1.0), kind="stable") if trained[c]]
         present = [c for c in order if f.present[c]]
-        if present:
+        if present and f.long_file:  # present: the per-second decisions held it long enough
+            held = f.frame_present.sum(axis=0) * f.frame_seconds
+            heard = ", ".join(f"{results.classes[c]} {f.probabilities[c]:.2f} (held {held[c]:.0f} s)" for c in present)
+        elif present:
             heard = ", ".join(f"{results.classes[c]} {f.probabilities[c]:.2f} (threshold {thresholds[c]:.2f})"
                               for c in present)
         else:
             heard = "nothing above its threshold; most probable: " + ", ".join(
                 f"{results.classes[c]} {f.probabilities[c]:.2f} (threshold {thresholds[c]:.2f})" for c in order[:top])
         lines.append(f"{one_line(f.path)} ({f.seconds:.1f} s): {heard}")
+        if f.frame_present is not None and (f.long_file or per_second):
+            ranges = segments_of(f, results.classes)
+            lines += [f"  {name} {format_ranges(r)}" for name, r in ranges.items()] or [
+                "  per second: no instrument active in any frame"]
+        elif per_second:
+            lines.append("  per second: this model has no per-frame output")
     return "".join(line + "\n" for line in lines)

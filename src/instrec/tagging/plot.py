@@ -6,7 +6,9 @@ under the threshold policy outlined in white. Optionally, beside it on the same 
 file's strong labels (when each instrument really sounds) as bars. Right: the clip-level
 probability of each instrument as a bar, with its decision threshold as a tick; bars of
 instruments tagged present are drawn solid, the others pale. Instruments the model never
-learned are listed under the picture, not drawn; so is the threshold policy.
+learned are listed under the picture, not drawn; so are the threshold policy and the per-second
+policy (the white boxes are its decisions, the same frames as the per-second rows and the time
+ranges; for a file longer than one clip, the solid bars are the instruments those frames hold).
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from instrec.tagging.predict import FileTags, TagResults
 
 def plot_file(tags: FileTags, classes: list[str], thresholds: np.ndarray, trained: np.ndarray,
               threshold_description: str | None = None,
-              events: Sequence[tuple[str, float, float]] | None = None) -> bytes:
+              events: Sequence[tuple[str, float, float]] | None = None, frame_policy: str | None = None) -> bytes:
     """PNG bytes of one file's picture (see the module docstring). ``events``: the file's
     strong labels as ``(instrument, onset_s, offset_s)``, drawn in a panel of their own."""
     keep = np.flatnonzero(trained)
@@ -72,13 +74,23 @@ def plot_file(tags: FileTags, classes: list[str], thresholds: np.ndarray, traine
     bars.legend(loc="lower right", fontsize=7)
     fig.colorbar(image, ax=bars, fraction=0.25, pad=0.1, label="frame probability")
     foot = [f"threshold: {threshold_description}"] if threshold_description else []
+    if frame_policy and per_frame:
+        foot.append(_wrap(frame_policy))
     if not trained.all():
         foot.append("not learned, never tagged: " + ", ".join(c for c, t in zip(classes, trained) if not t))
     if foot:
-        fig.text(0.01, -0.02 - 0.02 * len(foot), "\n".join(foot), fontsize=7, va="bottom")
+        text = "\n".join(foot)
+        fig.text(0.01, -0.02 - 0.02 * (text.count("\n") + 1), text, fontsize=7, va="bottom")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", bbox_inches="tight")
     return buf.getvalue()
+
+
+def _wrap(text: str, width: int = 150) -> str:
+    """``text`` broken into lines of at most about ``width`` characters, at spaces."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width))
 
 
 def write_plots(results: TagResults, out_dir: str | Path) -> list[Path]:
@@ -88,5 +100,6 @@ def write_plots(results: TagResults, out_dir: str | Path) -> list[Path]:
     trained = results.trained if results.trained is not None else np.ones(len(results.classes), bool)
     thresholds = results.thresholds if results.thresholds is not None else np.full(len(results.classes), 0.5)
     return [atomic_write_bytes(out / name, plot_file(f, results.classes, thresholds, trained,
-                                                     results.threshold_description))
+                                                     results.threshold_description,
+                                                     frame_policy=results.frame_policy))
             for f, name in zip(results.files, output_names(results, ".png"))]

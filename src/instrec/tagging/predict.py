@@ -3,8 +3,13 @@
 Files are featurised with the run's front end, cut into consecutive windows of the
 training clip length (``n_frames`` frames of 0.96 s), and every window goes through the
 model. The file's clip-level probability of an instrument is the maximum over windows
-(an instrument is present in the file if it is present anywhere); per-frame outputs come
-from the window that covers the frame.
+and per-frame outputs come from the window that covers the frame.
+
+Per-second decisions follow the run's frame policy (:mod:`instrec.tagging.segments`): a frame
+can be active only where its window is tagged present. A file longer than one window is
+present for an instrument when those decisions hold it for ``min_seconds`` (the file-level
+answer is built from the same evidence as the per-second rows); a shorter file keeps the
+clip answer.
 
 "Present" follows a threshold policy (:mod:`instrec.tagging.thresholds`: per-instrument
 tuned thresholds by default, or one number for all), for the file and for every frame.
@@ -32,6 +37,7 @@ from instrec.models.inference import run_model, to_device
 from instrec.parallel import fork_available, inherited_map
 from instrec.run import CONFIG_FILE, load_model
 from instrec.runinfo import plan_file_workers, threads_for_workers
+from instrec.tagging.segments import decide, resolve_frame_policy
 from instrec.tagging.thresholds import DEFAULT_THRESHOLD, ThresholdPolicy, learned_classes, resolve_threshold
 
 #: Folder of the packaged default model, beside this module.
@@ -57,7 +63,8 @@ class FileTags:
     notes: list[str] = field(default_factory=list)
     frame_seconds: float = FRAME_SECONDS
     duration: float | None = None  # seconds of audio, where the file was decoded
-    frame_present: np.ndarray | None = None  # (T, C) bool under the same thresholds as ``present``
+    frame_present: np.ndarray | None = None  # (T, C) bool under the frame policy (gated by ``present``'s thresholds)
+    long_file: bool = False  # longer than one window: ``present`` comes from the per-second decisions
 
     @property
     def seconds(self) -> float:
@@ -77,6 +84,7 @@ class TagResults:
     threshold: str = "0.5"  # the policy's name: "tuned" or a number
     threshold_description: str = "0.5 for every instrument"  # one sentence for the outputs
     interrupted: tuple[int, int] | None = None  # (files done, files given) when Ctrl-C stopped the run
+    frame_policy: str | None = None  # the per-second policy's sentence (models with frame outputs)
 
     @property
     def untrained(self) -> list[str]:
@@ -106,7 +114,7 @@ class Tagger:
 
     def __init__(self, run_dir: str | Path | None = None, frontend: str | None = None,
                  weights_dir: str | Path | None = None, threshold: str | float = DEFAULT_THRESHOLD,
-                 allow_unfinished: bool = False, device: str = "auto"):
+                 allow_unfinished: bool = False, device: str = "auto", min_seconds: float | None = None):
         self.device = resolve_device(device)
         self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir()
         shipped = self.run_dir.resolve() == default_model_dir().resolve()  # its integrity record must be there
@@ -124,6 +132,9 @@ class Tagger:
         self._frontend = None
         self.policy: ThresholdPolicy = resolve_threshold(threshold, self.config)
         self.thresholds = self.policy.values
+        # Per-second decisions and the duration rule of long files (frame models only).
+        self.frame_policy = (resolve_frame_policy(self.config, self.thresholds, min_seconds)
+                             if self.config["model"] in FRAME_MODELS else None)
         # Instruments the training data never labelled positive: the model cannot know them.
         self.trained, self.trained_note = learned_classes(self.config)
         self.tag_prior = self.config.get("tag_prior") is not None
@@ -165,6 +176,7 @@ class Tagger:
         batch = np.stack([x[a:b] for a, b in spans])
         preds = run_model(self.model, batch)
         clip = preds.clip.max(axis=0)
+        window_clip = preds.clip
         frame = _stitch(preds.frame, spans, len(x)) if preds.frame is not None else None
         att = _stitch(preds.attention, spans, len(x)) if preds.attention is not None else None
         if frame is not None and len(frame) > n:
@@ -173,6 +185,8 @@ class Tagger:
         if self.tag_prior:
             # musicnn's own tags (learned from real music) join the classes they name by noisy-OR.
             clip, frame = with_tag_prior(np.asarray(features)[:n], self.classes, clip, frame)
+            window_clip = np.stack([with_tag_prior(np.asarray(features)[a:min(b, n)], self.classes, p)[0]
+                                    for p, (a, b) in zip(preds.clip, spans)])
             aggregation += "; musicnn tags added by noisy-OR"
         if self.trained_note:
             notes.append(self.trained_note)
@@ -185,9 +199,20 @@ class Tagger:
             att = np.where(untrained, np.nan, att) if att is not None else None
         # NaN > t is False: an instrument without a probability is never present.
         present = clip > self.thresholds
-        frame_present = frame > self.thresholds if frame is not None else None
+        frame_present, long_file = None, n > self.n_frames
+        if frame is not None and self.frame_policy is not None:
+            # A frame's gate: the clip answer of the windows that cover it (the most confident one,
+            # where the last window overlaps the one before).
+            per_frame = np.full((len(x), len(self.classes)), -np.inf, dtype=np.float32)
+            for p, (a, b) in zip(np.asarray(window_clip, np.float32), spans):
+                per_frame[a:b] = np.fmax(per_frame[a:b], p)
+            per_frame = per_frame[:n]
+            present, frame_present = decide(frame, np.where(self.trained, per_frame, np.nan), self.thresholds,
+                                            self.frame_policy, long_file, present, FRAME_SECONDS)
+            if long_file:
+                aggregation += f"; present: held >= {self.frame_policy['min_seconds']:g} s per second"
         return FileTags(path, clip, present, n, len(spans), aggregation, frame, att, notes,
-                        frame_present=frame_present)
+                        frame_present=frame_present, long_file=long_file and frame_present is not None)
 
     def tag_file(self, path: str | Path) -> FileTags:
         """Featurise and tag one audio file; warnings from decoding become notes."""
@@ -244,7 +269,7 @@ def predict(run_dir: str | Path | None, inputs: Iterable[str | Path], per_second
             frontend: str | None = None, weights_dir: str | Path | None = None, progress: bool = False,
             threshold: str | float = DEFAULT_THRESHOLD, threads: int | None = None,
             allow_unfinished: bool = False, jobs: int = 1, device: str = "auto",
-            keep_partial: bool = False) -> TagResults:
+            keep_partial: bool = False, min_seconds: float | None = None) -> TagResults:
     """Tag audio files (or folders of them) with the model in ``run_dir`` (None: the default model).
 
     ``threshold``: ``"tuned"`` (default: the run's per-instrument thresholds), ``"0.5"`` or
@@ -262,7 +287,9 @@ def predict(run_dir: str | Path | None, inputs: Iterable[str | Path], per_second
     tag with a run whose training did not finish (with a warning). ``device``: where the
     networks run (:mod:`instrec.device`); on a GPU the worker processes decode and the GPU
     runs the front end's network and the model. ``keep_partial``: Ctrl-C while tagging returns
-    the files finished so far, with ``interrupted`` set (else it raises KeyboardInterrupt)."""
+    the files finished so far, with ``interrupted`` set (else it raises KeyboardInterrupt). ``min_seconds``: a file longer
+    than one window holds an instrument when its per-second decisions add up to this many
+    seconds (None: the run's policy, :data:`instrec.evaluation.frame_policy.MIN_SECONDS`)."""
     device = resolve_device(device)  # a missing GPU is an error before any file is read
     inputs = list(inputs)
     paths = expand_inputs(inputs)
@@ -274,7 +301,7 @@ def predict(run_dir: str | Path | None, inputs: Iterable[str | Path], per_second
     jobs, threads = plan_file_workers(len(paths), jobs, threads, fork_available())
     setup = threads_for_workers(jobs, threads)
     tagger = Tagger(run_dir, frontend=frontend, weights_dir=weights_dir, threshold=threshold,
-                    allow_unfinished=allow_unfinished, device=device)
+                    allow_unfinished=allow_unfinished, device=device, min_seconds=min_seconds)
     if per_second:
         require_frame_outputs(tagger)
     tagger.frontend  # noqa: B018 - loads and checks it now: a mismatch is one error, not one per file
@@ -287,7 +314,8 @@ def predict(run_dir: str | Path | None, inputs: Iterable[str | Path], per_second
         files, failures = stop.files, stop.failures
         interrupted = (len(files) + len(failures), stop.total)
     return TagResults(tagger.classes, files, failures, tagger.thresholds, tagger.trained, tagger.policy.name,
-                      tagger.policy.description, interrupted)
+                      tagger.policy.description, interrupted,
+                      tagger.frame_policy["description"] if tagger.frame_policy is not None else None)
 
 
 def require_frame_outputs(tagger: Tagger) -> None:

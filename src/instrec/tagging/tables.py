@@ -5,7 +5,9 @@ Three tables (see :mod:`instrec.tagging.catalogue` for the folder they live in):
 - clips, one row per tagged file: ``file``, ``duration`` (seconds of audio), ``n_frames``,
   ``n_windows``, ``aggregation``, ``notes`` (list of strings), then per instrument its
   probability (float32, column named after the instrument; null for an instrument the run
-  never learned) and ``<instrument>_present`` (bool);
+  never learned), ``<instrument>_present`` (bool) and ``segments`` (list of ``instrument``,
+  ``start_s``, ``end_s``: when each instrument plays under the frame policy; empty without
+  per-frame outputs);
 - seconds (with per-second tags), one row per file, frame and instrument: ``file``, ``frame``,
   ``start_s``, ``end_s``, ``instrument``, ``probability``, ``present`` (the frame's flag under
   the job's threshold policy) and ``attention`` (null where the model has none);
@@ -25,6 +27,7 @@ import numpy as np
 
 from instrec._io import InstrecError, atomic_write_bytes
 from instrec.tagging.predict import FileTags
+from instrec.tagging.segments import file_segments
 
 
 def _pa():
@@ -51,7 +54,9 @@ def clip_schema(classes: Sequence[str]):
     pa = _pa()
     return pa.schema([("file", pa.string()), ("duration", pa.float64()), ("n_frames", pa.int32()),
                       ("n_windows", pa.int32()), ("aggregation", pa.string()), ("notes", pa.list_(pa.string())),
-                      *((c, pa.float32()) for c in classes), *((f"{c}_present", pa.bool_()) for c in classes)])
+                      *((c, pa.float32()) for c in classes), *((f"{c}_present", pa.bool_()) for c in classes),
+                      ("segments", pa.list_(pa.struct([("instrument", pa.string()), ("start_s", pa.float64()),
+                                                       ("end_s", pa.float64())])))])
 
 
 def seconds_schema():
@@ -75,10 +80,20 @@ def clip_table(files: Sequence[FileTags], classes: Sequence[str]):
     present = np.stack([f.present for f in files]).astype(bool) if files else np.zeros((0, len(classes)), bool)
     columns = [[file_text(f.path) for f in files], [float(f.seconds) for f in files], [f.n_frames for f in files],
                [f.n_windows for f in files], [f.aggregation for f in files], [list(f.notes) for f in files],
-               *(probs[:, c] for c in range(len(classes))), *(present[:, c] for c in range(len(classes)))]
+               *(probs[:, c] for c in range(len(classes))), *(present[:, c] for c in range(len(classes))),
+               [_segments(f, classes) for f in files]]
     schema = clip_schema(classes)
     # An instrument the run never learned has no probability (NaN in FileTags): null here.
     return pa.Table.from_arrays([_array(col, field.type) for col, field in zip(columns, schema)], schema=schema)
+
+
+def _segments(tags: FileTags, classes: Sequence[str]) -> list[dict]:
+    """The ``segments`` cell of one file: its time ranges, instrument by instrument."""
+    if tags.frame_present is None:
+        return []
+    return [{"instrument": name, "start_s": a, "end_s": b}
+            for name, ranges in file_segments(tags.frame_present, classes, tags.frame_seconds, tags.seconds).items()
+            for a, b in ranges]
 
 
 def _array(values, type_):
