@@ -9,6 +9,7 @@ With ``progress=False`` only the final summary is printed.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +43,12 @@ def run_demo(out: str | Path = "demo-output", clips: int = 2000, epochs: int = 2
     out = Path(out)
     corpus = out / "corpus"
 
-    def say(message: str) -> None:
+    started = time.monotonic()
+
+    def say(message: str) -> None:  # each step with the minutes:seconds since the start
         if progress:
-            print(f"[instrec demo] {message}", file=sys.stderr, flush=True)
+            m, s = divmod(int(time.monotonic() - started), 60)
+            print(f"[instrec demo {m}:{s:02d}] {message}", file=sys.stderr, flush=True)
 
     stats = read_corpus_stats(corpus) if (corpus / NPZ_FILE).is_file() else None
     recorded = (stats or {}).get("n_clips"), (stats or {}).get("seed"), (stats or {}).get("recipe", "ensemble")
@@ -92,6 +96,7 @@ def run_demo(out: str | Path = "demo-output", clips: int = 2000, epochs: int = 2
                       {"Fig. 2: macro F1 per configuration": experiment / FIG2_FILE,
                        "Fig. 3: F1 per instrument": experiment / FIG3_FILE})
     atomic_write_json(out / SUMMARY_FILE, summary)
+    say(f"done: {out / REPORT_FILE}")
     _print_summary(summary)
     return summary
 
