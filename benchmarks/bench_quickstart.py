@@ -53,7 +53,7 @@ def main() -> int:
     p.add_argument("--load", default="idle,busy", help="comma-separated: idle (nothing else started) and/or busy "
                    "(beside --load-procs spinning processes)")
     p.add_argument("--load-procs", type=int, default=1, help="busy processes for --load busy (default 1)")
-    p.add_argument("--only", default=",".join(COMMANDS), help="comma-separated make targets to time")
+    p.add_argument("--only", default=",".join(COMMANDS), help="comma-separated make targets to time; none: only record the README's tagging example")
     p.add_argument("--venv", default=None, help="use this environment instead of building one in each clone")
     args = p.parse_args()
     repeats = C.repeats_of(args, 1)

@@ -217,27 +217,31 @@ def build_pages(results_dir: Path) -> tuple[dict[str, str], dict[str, Path]]:
 def quickstart_block(docs: list[dict[str, Any]]) -> str:
     """The README's quick-start times and tagging answer, from ``bench_quickstart``."""
     doc = next((d for d in docs if d["benchmark"] == "bench_quickstart"), None)
-    if doc is None:
+    rows = doc["tables"][0]["rows"] if doc and doc.get("tables") else []
+    if not rows:
         return ("Times: not measured yet on this version; `python benchmarks/bench_quickstart.py` measures "
                 "them and `python benchmarks/make_readme_results.py` writes them here.\n")
-    rows = doc["tables"][0]["rows"]
     m = doc.get("machine", {})
     lines = []
     for cmd in sorted({r["command"] for r in rows}):
         mine = [r for r in rows if r["command"] == cmd and r.get("exit_status") == 0]
         per_load = []
         for load in ("idle", "busy"):
-            mins = [r["minutes"] for r in mine if r["load"] == load]
-            if mins:
-                what = "idle" if load == "idle" else f"beside {mine[0].get('busy_processes') or 1} busy process"
+            here = [r for r in mine if r["load"] == load]
+            if here:
+                mins, loads = [r["minutes"] for r in here], [r["load_average_before"] for r in here]
+                what = ("with nothing else started" if load == "idle"
+                        else f"beside {here[0].get('busy_processes') or 1} busy process(es)")
                 span = f"{min(mins):.1f}" + (f"-{max(mins):.1f}" if max(mins) > min(mins) else "")
-                per_load.append(f"{span} min {what}")
+                per_load.append(f"{span} min {what} (load average {min(loads):g}"
+                                + (f"-{max(loads):g}" if max(loads) > min(loads) else "") + " at its start)")
         installs = any(r.get("installs") for r in mine)
-        lines.append(f"- `{cmd}`: {', '.join(per_load) or 'failed when measured'}"
-                     + (" (installation included)" if installs else ""))
+        lines.append(f"- `{cmd}`: {'; '.join(per_load) or 'failed when measured'}"
+                     + ("; installation included" if installs else ""))
     lines.append(f"\nMeasured {doc.get('created', '?')[:10]} from a fresh clone on {m.get('cpu_model')} "
-                 f"({m.get('usable_cores')} usable cores) by `benchmarks/bench_quickstart.py`; "
-                 "[more](docs/results-speed.md).")
+                 f"({m.get('usable_cores')} usable cores) by `benchmarks/bench_quickstart.py`; a load average "
+                 "above the number of cores means other jobs shared the machine. "
+                 "[More](docs/results-speed.md).")
     return "\n".join(lines) + "\n"
 
 
@@ -246,7 +250,7 @@ def example_block(docs: list[dict[str, Any]]) -> str:
     doc = next((d for d in docs if d["benchmark"] == "bench_quickstart"), None)
     example = (doc or {}).get("example")
     if not example:
-        return "(run `python benchmarks/bench_quickstart.py --only example` to record the answer here)\n"
+        return "(run `python benchmarks/bench_quickstart.py --only none` to record the answer here)\n"
     return f"```console\n$ {example['command']}\n{example['output'].rstrip()}\n```\n"
 
 

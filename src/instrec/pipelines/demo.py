@@ -21,6 +21,7 @@ from instrec.features.audio import expand_inputs
 from instrec.pipelines.demo_report import REPORT_FILE, heat_map, write_demo_report
 from instrec.pipelines.experiment import FIG2_FILE, FIG3_FILE, RunSpec, run_experiment, run_path
 from instrec.run import read_config
+from instrec.runinfo import set_threads
 from instrec.synth import build_corpus
 from instrec.synth.render import render_midi_file
 from instrec.tagging.formats import format_results
@@ -42,6 +43,9 @@ def run_demo(out: str | Path = "demo-output", clips: int = 2000, epochs: int = 2
     steps and progress bars on stderr (False: only the final summary, on stdout)."""
     out = Path(out)
     corpus = out / "corpus"
+    # This process scores and tags; like every instrec process it does so with one torch thread
+    # (instrec.runinfo: a second thread costs much on a busy machine). Renderers and runs are workers.
+    set_threads(0)
 
     started = time.monotonic()
 
