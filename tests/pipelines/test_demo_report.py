@@ -37,3 +37,20 @@ def test_report_can_leave_the_table_to_summary_md(tmp_path):
                                   table=False).read_text()
     assert "| model | loss | augment |" in with_table and "| model |" not in without
     assert "## Scores\n\nsee summary.md" in without
+
+
+def test_the_tagged_clip_boxes_frames_only_in_instruments_the_clip_is_tagged_with(tmp_path, monkeypatch):
+    from instrec.pipelines import demo_report
+    from instrec.tagging.predict import FileTags, TagResults
+
+    frames = np.array([[0.9, 0.8, 0.1], [0.9, 0.2, 0.7], [0.1, 0.9, 0.9]])  # (3 frames, 3 instruments)
+    tags = FileTags("clip.wav", np.array([0.8, 0.3, 0.6]), np.array([True, False, True]), 3, 1, "att",
+                    frame_probabilities=frames, frame_present=frames > 0.5)
+    results = TagResults(["a", "b", "c"], [tags], [], np.full(3, 0.5), np.ones(3, bool))
+    drawn = []
+    monkeypatch.setattr(demo_report, "plot_file", lambda t, *args: drawn.append(t) or b"png")
+    demo_report.heat_map(tmp_path, results, [("a", 0.0, 2.0)])
+    # b is not tagged in the clip: none of its frames is boxed, though two pass the threshold.
+    assert drawn[0].frame_present.tolist() == [[True, False, False], [True, False, True], [False, False, True]]
+    assert tags.frame_present[:, 1].sum() == 2, "the results themselves are left as they were"
+    assert (tmp_path / demo_report.HEATMAP_FILE).read_bytes() == b"png"
