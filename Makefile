@@ -14,8 +14,11 @@ $(BIN)/instrec: pyproject.toml
 
 install: $(BIN)/instrec
 
+# DEMO_ARGS: e.g. "--clips 500 --epochs 20 --no-real" for a smaller tour (instrec demo --help).
+DEMO_ARGS ?=
+
 demo: install
-	$(BIN)/instrec demo --out demo-output
+	$(BIN)/instrec demo --out demo-output $(DEMO_ARGS)
 
 # The tests run in TEST_JOBS processes (pytest-xdist, in the test extra; one process without it).
 TEST_JOBS ?= 2

@@ -16,6 +16,7 @@ by ``make_readme_results.py``.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -29,12 +30,12 @@ COMMANDS = ("test", "demo")  # test first: from a fresh clone it pays the instal
 EXAMPLE = ("predict", "examples/real/trumpet-medley-solos-db-test-6.flac", "--print")
 
 
-def run_make(clone: Path, target: str, venv: Path | None) -> C.ChildResult:
+def run_make(clone: Path, target: str, venv: Path | None, make_args: list[str]) -> C.ChildResult:
     """``make TARGET`` in ``clone``; with ``venv``, that environment and the clone's sources."""
-    argv, env = ["make", target], {}
+    argv, env = ["make", *make_args, target], {}
     if venv is not None:
         instrec = venv / "bin" / "instrec"
-        argv = ["make", f"VENV={venv}", "-o", str(instrec), target]
+        argv = ["make", f"VENV={venv}", "-o", str(instrec), *make_args, target]
         env["PYTHONPATH"] = str(clone / "src")
     return C.run_child(argv, env=env, cwd=clone)
 
@@ -55,6 +56,8 @@ def main() -> int:
     p.add_argument("--load-procs", type=int, default=1, help="busy processes for --load busy (default 1)")
     p.add_argument("--only", default=",".join(COMMANDS), help="comma-separated make targets to time; none: only record the README's tagging example")
     p.add_argument("--venv", default=None, help="use this environment instead of building one in each clone")
+    p.add_argument("--make-args", default="", help="extra make arguments, e.g. 'DEMO_ARGS=--clips 48 --epochs 2' "
+                   "to check this script quickly (such numbers are not the quick start's)")
     args = p.parse_args()
     repeats = C.repeats_of(args, 1)
     loads = [x for x in args.load.split(",") if x]
@@ -73,7 +76,7 @@ def main() -> int:
                         ctx.__enter__()
                     for target in targets:
                         before = loadavg()
-                        r = run_make(clone, target, venv)
+                        r = run_make(clone, target, venv, shlex.split(args.make_args))
                         tail = (r.stdout + r.stderr).strip().splitlines()[-1:] or [""]
                         rows.append({"command": f"make {target}", "load": load,
                                      "busy_processes": args.load_procs if load == "busy" else 0,
@@ -93,9 +96,11 @@ def main() -> int:
              + ("the clone builds its own .venv in its first command (pip's download cache as found)"
                 if venv is None else "an existing environment, so no installation is timed"),
              "busy: one process spinning on a core for the whole measurement (another user's job)"]
-    C.write_results(args.out, "bench_quickstart", "The quick start from a fresh clone", args.quick,
+    C.write_results(args.out, "bench_quickstart", "The quick start from a fresh clone", args.quick or bool(args.make_args),
                     {"repeats": repeats, "loads": loads, "load_procs": args.load_procs, "venv": bool(venv),
-                     "targets": targets},
+                     "targets": targets, "make_args": args.make_args,
+                     "commit": subprocess.run(["git", "-C", str(C.REPO), "rev-parse", "HEAD"], capture_output=True,
+                                              text=True).stdout.strip()},
                     [C.table("quickstart", "make demo and make test from a fresh clone", rows,
                              ["command", "load", "busy_processes", "installs", "repeat", "wall_s", "minutes",
                               "exit_status", "load_average_before"])],
