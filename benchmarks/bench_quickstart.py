@@ -12,6 +12,7 @@ The README's quick-start sentence is generated from ``benchmarks/results/bench_q
 by ``make_readme_results.py``.
 
     python benchmarks/bench_quickstart.py [--load idle,busy] [--venv .venv] [--only demo,test]
+    python benchmarks/bench_quickstart.py --only demo --make-args "DEMO_ARGS='--clips 48 --epochs 2'"  # a quick check
 """
 from __future__ import annotations
 
