@@ -129,3 +129,9 @@ def musicnn_weights_dir(musicnn_wheel, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def net(musicnn_weights_dir) -> M.Musicnn:
     return W.load_musicnn(weights_dir=musicnn_weights_dir)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The slow tests first (stable otherwise): with pytest-xdist the long ones start at once and
+    the short ones fill the other workers around them, instead of a long one running alone last."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
