@@ -20,6 +20,7 @@ from instrec.evaluation.evaluate import localize_run
 from instrec.features.audio import expand_inputs
 from instrec.pipelines.demo_report import REPORT_FILE, heat_map, write_demo_report
 from instrec.pipelines.experiment import FIG2_FILE, FIG3_FILE, RunSpec, run_experiment, run_path
+from instrec.pipelines.grids import DEMO_EPOCHS
 from instrec.run import read_config
 from instrec.runinfo import set_threads
 from instrec.synth import build_corpus
@@ -35,7 +36,7 @@ TAGS_PER_SECOND_FILE = "tags-per-second.csv"
 SUMMARY_FILE = "demo-summary.json"
 
 
-def run_demo(out: str | Path = "demo-output", clips: int = 2000, epochs: int = 200, jobs: int = 2,
+def run_demo(out: str | Path = "demo-output", clips: int = 2000, epochs: int = DEMO_EPOCHS, jobs: int = 2,
              overwrite: bool = False, seed: int = 0, real: str | Path | None = REAL_EXAMPLES,
              progress: bool = True) -> dict[str, Any]:
     """The quick start (module docstring) into ``out``; ``real``: a folder of real recordings
