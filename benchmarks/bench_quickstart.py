@@ -87,6 +87,8 @@ def main() -> int:
                                      "last_line": tail[0][:200]})
                         print(f"make {target} ({load}): {r.wall_s:.1f} s, exit {r.returncode}; {tail[0][:120]}",
                               flush=True)
+                        if r.returncode != 0:  # what failed, before the clone is removed
+                            print("\n".join((r.stdout + r.stderr).strip().splitlines()[-40:]), flush=True)
                     if example is None:
                         example = run_example(clone, venv)
                 finally:
