@@ -233,8 +233,9 @@ def quickstart_block(docs: list[dict[str, Any]]) -> str:
             here = [r for r in mine if r["load"] == load]
             if here:
                 mins, loads = [r["minutes"] for r in here], [r["load_average_before"] for r in here]
-                what = ("with nothing else started" if load == "idle"
-                        else f"beside {here[0].get('busy_processes') or 1} busy process(es)")
+                cores = m.get("usable_cores") or 1
+                what = (f"beside {here[0].get('busy_processes') or 1} busy process(es) it started" if load == "busy"
+                        else "on an idle machine" if max(loads) < cores else "on a machine shared with other jobs")
                 span = f"{min(mins):.1f}" + (f"-{max(mins):.1f}" if max(mins) > min(mins) else "")
                 per_load.append(f"{span} min {what} (load average {min(loads):g}"
                                 + (f"-{max(loads):g}" if max(loads) > min(loads) else "") + " at its start)")
@@ -243,10 +244,10 @@ def quickstart_block(docs: list[dict[str, Any]]) -> str:
             lines.append(f"- `{cmd}`: not measured on this version yet")
             continue
         lines.append(f"- `{cmd}`: {'; '.join(per_load) or 'failed when measured'}"
-                     + ("; installation included" if installs else ""))
+                     + ("; installation included" if installs else "; installation not included"
+                        if doc.get("config", {}).get("venv") else ""))
     lines.append(f"\nMeasured {doc.get('created', '?')[:10]} from a fresh clone on {m.get('cpu_model')} "
-                 f"({m.get('usable_cores')} usable cores) by `benchmarks/bench_quickstart.py`; a load average "
-                 "above the number of cores means other jobs shared the machine. "
+                 f"({m.get('usable_cores')} usable cores) by `benchmarks/bench_quickstart.py`. "
                  "[More](docs/results-speed.md).")
     return "\n".join(lines) + "\n"
 
