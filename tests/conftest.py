@@ -88,26 +88,50 @@ def run_copy(finished_run, tmp_path) -> Path:
     return Path(shutil.copytree(finished_run, tmp_path / "run"))
 
 
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """The folder ``name`` filled by ``build(folder)`` once per test run, also when pytest-xdist
+    runs the tests in several processes: the first process builds it where they all look (the
+    parent of their temporary folders), under a file lock; the others wait and reuse it."""
+    from filelock import FileLock  # a dependency of torch
+
+    root = tmp_path_factory.getbasetemp()
+    root = root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root
+    folder, done = root / name, root / f"{name}.done"
+    with FileLock(str(root / f"{name}.lock")):
+        if not done.is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            build(folder)
+            done.touch()
+    return folder
+
+
 # The pretrained musicnn weights, for the tests that need the real network.
 @pytest.fixture(scope="session")
 def musicnn_wheel(tmp_path_factory) -> Path:
-    """The musicnn 0.1.0 wheel, fetched once per session with pip (skip if the index is unreachable)."""
+    """The musicnn 0.1.0 wheel, fetched once per test run with pip (skip if the index is unreachable)."""
     local = os.environ.get("INSTREC_MUSICNN_WHEEL")
     if local:
         return Path(local)
     try:
-        return W.fetch_wheel(tmp_path_factory.mktemp("musicnn-wheel"), progress=False)
+        folder = built_once(tmp_path_factory, "musicnn-wheel", lambda d: W.fetch_wheel(d, progress=False))
     except InstrecError as exc:
         pytest.skip(f"pip cannot download {W.PACKAGE} from the package index: {exc}")
+    return next(folder.glob("*.whl"))
 
 
 @pytest.fixture(scope="session")
 def musicnn_weights_dir(musicnn_wheel, tmp_path_factory) -> Path:
-    cache = tmp_path_factory.mktemp("musicnn-weights")
-    W.download_musicnn(cache, wheel=musicnn_wheel, progress=False)
-    return cache
+    return built_once(tmp_path_factory, "musicnn-weights",
+                      lambda d: W.download_musicnn(d, wheel=musicnn_wheel, progress=False))
 
 
 @pytest.fixture(scope="session")
 def net(musicnn_weights_dir) -> M.Musicnn:
     return W.load_musicnn(weights_dir=musicnn_weights_dir)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The slow tests first (stable otherwise): with pytest-xdist the long ones start at once and
+    the short ones fill the other workers around them, instead of a long one running alone last."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

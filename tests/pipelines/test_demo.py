@@ -55,6 +55,14 @@ def test_demo_pipeline_end_to_end(tmp_path, capfd, monkeypatch, musicnn_weights_
     for truth in saved["truth"]:
         assert f"| {truth} |" in report  # every sounding instrument has a row with its verdict
     assert mpimg.imread(out / "experiment" / "fig2_macro_f1.png").ndim == 3
+    # One table per file: summary.md has every metric (and no column that is always "none"), the
+    # experiment's report links it, the demo's report has its own, explained, view.
+    summary_md = (out / "experiment" / "summary.md").read_text()
+    assert summary_md.startswith("| model | loss | augment | n | macro_f1 |")
+    experiment_report = (out / "experiment" / "report.md").read_text()
+    assert "| model |" not in experiment_report and "[summary.md](summary.md)" in experiment_report
+    assert "| model | loss |" not in report and "| above calling everything |" in report
+    assert "mixup + concatenation, mixup's label rule `known`" in report and "(experiment/summary.md)" in report
     run = Path(saved["tagged_with"]).parent / "bilstm-att_focal_none_s0"
     clip_table = (run / "per_class.csv").read_text()
     segment_table = (run / "localization" / "per_class.csv").read_text()

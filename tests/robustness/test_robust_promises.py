@@ -1,4 +1,4 @@
-"""The README's "What instrec promises" section names, for each promise, a mechanism and a
+"""The "What instrec promises" page (docs/promises.md) names, for each promise, a mechanism and a
 test: every one of them must exist, so the promises cannot drift from the code."""
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _section() -> str:
-    text = (REPO / "README.md").read_text(encoding="utf-8")
-    start = text.index("## What instrec promises")
-    end = text.index("\n## ", start + 1)
-    return text[start:end]
+    text = (REPO / "docs" / "promises.md").read_text(encoding="utf-8")
+    start = text.index("## The promises and what keeps them")
+    end = text.find("\n## ", start + 1)
+    return text[start:] if end < 0 else text[start:end]
 
 
 def _resolve(dotted: str):

@@ -13,21 +13,21 @@ from collections.abc import Callable, Sequence
 from instrec._io import InstrecError, one_line
 from instrec._version import __version__
 from instrec.cli import data, pipelines, tag, train
-from instrec.cli.args import HelpFormatter
+from instrec.cli.args import CommandParser, HelpFormatter, TopParser
 from instrec.cli.report import stdout_failed
 
 Handler = Callable[[argparse.Namespace], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="instrec", formatter_class=HelpFormatter,
+    p = TopParser(prog="instrec", formatter_class=HelpFormatter,
                                 description="Musical instrument recognition from weak and partial labels "
                                 "(OpenMIC-2018): train, evaluate, tag audio.",
                                 epilog="examples:\n  instrec predict song.mp3            # tag with the default model\n"
                                 "  instrec demo                        # the quick start, offline\n"
                                 "  instrec COMMAND --help              # options and examples of a command")
     p.add_argument("--version", action="version", version=f"instrec {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=CommandParser)
 
     def command(name: str, fn: Handler, help: str, epilog: str) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help, description=help, epilog=epilog, formatter_class=HelpFormatter)

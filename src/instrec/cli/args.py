@@ -34,6 +34,45 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text + " (default: %(default)s)"
 
 
+def _unknown(parser: argparse.ArgumentParser, extras: list[str]) -> str:
+    """'unrecognized arguments: ...', with the closest option of ``parser`` for a mistyped one."""
+    import difflib
+
+    message = "unrecognized arguments: " + " ".join(extras)
+    known = [o for o in parser._option_string_actions if o.startswith("--")]
+    close = [m for x in extras if x.startswith("--")
+             for m in difflib.get_close_matches(x.split("=", 1)[0], known, n=1)]
+    return message + (f" (did you mean {' or '.join(close)}?)" if close else "")
+
+
+class CommandParser(argparse.ArgumentParser):
+    """The parser of one command: an unknown argument is this command's error, with its usage,
+    not the top-level one (argparse otherwise hands the leftovers back to ``instrec``)."""
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(_unknown(self, extras))
+        return namespace, extras
+
+
+class TopParser(argparse.ArgumentParser):
+    """``instrec`` itself: an unknown option before the command is named as such, rather than
+    'the following arguments are required: COMMAND'."""
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        import sys
+
+        argv = list(sys.argv[1:] if args is None else args)
+        for token in argv:
+            if not token.startswith("-") or token == "--":
+                break  # the command: what follows is its business
+            name = token.split("=", 1)[0]
+            if not any(o.startswith(name) for o in self._option_string_actions):
+                self.error(_unknown(self, [token]) + "; options of a command go after it: instrec COMMAND --help")
+        return super().parse_known_args(argv, namespace)
+
+
 def integer(lo: int | None = None, hi: int | None = None, what: str = "an integer") -> Callable[[str], int]:
     """An argparse type: an integer in [lo, hi] (either bound may be None)."""
     def parse(text: str) -> int:

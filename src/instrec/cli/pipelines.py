@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from instrec.cli.args import COUNT, add_device_option, examples
-from instrec.pipelines.grids import GRIDS
+from instrec.pipelines.grids import DEMO_EPOCHS, GRIDS
 from instrec.training.config import COMPILE_HELP, COMPILE_MODES
 
 GRID_HELP = ("paper: ATT and BiLSTM-ATT x {cross-entropy, focal} x {no augmentation, mixup, concatenation, both}, "
@@ -65,11 +65,11 @@ def add_commands(command) -> None:
     sp.add_argument("--overwrite", action="store_true", help="replace an existing --out")
 
     sp = command("demo", _demo, "the quick start: synth corpus -> train -> evaluate -> figures -> tag a clip",
-                 examples("instrec demo                                  # about 3 minutes on 2 cores",
+                 examples("instrec demo                                  # the quick start (times: README)",
                           "instrec demo --out quick --clips 500 --epochs 20 --no-real"))
     sp.add_argument("--out", default="demo-output", help="folder for the corpus, the runs, the report and figures")
     sp.add_argument("--clips", type=COUNT, default=2000, help="clips rendered for the corpus")
-    sp.add_argument("--epochs", type=COUNT, default=200, help="training epochs of every run")
+    sp.add_argument("--epochs", type=COUNT, default=DEMO_EPOCHS, help="training epochs of every run (the paper: 200)")
     sp.add_argument("--jobs", type=COUNT, default=2, help="processes for rendering and training")
     sp.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     sp.add_argument("--real", default="examples/real", help="folder of real recordings tagged at the end with the "

@@ -33,6 +33,11 @@ def _predict(args: argparse.Namespace) -> int:
         raise InstrecError(f"{', '.join(dask_only)}: only with --engine dask")
     if args.engine == "dask":
         return _predict_dask(args, run_dir, inputs)
+    missing = [i for i in inputs if not Path(i).exists()]
+    if missing and len(missing) == len(inputs):  # nothing to tag: say so before loading a model
+        return report_failures([(i, f"{i}: no such file or folder") for i in missing])
+    for i in missing:  # reported now, and with the other failures at the end
+        print(f"instrec: {i}: no such file or folder; tagging the other inputs", file=sys.stderr)
     out = Path(args.out) if args.out else None
     if args.format == "jams" and out is None:
         raise InstrecError("--format jams writes one .jams file per audio file: give the folder with --out DIR")

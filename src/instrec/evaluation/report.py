@@ -28,6 +28,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from instrec._io import atomic_write_bytes, atomic_write_text
@@ -211,10 +212,11 @@ def _colours(names: Sequence[str]) -> dict[str, Any]:
 
 
 def plot_macro_f1(summary: Sequence[Mapping[str, Any]], path: str | os.PathLike, metric: str = "macro_f1",
-                  group_key: str = "model", dpi: int = 120) -> Path:
+                  group_key: str = "model", dpi: int = 120, reference: tuple[str, float] | None = None) -> Path:
     """Paper Fig. 2: one bar per configuration (coloured by ``group_key``), height the
     mean of ``metric`` over seeds and error bars its std (no error bars with one seed per
-    configuration: there is no spread to show). Returns the PNG path."""
+    configuration: there is no spread to show); ``reference``: (label, value) drawn as a
+    dashed line, e.g. what calling every instrument present scores. Returns the PNG path."""
     config, metrics = _summary_layout(summary)
     if metric not in metrics:
         raise ValueError(f"metric {metric!r} is not in the summary")
@@ -238,9 +240,13 @@ def plot_macro_f1(summary: Sequence[Mapping[str, Any]], path: str | os.PathLike,
     ax.set_ylim(0.0, max(1.0, float(top) * 1.05) if np.isfinite(top) else 1.0)
     ax.grid(axis="y", alpha=0.3)
     ax.set_title("Macro-averaged F1 per architecture" if metric == "macro_f1" else _pretty(metric))
-    if len(groups) > 1:
+    handles = [Patch(color=colours[g], label=g) for g in groups] if len(groups) > 1 else []
+    if reference is not None:
+        ax.axhline(reference[1], color="black", linestyle="--", linewidth=1.0)
+        handles.append(Line2D([], [], color="black", linestyle="--", label=f"{reference[0]}: {reference[1]:.3f}"))
+    if handles:
         # Outside the axes, right of the bars, so it can never hide one.
-        ax.legend(handles=[Patch(color=colours[g], label=g) for g in groups], fontsize=8, title=group_key,
+        ax.legend(handles=handles, fontsize=8, title=group_key if len(groups) > 1 else None,
                   loc="upper left", bbox_to_anchor=(1.005, 1.0), borderaxespad=0.0)
     return _save_png(fig, path, dpi)
 
@@ -315,15 +321,16 @@ def plot_per_class_f1(per_class_by_model: Mapping[str, Mapping[str, tuple[float,
 def write_report(out_dir: str | os.PathLike, summary: Sequence[Mapping[str, Any]],
                  figures: Mapping[str, str | os.PathLike] | Sequence[str | os.PathLike] = (),
                  extra_sections: Mapping[str, str] | None = None, title: str = "instrec experiment report",
-                 metrics: Sequence[str] | None = None) -> Path:
+                 metrics: Sequence[str] | None = None, table: bool = True) -> Path:
     """Write ``out_dir/report.md``: the extra sections (``{heading: markdown}``), the
-    summary table and the figures (``{caption: png path}`` or a list of paths), linked
+    summary table (unless ``table`` is False: another file shows it) and the figures (``{caption: png path}`` or a list of paths), linked
     relative to ``out_dir``. Returns the report path."""
     out_dir = Path(out_dir)
     parts = [f"# {title}\n"]
     for heading, body in (extra_sections or {}).items():
         parts.append(f"## {heading}\n\n{body.strip()}\n")
-    parts.append(f"## Results ({seeds_phrase(summary)})\n\n" + format_summary_markdown(summary, metrics))
+    if table:
+        parts.append(f"## Results ({seeds_phrase(summary)})\n\n" + format_summary_markdown(summary, metrics))
     items = figures.items() if isinstance(figures, Mapping) else ((Path(p).stem, p) for p in figures)
     figure_parts = []
     for caption, png in items:

@@ -9,6 +9,7 @@ With ``progress=False`` only the final summary is printed.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,9 @@ from instrec.evaluation.evaluate import localize_run
 from instrec.features.audio import expand_inputs
 from instrec.pipelines.demo_report import REPORT_FILE, heat_map, write_demo_report
 from instrec.pipelines.experiment import FIG2_FILE, FIG3_FILE, RunSpec, run_experiment, run_path
+from instrec.pipelines.grids import DEMO_EPOCHS
 from instrec.run import read_config
+from instrec.runinfo import set_threads
 from instrec.synth import build_corpus
 from instrec.synth.render import render_midi_file
 from instrec.tagging.calibrate import score_run_policy
@@ -34,7 +37,7 @@ TAGS_PER_SECOND_FILE = "tags-per-second.csv"
 SUMMARY_FILE = "demo-summary.json"
 
 
-def run_demo(out: str | Path = "demo-output", clips: int = 2000, epochs: int = 200, jobs: int = 2,
+def run_demo(out: str | Path = "demo-output", clips: int = 2000, epochs: int = DEMO_EPOCHS, jobs: int = 2,
              overwrite: bool = False, seed: int = 0, real: str | Path | None = REAL_EXAMPLES,
              progress: bool = True) -> dict[str, Any]:
     """The quick start (module docstring) into ``out``; ``real``: a folder of real recordings
@@ -42,10 +45,16 @@ def run_demo(out: str | Path = "demo-output", clips: int = 2000, epochs: int = 2
     steps and progress bars on stderr (False: only the final summary, on stdout)."""
     out = Path(out)
     corpus = out / "corpus"
+    # This process scores and tags; like every instrec process it does so with one torch thread
+    # (instrec.runinfo: a second thread costs much on a busy machine). Renderers and runs are workers.
+    set_threads(0)
 
-    def say(message: str) -> None:
+    started = time.monotonic()
+
+    def say(message: str) -> None:  # each step with the minutes:seconds since the start
         if progress:
-            print(f"[instrec demo] {message}", file=sys.stderr, flush=True)
+            m, s = divmod(int(time.monotonic() - started), 60)
+            print(f"[instrec demo {m}:{s:02d}] {message}", file=sys.stderr, flush=True)
 
     stats = read_corpus_stats(corpus) if (corpus / NPZ_FILE).is_file() else None
     recorded = (stats or {}).get("n_clips"), (stats or {}).get("seed"), (stats or {}).get("recipe", "ensemble")
@@ -95,6 +104,7 @@ def run_demo(out: str | Path = "demo-output", clips: int = 2000, epochs: int = 2
                       {"Fig. 2: macro F1 per configuration": experiment / FIG2_FILE,
                        "Fig. 3: F1 per instrument": experiment / FIG3_FILE})
     atomic_write_json(out / SUMMARY_FILE, summary)
+    say(f"done: {out / REPORT_FILE}")
     _print_summary(summary)
     return summary
 

@@ -33,9 +33,11 @@ from tqdm import tqdm
 
 from instrec._io import InstrecError, atomic_write_json
 from instrec._jsonread import Obj, read_json
-from instrec.evaluation import report
+from instrec.data.openmic import load_split
 from instrec.device import resolve_device
+from instrec.evaluation import report
 from instrec.evaluation.evaluate import evaluate_run
+from instrec.evaluation.metrics import call_everything_macro_f1
 from instrec.models import STACKABLE_MODELS, model_spec
 from instrec.parallel import dask_client, process_pool
 from instrec.pipelines.grids import (  # noqa: F401  (re-exported: the grids are part of this module's interface)
@@ -288,8 +290,12 @@ def write_outputs(out: Path, rows: list[dict[str, Any]], grid: str, data: str | 
     flat = [{k: v for k, v in r.items() if k != "per_class_f1"} for r in rows]
     report.write_results_csv(out / RESULTS_FILE, flat)
     summary = report.summarise(flat)
+    if all(r.get("method", "none") == "none" for r in summary):  # no method beyond the paper: no column for it
+        summary = [{k: v for k, v in r.items() if k != "method"} for r in summary]
     report.write_summary_markdown(out / SUMMARY_FILE, summary)
-    fig2 = report.plot_macro_f1(summary, out / FIG2_FILE)
+    test = load_split(data, "test")
+    floor = call_everything_macro_f1(test.Y_true, test.Y_mask, test.classes)
+    fig2 = report.plot_macro_f1(summary, out / FIG2_FILE, reference=("calling every instrument present", floor))
     # Fig. 3 stays readable: with more than FIG3_MAX_CONFIGS configurations it shows the best
     # one (mean macro F1) of each model, as the paper compares its systems.
     shown = range(len(summary))
@@ -311,4 +317,9 @@ def write_outputs(out: Path, rows: list[dict[str, Any]], grid: str, data: str | 
     report.write_report(out, summary, {"Fig. 2: macro F1 per configuration": fig2,
                                        "Fig. 3: per-instrument F1": fig3},
                         {"Setup": f"Grid `{grid}` on `{data}`, {seeds} seed(s), {epochs} epochs, "
-                                  "threshold 0.5, labelled entries only."})
+                                  "threshold 0.5, labelled entries only.",
+                         "Scores": f"Every metric of every configuration: [{SUMMARY_FILE}]({SUMMARY_FILE}) "
+                                   f"(per run: [{RESULTS_FILE}]({RESULTS_FILE})). A tagger that calls every "
+                                   f"instrument present scores a macro F1 of {floor:.3f} on these test clips "
+                                   "(the dashed line of Fig. 2): only the margin above it is learned."},
+                        table=False)

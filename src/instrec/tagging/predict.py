@@ -92,6 +92,13 @@ class TagResults:
         return [] if self.trained is None else [c for c, t in zip(self.classes, self.trained) if not t]
 
     @property
+    def present_instruments(self) -> list[list[str]]:
+        """Per tagged file (in the order of ``files``), the names of the instruments present,
+        most probable first."""
+        return [[self.classes[c] for c in sorted(np.flatnonzero(f.present), key=lambda c: -f.probabilities[c])]
+                for f in self.files]
+
+    @property
     def probabilities(self) -> np.ndarray:
         """(N, C) clip-level probabilities of the successfully tagged files."""
         return np.stack([f.probabilities for f in self.files]) if self.files else np.zeros((0, len(self.classes)))
