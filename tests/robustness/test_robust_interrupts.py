@@ -289,7 +289,7 @@ def test_ctrl_c_on_predict_with_workers_stops_everything_without_a_traceback(fin
             if out.exists():
                 comments, rows = parse_csv(out.read_text())
                 done = int(last.split("after ")[1].split(" of ")[0])
-                assert len(comments) == 4 and comments[3].startswith(f"status: PARTIAL, interrupted after {done} of 1500")
+                assert len(comments) == 5 and comments[4].startswith(f"status: PARTIAL, interrupted after {done} of 1500")
                 assert 0 < len(rows) == done < 1500 and [r["file"] for r in rows] == [
                     str(clips / f"c{i:03d}.wav") for i in range(done)]
             else:
