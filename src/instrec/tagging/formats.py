@@ -47,13 +47,59 @@ def csv_header(results: TagResults) -> list[str]:
     outputs), then the ``status``: complete, or partial when the run was interrupted
     (``results.interrupted``). A fixed count, so a reader skips them without treating ``#`` in a
     file name as a comment."""
-    lines = header_lines(results)[:2]
-    untrained = results.untrained
-    lines.append("not learned (no labelled positive in the training data; no probability, never present): "
-                 + ", ".join(untrained) if untrained else "not learned: none")
+    stated = header_lines(results)
+    lines = stated[:3] if results.untrained else [*stated[:2], "not learned: none"]
     lines.append(results.frame_policy or NO_FRAME_POLICY)
     lines.append(status_line(results))
     return lines
+
+
+def status_line(results: TagResults) -> str:
+    """``status: complete ...`` or ``status: PARTIAL ...`` (an interrupted run)."""
+    done = f"{len(results.files)} file(s) tagged, {len(results.failures)} failed"
+    if results.interrupted is None:
+        return f"status: complete, {done}"
+    return (f"status: PARTIAL, interrupted after {results.interrupted[0]} of {results.interrupted[1]} file(s): "
+            f"{done}; the others were not tagged")
+
+
+class _Rows:
+    """``csv.writer`` rows; a row whose cells hold a carriage return is written fully quoted
+    (the writer quotes only the line terminator's characters, so a bare CR would split the row)."""
+
+    def __init__(self, buf: io.StringIO) -> None:
+        self.plain = csv.writer(buf, lineterminator="\n")
+        self.quoted = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_ALL)
+
+    def writerow(self, row: list) -> None:
+        (self.quoted if any("\r" in str(c) for c in row) else self.plain).writerow(row)
+
+
+def _thresholds(results: TagResults) -> np.ndarray:
+    return results.thresholds if results.thresholds is not None else np.full(len(results.classes), 0.5)
+
+
+def _number(value: float, digits: int = 5) -> str:
+    """A probability cell: empty for NaN (an instrument the run never learned)."""
+    return "" if np.isnan(value) else f"{value:.{digits}f}"
+
+
+def _json_values(values: np.ndarray) -> list:
+    """Nested lists of rounded floats, NaN as null (JSON has no NaN)."""
+    rounded = np.round(np.asarray(values, dtype=np.float64), 5)
+    return np.where(np.isnan(rounded), None, rounded).tolist()
+
+
+def segments_of(tags: FileTags, classes: list[str]) -> dict[str, list[tuple[float, float]]]:
+    """Instrument -> (start_s, end_s) ranges of its active frames (empty without per-frame decisions)."""
+    if tags.frame_present is None:
+        return {}
+    return file_segments(tags.frame_present, classes, tags.frame_seconds, tags.seconds)
+
+
+def segments_text(tags: FileTags, classes: list[str]) -> str:
+    """``violin 0:12-0:31, 1:05-1:40; flute 0:02-0:09``: every instrument's time ranges."""
+    return "; ".join(f"{name} {format_ranges(r)}" for name, r in segments_of(tags, classes).items())
 
 
 def format_results(results: TagResults, fmt: str = "csv", per_second: bool = False) -> str:
