@@ -7,8 +7,8 @@ sample-library phrases, mixtures; :func:`~instrec.evaluation.recordings.recordin
 and over all files: top-1, masked mean average precision, recall of the present
 instruments and documented-absent instruments wrongly added per file, at each system's
 threshold, and per instrument. Unknown (file, instrument) pairs are masked out of every score.
-``--choose`` picks one of the ``run:`` systems by leave-one-source-out (each source's files
-scored by the system chosen on the other sources) and reports the choices.
+``--choose`` picks one of the ``default`` and ``run:`` systems by leave-one-source-out (each
+source's files scored by the system chosen on the other sources) and reports the choices.
 
 Systems:
 
@@ -28,7 +28,7 @@ import _common as C  # noqa: E402  (sets up sys.path for a clean clone)
 import numpy as np
 
 from instrec.classes import OPENMIC_CLASSES
-from instrec.evaluation.recordings import GROUPS, Recordings, read_recordings, score_groups
+from instrec.evaluation.recordings import GROUPS, Recordings, leave_one_source_out, read_recordings, score_groups
 from instrec.features.musicnn_frontend import OPENMIC_TAGS
 
 NAME = "bench_realaudio"
@@ -90,38 +90,6 @@ def system_outputs(system: str, files: list[Path], cache: Path | None) -> tuple[
     return out
 
 
-def choice_score(rec: Recordings, probs: np.ndarray, present: np.ndarray) -> float:
-    """What ``--choose`` maximises on the training sources: the mean over the groups there of
-    the group's masked mean AP, plus the mixtures' recall minus half their wrongly added
-    instruments per file (the issue's two mixture targets) where mixtures are present."""
-    s = score_groups(rec, probs, present, OPENMIC_CLASSES)
-    parts = [s[g]["mean_ap"] for g in GROUPS if g in s and not np.isnan(s[g]["mean_ap"])]
-    if "mixtures" in s:
-        parts.append(s["mixtures"]["recall"] - 0.5 * s["mixtures"]["added_per_file"])
-    return float(np.mean(parts)) if parts else float("nan")
-
-
-def leave_one_source_out(rec: Recordings, outputs: dict[str, tuple[np.ndarray, np.ndarray]]
-                         ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    """For each source, the system of ``outputs`` with the best :func:`choice_score` on the
-    other sources; returns the held-out ``(probs, present)`` assembled from those choices and
-    one row per source (``source``, ``files``, ``chosen``, the training score of each system)."""
-    names = list(outputs)
-    sources = np.array(rec.sources)
-    probs = np.zeros_like(outputs[names[0]][0])
-    present = np.zeros_like(outputs[names[0]][1])
-    rows = []
-    for src in dict.fromkeys(rec.sources):
-        held = sources == src
-        train = rec.subset(~held)
-        scores = {n: choice_score(train, outputs[n][0][~held], outputs[n][1][~held]) for n in names}
-        best = max(names, key=lambda n: (scores[n], -names.index(n)))  # ties: the first listed
-        probs[held], present[held] = outputs[best][0][held], outputs[best][1][held]
-        rows.append({"source": src, "files": int(held.sum()), "chosen": best,
-                     **{f"score[{n}]": scores[n] for n in names}})
-    return probs, present, rows
-
-
 def group_rows(system: str, rec: Recordings, probs: np.ndarray, present: np.ndarray) -> tuple[list, list]:
     """Rows of the systems table (one per group) and of the per-instrument table."""
     rows, per_class = [], []
@@ -152,7 +120,8 @@ def main() -> int:
     p.add_argument("--system", action="append", default=None,
                    help="musicnn-tags, default or run:DIR (repeatable; default: musicnn-tags and default)")
     p.add_argument("--cache", default=None, help="folder keeping each system's per-file outputs for reruns")
-    p.add_argument("--choose", action="store_true", help="choose among the run: systems by leave-one-source-out")
+    p.add_argument("--choose", action="store_true",
+                   help="choose among the default and run: systems by leave-one-source-out")
     args = p.parse_args()
     machine = C.machine_info()
     rec = read_recordings(Path(args.data) / "labels.csv", OPENMIC_CLASSES)
@@ -174,9 +143,9 @@ def main() -> int:
                         "probabilities": [round(float(x), 4) for x in pr]}
                        for f, g, pr in zip(rec.files, rec.groups, probs)]
     choice_rows = []
-    runs = {k: v for k, v in outputs.items() if k.startswith("run:")}
+    runs = {k: v for k, v in outputs.items() if k.startswith("run:") or k == "default"}
     if args.choose and len(runs) >= 2:
-        probs, present, choice_rows = leave_one_source_out(rec, runs)
+        probs, present, choice_rows = leave_one_source_out(rec, runs, OPENMIC_CLASSES)
         r, pc = group_rows("leave-one-source-out choice", rec, probs, present)
         rows += r
         per_class += pc

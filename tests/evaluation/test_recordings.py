@@ -1,6 +1,8 @@
 """Masked scores on labelled recordings, against values worked out by hand."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -109,3 +111,21 @@ def test_bad_labels_are_refused_with_the_file_and_line(tmp_path, text, message):
     (tmp_path / "bad.csv").write_text(text)
     with pytest.raises(InstrecError, match=message):
         read_recordings(tmp_path / "bad.csv", CLASSES)
+
+
+def test_leave_one_source_out_scores_each_source_with_the_choice_made_on_the_others():
+    from instrec.evaluation.recordings import Recordings, choice_score, leave_one_source_out
+
+    present = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0], [0, 1, 0]], bool)
+    rec = Recordings([Path(f"{s}/{i}.wav") for i, s in enumerate("aabb")], present, np.ones_like(present),
+                     ["solos"] * 4, ["a", "a", "b", "b"])
+    right = np.where(present, 0.9, 0.1)
+    wrong = np.where(present, 0.1, 0.9)
+    outputs = {"good on a": (np.r_[right[:2], wrong[2:]], np.r_[right[:2], wrong[2:]] > 0.5),
+               "good on b": (np.r_[wrong[:2], right[2:]], np.r_[wrong[:2], right[2:]] > 0.5)}
+    # on a alone: flute and piano each ranked right -> mAP 1 for "good on a"; 0.5 for the other
+    assert choice_score(rec.subset(np.array([1, 1, 0, 0], bool)), *(x[:2] for x in outputs["good on a"]), CLASSES) == 1.0
+    probs, tags, rows = leave_one_source_out(rec, outputs, CLASSES)
+    assert [(r["source"], r["chosen"]) for r in rows] == [("a", "good on b"), ("b", "good on a")]
+    assert np.array_equal(probs, wrong) and np.array_equal(tags, wrong > 0.5)  # held out, each choice is wrong
+    assert rows[0]["score[good on b]"] == 1.0 and rows[0]["score[good on a]"] == pytest.approx(0.5)
