@@ -57,13 +57,31 @@ def musicnn_tags_system(files: list[Path]) -> tuple[np.ndarray, np.ndarray, list
     return probs, probs > 0.5, notes
 
 
-def run_system(run_dir: str | None, files: list[Path]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    from instrec.tagging.predict import predict
+def run_system(run_dir: str | None, files: list[Path], cache: Path | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(N, C) probabilities and present flags of a run (None: the default model), as ``instrec
+    predict`` gives them; the front end's features of the files are kept in ``cache`` (one file
+    per front-end description), so runs sharing a front end featurise the recordings once."""
+    import hashlib
+    import json
 
-    results = predict(run_dir, files)
-    if results.failures:
-        raise SystemExit(f"{run_dir}: failed on {results.failures[0]}")
-    return results.probabilities, np.stack([f.present for f in results.files]), []
+    from instrec.tagging.predict import Tagger
+
+    tagger = Tagger(run_dir)
+    desc = json.dumps(tagger.frontend.describe(), sort_keys=True)
+    path = cache / f"features-{hashlib.sha256(desc.encode()).hexdigest()[:12]}.npz" if cache else None
+    names = [str(f) for f in files]
+    feats = None
+    if path is not None and path.is_file():
+        z = np.load(path)
+        if z["files"].tolist() == names:
+            feats = [z[f"f{i}"] for i in range(len(files))]
+    if feats is None:
+        feats = [tagger.frontend.features_from_file(f) for f in files]
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(path, files=np.array(names), **{f"f{i}": f for i, f in enumerate(feats)})
+    tags = [tagger.tag_features(f) for f in feats]
+    return np.stack([t.probabilities for t in tags]), np.stack([t.present for t in tags]), []
 
 
 def system_outputs(system: str, files: list[Path], cache: Path | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -79,9 +97,9 @@ def system_outputs(system: str, files: list[Path], cache: Path | None) -> tuple[
     if system == "musicnn-tags":
         out = musicnn_tags_system(files)
     elif system == "default":
-        out = run_system(None, files)
+        out = run_system(None, files, cache)
     elif system.startswith("run:"):
-        out = run_system(system[4:], files)
+        out = run_system(system[4:], files, cache)
     else:
         raise SystemExit(f"unknown system {system!r}")
     if path is not None:
