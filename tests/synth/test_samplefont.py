@@ -72,6 +72,12 @@ def test_a_note_of_a_built_font_has_the_sample_pitch_and_the_note_length(tone_pa
         assert 1.5 <= length <= 1.5 + TAIL, length  # the note, then its release
     again = sample_fonts(tone_pack, tmp_path / "cache")  # cached: the same file, not rebuilt
     assert again == [path] and load_soundfont(path).sha256 == sf.sha256
+    (fresh,) = sample_fonts(tone_pack, tmp_path / "other")  # rebuilt elsewhere: the same bytes
+    assert fresh.read_bytes() == path.read_bytes()
+    (tone_pack / "flute" / "vsco2_flute_tonejs" / "samples" / "A3.flac").write_bytes(
+        (tone_pack / "flute" / "vsco2_flute_tonejs" / "samples" / "A4.flac").read_bytes())
+    (changed,) = sample_fonts(tone_pack, tmp_path / "cache")  # a changed sample: a new font
+    assert changed != path
 
 
 def test_a_note_longer_than_its_sample_ends_with_the_sample(tone_pack, tmp_path):

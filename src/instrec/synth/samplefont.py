@@ -214,7 +214,7 @@ def _key(files: Sequence[Path]) -> str:
     h = hashlib.sha256(f"instrec samplefont {RECIPE_VERSION}".encode())
     for f in sorted(files):
         h.update(str(f.name).encode())
-        h.update(f.read_bytes() if f.suffix == ".json" else str(f.stat().st_size).encode())
+        h.update(hashlib.sha256(f.read_bytes()).digest())
     return h.hexdigest()[:16]
 
 
