@@ -15,7 +15,8 @@ Systems:
 * ``musicnn-tags``: the reference of the real-music issue. The pretrained MTT_musicnn
   tagger (``instrec download musicnn``) used as is: its 50 MagnaTagATune tags averaged
   over the 3-s patches of a file, mapped onto the OpenMIC classes they name
-  (``instrec.features.musicnn_frontend.OPENMIC_TAGS``; the other classes get 0), present at 0.5. Files shorter than 3 s are zero-padded.
+  (``instrec.features.musicnn_frontend.OPENMIC_TAGS``; the other classes get 0), present at 0.5.
+  Files shorter than 3 s are zero-padded.
 * ``default``: the default model that ships with instrec (``instrec predict`` without a run).
 * ``run:DIR``: a trained or exported instrec run, through ``instrec.tagging`` (its thresholds).
 """

@@ -124,7 +124,8 @@ def test_leave_one_source_out_scores_each_source_with_the_choice_made_on_the_oth
     outputs = {"good on a": (np.r_[right[:2], wrong[2:]], np.r_[right[:2], wrong[2:]] > 0.5),
                "good on b": (np.r_[wrong[:2], right[2:]], np.r_[wrong[:2], right[2:]] > 0.5)}
     # on a alone: flute and piano each ranked right -> mAP 1 for "good on a"; 0.5 for the other
-    assert choice_score(rec.subset(np.array([1, 1, 0, 0], bool)), *(x[:2] for x in outputs["good on a"]), CLASSES) == 1.0
+    on_a = rec.subset(np.array([1, 1, 0, 0], bool))
+    assert choice_score(on_a, *(x[:2] for x in outputs["good on a"]), CLASSES) == 1.0
     probs, tags, rows = leave_one_source_out(rec, outputs, CLASSES)
     assert [(r["source"], r["chosen"]) for r in rows] == [("a", "good on b"), ("b", "good on a")]
     assert np.array_equal(probs, wrong) and np.array_equal(tags, wrong > 0.5)  # held out, each choice is wrong
