@@ -139,6 +139,7 @@ def main() -> int:
     p.add_argument("--system", action="append", default=None,
                    help="musicnn-tags, default or run:DIR (repeatable; default: musicnn-tags and default)")
     p.add_argument("--cache", default=None, help="folder keeping each system's per-file outputs for reruns")
+    p.add_argument("--note", action="append", default=[], help="a note for the results (what a run is; repeatable)")
     p.add_argument("--choose", action="store_true",
                    help="choose among the default and run: systems by leave-one-source-out")
     args = p.parse_args()
@@ -186,8 +187,10 @@ def main() -> int:
              "instrument); mean_ap: mean over instruments present in some file and absent in another of their AP "
              "over the files where they are known; recall: present pairs tagged present; added_per_file: documented-"
              "absent instruments tagged present, per file.",
-             "Choices: the default model's corpus recipe, front end and rule were chosen on these same recordings "
-             "(see the choices table and the default model's config); read its scores as development scores."] + notes
+             "Choices: the shipped default model's recipe, front end and tag rule were chosen on the 24 solo files "
+             "of the earlier development set (read its scores as development scores); choices among systems here "
+             "are made by leave-one-source-out (table 'choices'), and --note says what each run is."] + notes
+    notes += args.note
     if args.quick:
         notes.append("QUICK MODE: 4 files only.")
     tables = [C.table("systems", "Scores per system and group", rows, columns),
