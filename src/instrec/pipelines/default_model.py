@@ -10,13 +10,14 @@ The recipe, the model and this rule were chosen on the real recordings of the de
 set (``benchmarks/bench_realaudio.py``); no other real recordings were available to confirm
 the choice on unseen ones.
 
-``candidate="songs"`` rebuilds instead the candidate measured against it (:data:`SONGS`):
+``candidate="songs"`` rebuilds instead a candidate measured against it (:data:`CANDIDATES`):
 parts played by pretty_midi's GM SoundFont or by SoundFonts built from the recorded sample
 pack (:mod:`instrec.synth.samplefont`; the pack is read from ``$INSTREC_SAMPLEPACK``, default
 ``../shared/samplepack``; its SOURCES.csv names every source at a commit), in textures from
 solos to full bands and sections (:mod:`instrec.synth.songs`) mixed through a record bus.
 Left out by leave-one-source-out on the development set (it lost to the shipped model on every
 source there: ``benchmarks/results/bench_realaudio.json``), it is not what ships.
+``candidate="samples"``: the sample-pack fonts in the shipped textures, without the bus.
 """
 from __future__ import annotations
 
@@ -48,6 +49,10 @@ SONGS: dict[str, Any] = {"n_clips": 800, "soundfonts": ["TimGM6mb (pretty_midi)"
                          "textures": {"solo": 0.30, "duo": 0.15, "sparse": 0.10, "ensemble": 0.10,
                                       "band": 0.20, "section": 0.15},
                          "bus": True}
+#: Measured candidates by name: "songs", and "samples" (the pack's fonts in the shipped textures).
+CANDIDATES: dict[str, dict[str, Any]] = {
+    "songs": SONGS,
+    "samples": {**SONGS, "textures": {"solo": 0.40, "duo": 0.25, "sparse": 0.20, "ensemble": 0.15}, "bus": False}}
 #: Where the sample pack is looked for when ``$INSTREC_SAMPLEPACK`` is not set.
 SAMPLEPACK = Path("..") / "shared" / "samplepack"
 #: ``TrainConfig`` settings of the default model (data and out are filled in).
@@ -76,9 +81,10 @@ def export_run(run_dir: str | Path, dest: str | Path, data_dir: str | Path,
     config["train"] = {**config["train"], "data": "instrec default-model corpus", "out": DEFAULT_DIR}
     config["default_model"] = {"corpus": dict(CORPUS), "train": dict(TRAIN), "rebuild": "make default-model",
                                "thresholds": "tuned on the validation clips with the tag prior"}
-    if candidate == "songs":
-        config["default_model"].update(corpus={**CORPUS, "n_clips": SONGS["n_clips"]}, sounds=dict(SONGS),
-                                       rebuild="build_default_model(work, dest, candidate='songs')")
+    if candidate in CANDIDATES:
+        sounds = CANDIDATES[candidate]
+        config["default_model"].update(corpus={**CORPUS, "n_clips": sounds["n_clips"]}, sounds=dict(sounds),
+                                       rebuild=f"build_default_model(work, dest, candidate={candidate!r})")
     dest.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(dest / MODEL_FILE, (run_dir / MODEL_FILE).read_bytes())
     atomic_write_json(dest / CONFIG_FILE, config)
@@ -88,13 +94,13 @@ def export_run(run_dir: str | Path, dest: str | Path, data_dir: str | Path,
 def build_default_model(work: str | Path, dest: str | Path | None = None, jobs: int = 2,
                         progress: bool = True, candidate: str | None = None) -> dict[str, Any]:
     """Render the corpus (reused when ``work/corpus`` holds it), train, export; return the run config.
-    ``candidate``: None (the shipped recipe) or ``"songs"`` (:data:`SONGS`; needs the sample pack)."""
-    if candidate not in (None, "songs"):
-        raise InstrecError(f"unknown default-model candidate {candidate!r} (known: songs)")
+    ``candidate``: None (the shipped recipe) or a name of :data:`CANDIDATES` (needs the sample pack)."""
+    if candidate is not None and candidate not in CANDIDATES:
+        raise InstrecError(f"unknown default-model candidate {candidate!r} (known: {', '.join(CANDIDATES)})")
     work = Path(work)
     corpus = work / "corpus"
     if not (corpus / NPZ_FILE).is_file():
-        extra = songs_corpus_options() if candidate == "songs" else {}
+        extra = songs_corpus_options(candidate=candidate) if candidate else {}
         build_corpus(corpus, jobs=jobs, overwrite=True, progress=progress, **{**CORPUS, **extra})
     cfg = TrainConfig(data=str(corpus), out=str(work / "run"), **TRAIN)
     summary = train(cfg, overwrite=True, progress=progress)
@@ -113,11 +119,12 @@ def samplepack_dir() -> Path:
     return pack
 
 
-def songs_corpus_options(samplepack: str | Path | None = None) -> dict[str, Any]:
-    """``build_corpus`` arguments of the :data:`SONGS` candidate beside :data:`CORPUS`."""
+def songs_corpus_options(samplepack: str | Path | None = None, candidate: str = "songs") -> dict[str, Any]:
+    """``build_corpus`` arguments of a candidate of :data:`CANDIDATES` beside :data:`CORPUS`."""
+    sounds = CANDIDATES[candidate]
     from instrec.synth.real_worker import RealisticSettings
     from instrec.synth.samplefont import sample_fonts
 
     fonts = sample_fonts(samplepack if samplepack is not None else samplepack_dir())
-    return {"n_clips": SONGS["n_clips"], "soundfonts": [None, *map(str, fonts)],
-            "realistic": RealisticSettings(textures=dict(SONGS["textures"]), bus=bool(SONGS["bus"]))}
+    return {"n_clips": sounds["n_clips"], "soundfonts": [None, *map(str, fonts)],
+            "realistic": RealisticSettings(textures=dict(sounds["textures"]), bus=bool(sounds["bus"]))}
