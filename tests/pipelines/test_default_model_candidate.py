@@ -16,7 +16,7 @@ def test_a_missing_sample_pack_or_an_unknown_candidate_is_refused(monkeypatch, t
     monkeypatch.setenv("INSTREC_SAMPLEPACK", str(tmp_path / "nowhere"))
     with pytest.raises(InstrecError, match=r"nowhere: no sample pack there \(SOURCES.csv missing\)"):
         dm.songs_corpus_options()
-    with pytest.raises(InstrecError, match=r"unknown default-model candidate 'bands' \(known: songs, samples\)"):
+    with pytest.raises(InstrecError, match=r"unknown default-model candidate 'bands' \(known: songs, samples, samples2000\)"):
         dm.build_default_model(tmp_path / "work", candidate="bands")
     assert not (tmp_path / "work").exists()
 

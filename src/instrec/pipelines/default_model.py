@@ -53,6 +53,7 @@ SONGS: dict[str, Any] = {"n_clips": 800, "soundfonts": ["TimGM6mb (pretty_midi)"
 CANDIDATES: dict[str, dict[str, Any]] = {
     "songs": SONGS,
     "samples": {**SONGS, "textures": {"solo": 0.40, "duo": 0.25, "sparse": 0.20, "ensemble": 0.15}, "bus": False}}
+CANDIDATES["samples2000"] = {**CANDIDATES["samples"], "n_clips": 2000}  # the shipped corpus size
 #: Where the sample pack is looked for when ``$INSTREC_SAMPLEPACK`` is not set.
 SAMPLEPACK = Path("..") / "shared" / "samplepack"
 #: ``TrainConfig`` settings of the default model (data and out are filled in).
