@@ -28,7 +28,7 @@ import _common as C  # noqa: E402
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 QS_START, QS_END = "<!-- quickstart:start -->", "<!-- quickstart:end -->"
-ORDER = ("bench_quickstart", "bench_realaudio", "bench_train", "bench_busy", "bench_busy_torch", "bench_inference", "bench_musicnn", "bench_dask", "bench_synth",
+ORDER = ("bench_quickstart", "bench_realaudio", "bench_realaudio_frontends", "bench_train", "bench_busy", "bench_busy_torch", "bench_inference", "bench_musicnn", "bench_dask", "bench_synth",
          "bench_accuracy", "bench_lstm_kernel", "bench_stacked_step", "bench_grid", "bench_label_rules", "bench_rules_grid",
          "bench_rules_grid_openmic15k", "bench_rules_grid_openmic15k-e40", "bench_frame_gate", "bench_localisation",
          "bench_rules_real", "bench_gpu", "bench_integrity")

@@ -69,3 +69,16 @@ def test_missing_weights_are_fetched_on_first_use_with_a_note(monkeypatch, tmp_p
     assert "fetching the pretrained musicnn weights" in capsys.readouterr().err
     with pytest.raises(Exception, match="run `instrec download musicnn` first"):
         frontends.get_frontend("musicnn", weights_dir=tmp_path / "empty")
+
+
+def test_the_msd_model_can_stand_in_for_a_front_end_comparison(musicnn_weights_dir):
+    from instrec.features.musicnn_frontend import MusicnnFrontEnd
+
+    rng = np.random.default_rng(3)
+    audio = (0.3 * rng.standard_normal(16000 * 4)).astype(np.float32)
+    mtt = MusicnnFrontEnd(musicnn_weights_dir)
+    msd = MusicnnFrontEnd(musicnn_weights_dir, model="MSD_musicnn")
+    assert (mtt.describe()["model"], msd.describe()["model"]) == ("MTT_musicnn", "MSD_musicnn")
+    assert list(msd.describe()["weights_sha256"]) == ["musicnn-MSD_musicnn.safetensors"]
+    a, b = mtt.features(audio, 16000), msd.features(audio, 16000)
+    assert a.shape == b.shape == (4, DIM) and not np.array_equal(a, b)

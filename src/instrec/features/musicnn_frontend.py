@@ -76,9 +76,13 @@ class MusicnnFrontEnd(FrontEnd):
     name = "musicnn"
     dim = DIM
 
-    def __init__(self, weights_dir: str | os.PathLike | None = None, batch_size: int = 16) -> None:
-        self.model = load_musicnn(DEFAULT_MODEL, weights_dir)
-        self._weights = weight_files(DEFAULT_MODEL, weights_dir)[0]
+    def __init__(self, weights_dir: str | os.PathLike | None = None, batch_size: int = 16,
+                 model: str = DEFAULT_MODEL) -> None:
+        # ``model``: MTT_musicnn (the front end's) or MSD_musicnn (same network shape, trained on the
+        # Million Song Dataset; its 50 tags take columns 0-49), for front-end comparisons.
+        self.model_name = model
+        self.model = load_musicnn(model, weights_dir)
+        self._weights = weight_files(model, weights_dir)[0]
         self._sha: str | None = None
         self.batch_size = batch_size  # patches per network call
 
@@ -125,7 +129,7 @@ class MusicnnFrontEnd(FrontEnd):
         if self._sha is None:
             self._sha = sha256_file(self._weights)
         return {"name": self.name, "version": 1, "sample_rate": self.sample_rate, "resampler": "soxr HQ",
-                "mono": "channel mean", "normalisation": "peak (16 kHz signal)", "model": DEFAULT_MODEL,
+                "mono": "channel mean", "normalisation": "peak (16 kHz signal)", "model": self.model_name,
                 "n_fft": mn.N_FFT, "hop_samples": mn.HOP, "n_mels": mn.N_MELS, "mel_scale": "slaney",
                 "log": "log10(10000 x + 1)", "patch_frames": mn.PATCH_FRAMES,
                 "patch_hop_frames": PATCH_HOP, "patch_seconds": self.patch_seconds,

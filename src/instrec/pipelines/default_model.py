@@ -9,16 +9,26 @@ probabilities of the classes they name (noisy-OR), and the thresholds tuned agai
 The recipe, the model and this rule were chosen on the real recordings of the development
 set (``benchmarks/bench_realaudio.py``); no other real recordings were available to confirm
 the choice on unseen ones.
+
+``candidate="songs"`` rebuilds instead a candidate measured against it (:data:`CANDIDATES`):
+parts played by pretty_midi's GM SoundFont or by SoundFonts built from the recorded sample
+pack (:mod:`instrec.synth.samplefont`; the pack is read from ``$INSTREC_SAMPLEPACK``, default
+``../shared/samplepack``; its SOURCES.csv names every source at a commit), in textures from
+solos to full bands and sections (:mod:`instrec.synth.songs`) mixed through a record bus.
+Left out by leave-one-source-out on the development set (it lost to the shipped model on every
+source there: ``benchmarks/results/bench_realaudio.json``), it is not what ships.
+``candidate="samples"``: the sample-pack fonts in the shipped textures, without the bus.
 """
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from instrec._io import atomic_write_bytes, atomic_write_json
+from instrec._io import InstrecError, atomic_write_bytes, atomic_write_json
 from instrec.data.layout import NPZ_FILE
 from instrec.data.openmic import load_split
 from instrec.evaluation.metrics import tune_thresholds
@@ -33,6 +43,19 @@ from instrec.training.loop import train
 #: ``build_corpus`` settings of the training corpus: fully labelled, hard labels.
 CORPUS: dict[str, Any] = {"n_clips": 2000, "seed": 0, "recipe": "realistic", "frontend": "musicnn",
                           "labels_per_clip": 20.0, "disagreement": False}
+#: The "songs" candidate: its corpus size, fonts (pretty_midi's TimGM6mb, then one SoundFont per
+#: instrument set of the sample pack), texture weights and record bus (measured, not shipped).
+SONGS: dict[str, Any] = {"n_clips": 800, "soundfonts": ["TimGM6mb (pretty_midi)", "samplepack"],
+                         "textures": {"solo": 0.30, "duo": 0.15, "sparse": 0.10, "ensemble": 0.10,
+                                      "band": 0.20, "section": 0.15},
+                         "bus": True}
+#: Measured candidates by name: "songs", and "samples" (the pack's fonts in the shipped textures).
+CANDIDATES: dict[str, dict[str, Any]] = {
+    "songs": SONGS,
+    "samples": {**SONGS, "textures": {"solo": 0.40, "duo": 0.25, "sparse": 0.20, "ensemble": 0.15}, "bus": False}}
+CANDIDATES["samples2000"] = {**CANDIDATES["samples"], "n_clips": 2000}  # the shipped corpus size
+#: Where the sample pack is looked for when ``$INSTREC_SAMPLEPACK`` is not set.
+SAMPLEPACK = Path("..") / "shared" / "samplepack"
 #: ``TrainConfig`` settings of the default model (data and out are filled in).
 TRAIN: dict[str, Any] = {"model": "att", "loss": "bce", "epochs": 80, "seed": 0, "threads": 1, "compile": "off"}
 #: How musicnn's own tags join the model's probabilities of the classes they name
@@ -40,7 +63,8 @@ TRAIN: dict[str, Any] = {"model": "att", "loss": "bce", "epochs": 80, "seed": 0,
 TAG_PRIOR = {"rule": "noisy-or"}
 
 
-def export_run(run_dir: str | Path, dest: str | Path, data_dir: str | Path) -> Path:
+def export_run(run_dir: str | Path, dest: str | Path, data_dir: str | Path,
+               candidate: str | None = None) -> Path:
     """Copy a run's weights and config into ``dest`` as the default model: musicnn's tags join its
     probabilities (:data:`TAG_PRIOR`), the per-class thresholds are tuned again for that on the
     run's validation clips of ``data_dir``, and the machine-specific paths of the config are
@@ -58,6 +82,10 @@ def export_run(run_dir: str | Path, dest: str | Path, data_dir: str | Path) -> P
     config["train"] = {**config["train"], "data": "instrec default-model corpus", "out": DEFAULT_DIR}
     config["default_model"] = {"corpus": dict(CORPUS), "train": dict(TRAIN), "rebuild": "make default-model",
                                "thresholds": "tuned on the validation clips with the tag prior"}
+    if candidate in CANDIDATES:
+        sounds = CANDIDATES[candidate]
+        config["default_model"].update(corpus={**CORPUS, "n_clips": sounds["n_clips"]}, sounds=dict(sounds),
+                                       rebuild=f"build_default_model(work, dest, candidate={candidate!r})")
     dest.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(dest / MODEL_FILE, (run_dir / MODEL_FILE).read_bytes())
     atomic_write_json(dest / CONFIG_FILE, config)
@@ -66,15 +94,39 @@ def export_run(run_dir: str | Path, dest: str | Path, data_dir: str | Path) -> P
 
 
 def build_default_model(work: str | Path, dest: str | Path | None = None, jobs: int = 2,
-                        progress: bool = True) -> dict[str, Any]:
-    """Render the corpus (reused when ``work/corpus`` holds it), train, export; return the run config."""
+                        progress: bool = True, candidate: str | None = None) -> dict[str, Any]:
+    """Render the corpus (reused when ``work/corpus`` holds it), train, export; return the run config.
+    ``candidate``: None (the shipped recipe) or a name of :data:`CANDIDATES` (needs the sample pack)."""
+    if candidate is not None and candidate not in CANDIDATES:
+        raise InstrecError(f"unknown default-model candidate {candidate!r} (known: {', '.join(CANDIDATES)})")
     work = Path(work)
     corpus = work / "corpus"
     if not (corpus / NPZ_FILE).is_file():
-        build_corpus(corpus, jobs=jobs, overwrite=True, progress=progress, **CORPUS)
+        extra = songs_corpus_options(candidate=candidate) if candidate else {}
+        build_corpus(corpus, jobs=jobs, overwrite=True, progress=progress, **{**CORPUS, **extra})
     cfg = TrainConfig(data=str(corpus), out=str(work / "run"), **TRAIN)
     summary = train(cfg, overwrite=True, progress=progress)
-    export_run(work / "run", dest if dest is not None else default_model_dir(), corpus)
+    export_run(work / "run", dest if dest is not None else default_model_dir(), corpus, candidate)
     if progress:
         print(json.dumps({k: summary[k] for k in ("best_epoch", "best_val_macro_f1")}))
     return summary
+
+
+def samplepack_dir() -> Path:
+    """The sample pack: ``$INSTREC_SAMPLEPACK`` or :data:`SAMPLEPACK`; InstrecError when absent."""
+    pack = Path(os.environ.get("INSTREC_SAMPLEPACK") or SAMPLEPACK).expanduser()
+    if not (pack / "SOURCES.csv").is_file():
+        raise InstrecError(f"{pack}: no sample pack there (SOURCES.csv missing); set INSTREC_SAMPLEPACK to the "
+                           "pack assembled from the sources its SOURCES.csv names")
+    return pack
+
+
+def songs_corpus_options(samplepack: str | Path | None = None, candidate: str = "songs") -> dict[str, Any]:
+    """``build_corpus`` arguments of a candidate of :data:`CANDIDATES` beside :data:`CORPUS`."""
+    sounds = CANDIDATES[candidate]
+    from instrec.synth.real_worker import RealisticSettings
+    from instrec.synth.samplefont import sample_fonts
+
+    fonts = sample_fonts(samplepack if samplepack is not None else samplepack_dir())
+    return {"n_clips": sounds["n_clips"], "soundfonts": [None, *map(str, fonts)],
+            "realistic": RealisticSettings(textures=dict(sounds["textures"]), bus=bool(sounds["bus"]))}

@@ -18,6 +18,7 @@ from instrec.synth.fonts import FontSet
 from instrec.synth.mixdown import ACTIVITY_DB, mix_and_label, render_stems
 from instrec.synth.realistic import RealPiece, compose_realistic
 from instrec.synth.render import wav_bytes
+from instrec.synth.songs import BUS_TEXTURES, draw_bus
 from instrec.synth.textures import DRUM_PROB, LINE_LEAD_WEIGHT, TEXTURES
 from instrec.synth.worker import (
     ClipResult,
@@ -29,7 +30,7 @@ from instrec.synth.worker import (
 )
 
 #: Random streams of a realistic clip (0 and 1 are the ensemble recipe's compose and labels).
-STREAM_REAL_COMPOSE, STREAM_AUGMENT = 2, 3
+STREAM_REAL_COMPOSE, STREAM_AUGMENT, STREAM_BUS = 2, 3, 4
 
 _FONTSETS: dict[tuple[str, ...], FontSet] = {}
 
@@ -40,12 +41,15 @@ class RealisticSettings:
 
     ``textures``: relative weights of solo/duo/sparse/ensemble; ``drum_prob``: probability
     that drums join a thin texture; ``augment``: run the recording chain;
-    ``activity_db``: level (dB re the mix's loudest frame) above which a part sounds."""
+    ``activity_db``: level (dB re the mix's loudest frame) above which a part sounds;
+    ``bus``: clips of the dense textures go through a record's bus
+    (:func:`~instrec.synth.songs.draw_bus`) before the augmentation."""
 
     textures: dict[str, float] = field(default_factory=lambda: dict(TEXTURES))
     drum_prob: dict[str, float] = field(default_factory=lambda: dict(DRUM_PROB))
     augment: bool = True
     activity_db: float = ACTIVITY_DB
+    bus: bool = False
 
     def describe(self) -> dict:
         """The settings plus the recipe's fixed constants (what ``corpus-stats.json`` records)."""
@@ -84,7 +88,7 @@ def font_names(paths: tuple[str, ...]) -> list[str]:
 def make_real_audio(task: RealClipTask, seconds: dict[str, float] | None = None
                     ) -> tuple[RealPiece, np.ndarray, int, dict, list]:
     """The clip's ``(piece, audio, sr, strong, chain)``: (n,) float32 audio within +-1 at
-    ``sr`` Hz after the augmentation ``chain`` (empty when off), and its strong labels.
+    ``sr`` Hz after the record bus and the augmentation ``chain`` (empty when off), and its strong labels.
     Wall seconds per stage (``compose``, ``render``, ``augment``) go into ``seconds``."""
     seconds = {} if seconds is None else seconds
     t0 = time.perf_counter()
@@ -95,13 +99,14 @@ def make_real_audio(task: RealClipTask, seconds: dict[str, float] | None = None
                               st.textures, st.drum_prob)
     t1 = time.perf_counter()
     stems, sr = render_stems(fonts.fonts, piece, font_names(task.soundfonts), source=f"{key}.mid")
-    audio, strong = mix_and_label(stems, sr, piece, st.activity_db)
+    audio, strong = mix_and_label(stems, sr, piece, st.activity_db)  # labels: off the dry stems
     t2 = time.perf_counter()
+    bus = draw_bus(clip_rng(task.seed, task.index, STREAM_BUS)) if st.bus and piece.texture in BUS_TEXTURES else []
     chain = draw_chain(clip_rng(task.seed, task.index, STREAM_AUGMENT)) if st.augment else []
-    if chain:
-        audio = apply_chain(audio, sr, chain)
+    if bus or chain:
+        audio = apply_chain(audio, sr, bus + chain)
     seconds.update(compose=t1 - t0, render=t2 - t1, augment=time.perf_counter() - t2)
-    return piece, audio, sr, strong, chain
+    return piece, audio, sr, strong, bus + chain
 
 
 def make_real_clip(task: RealClipTask) -> ClipResult:

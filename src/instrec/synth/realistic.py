@@ -24,6 +24,7 @@ from instrec.synth.harmony import Harmony, make_harmony
 from instrec.synth.lines import played_range, register, solo_line
 from instrec.synth.parts import NoteEvent
 from instrec.synth.smf import write_smf
+from instrec.synth.songs import SONG_TEXTURES, song_gain
 from instrec.synth.textures import DRUM_PROB, TEXTURES, Plan, plan_texture
 
 
@@ -74,7 +75,7 @@ def _q(h: Harmony, t: float, duration: float) -> float:
 
 def _span(rng: np.random.Generator, texture: str, plan: Plan, h: Harmony, duration: float) -> tuple[float, float]:
     """Active span (s): leads mostly play throughout; partners enter and leave."""
-    if texture == "ensemble":
+    if texture in ("ensemble", "band", "section"):
         return _draw_span(rng, h, duration)
     u = rng.random()
     whole = 0.75 if plan.lead else (0.6 if texture == "duo" else 0.35)
@@ -162,7 +163,10 @@ def _compose_once(rng: np.random.Generator, fonts: FontSet, duration: float, tex
         chosen.append((font, voice, window))
         is_drum = plan.role in ("kit", "cymbals")
         chordal = plan.role == "chords"
-        gain = 0.0 if plan.lead else float(rng.uniform(-9.0, -2.0))
+        if texture in SONG_TEXTURES:
+            gain = song_gain(rng, plan.role, plan.lead)
+        else:
+            gain = 0.0 if plan.lead else float(rng.uniform(-9.0, -2.0))
         for cls, written in _notes(rng, plan, window, h, style, duration):
             played, _ = shape_notes(rng, written, duration, is_drum, chordal)
             played = _rests(rng, rubato.notes(played), texture, plan.lead)

@@ -4,7 +4,8 @@ Catalogue music and solo recordings are mostly thin: a :data:`TEXTURES` draw giv
 *solo* (one instrument; a chordal one may play its own accompaniment), a *duo* (a lead and
 an accompanist, or two lines), a *sparse* texture (2-3 parts entering and resting) or,
 in a minority of clips, a dense *ensemble* from the templates of
-:mod:`~instrec.synth.ensembles`. Drums join only a minority of the thin textures.
+:mod:`~instrec.synth.ensembles`; weights may also name the song textures *band* and
+*section* of :mod:`~instrec.synth.songs`. Drums join only a minority of the thin textures.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from instrec.synth.ensembles import plan_parts
 from instrec.synth.lines import DENSITIES
+from instrec.synth.songs import plan_band, plan_section
 
 #: Texture weights (relative) of the realistic recipe.
 TEXTURES: dict[str, float] = {"solo": 0.40, "duo": 0.25, "sparse": 0.20, "ensemble": 0.15}
@@ -101,6 +103,11 @@ def plan_texture(rng: np.random.Generator, renderable: tuple[str, ...], weights:
     texture = names[int(rng.choice(len(names), p=w / w.sum()))]
     melodic = [c for c in renderable if c not in ("drums", "cymbals")]
     kit = "drums" in renderable
+    if texture in ("band", "section"):  # songs and sections (:mod:`~instrec.synth.songs`)
+        style, parts = (plan_band if texture == "band" else plan_section)(rng, renderable)
+        if parts:
+            return texture, texture, style, [Plan(c, r, o, lead=lead) for c, r, o, lead in parts]
+        texture = "ensemble"
     if texture == "ensemble" or not melodic:
         name, style, parts = plan_parts(rng, renderable)
         return "ensemble", name, style, [Plan(p.cls, p.role, p.option, p.voices, lead=i == 0)
