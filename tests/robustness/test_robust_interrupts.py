@@ -266,9 +266,9 @@ def test_ctrl_c_on_predict_with_workers_stops_everything_without_a_traceback(fin
     """Ctrl-C in a terminal signals the whole process group: the parent and its forked workers."""
     clips = tmp_path / "clips"
     clips.mkdir()
-    first = _tone(clips / "c000.wav")
-    for i in range(1, 1500):  # hard links: many files to tag, written in no time
-        os.link(first, clips / f"c{i:03d}.wav")
+    first = _tone(clips / "c0000.wav")
+    for i in range(1, 1500):  # hard links: many files to tag, written in no time (names sort as numbers)
+        os.link(first, clips / f"c{i:04d}.wav")
     out, log = tmp_path / "tags.csv", tmp_path / "stderr.txt"
     proc = _instrec("predict", str(clips), "--run", str(finished_run), "--out", str(out), "--jobs", "2", "-q",
                     log=log, new_session=True)
@@ -291,7 +291,7 @@ def test_ctrl_c_on_predict_with_workers_stops_everything_without_a_traceback(fin
                 done = int(last.split("after ")[1].split(" of ")[0])
                 assert len(comments) == 5 and comments[4].startswith(f"status: PARTIAL, interrupted after {done} of 1500")
                 assert 0 < len(rows) == done < 1500 and [r["file"] for r in rows] == [
-                    str(clips / f"c{i:03d}.wav") for i in range(done)]
+                    str(clips / f"c{i:04d}.wav") for i in range(done)]
             else:
                 assert last == "instrec: interrupted" or "after 0 of" in last, err
         else:  # no cleanup after SIGTERM; the next writer takes over the dead process's lock
