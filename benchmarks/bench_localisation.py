@@ -131,6 +131,10 @@ def main() -> int:
         keys = [str(k) for k in load_split(args.realistic, "train").sample_key]
         r, s = corpus_rows("realistic (musicnn, test clips)", default_model_dir(), Path(args.realistic), keys,
                            write=args.write_default)
+        if args.write_default:  # the policy is part of config.json: record the model's integrity again
+            from instrec.run import write_run_integrity
+
+            write_run_integrity(default_model_dir())
         rows += r
         summaries.append({**s, "model": "default model"})
     for s in summaries:

@@ -36,6 +36,7 @@ from instrec.features.musicnn_frontend import with_tag_prior
 from instrec.models.inference import run_model
 from instrec.run import CONFIG_FILE, MODEL_FILE, load_model, read_validation_keys, write_run_integrity
 from instrec.synth import build_corpus
+from instrec.tagging.calibrate import tune_run_policy
 from instrec.tagging.predict import DEFAULT_DIR, default_model_dir
 from instrec.training.config import TrainConfig
 from instrec.training.loop import train
@@ -55,6 +56,10 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "samples": {**SONGS, "textures": {"solo": 0.40, "duo": 0.25, "sparse": 0.20, "ensemble": 0.15}, "bus": False}}
 CANDIDATES["samples2000"] = {**CANDIDATES["samples"], "n_clips": 2000}  # the shipped corpus size
 #: Where the sample pack is looked for when ``$INSTREC_SAMPLEPACK`` is not set.
+#: ``build_corpus`` settings of the corpus the per-second policy is tuned on (every clip of its
+#: training partition; strong labels): a second realistic corpus, so the policy is not tuned on
+#: the clips whose validation part already chose the clip thresholds.
+POLICY_CORPUS: dict[str, Any] = {**CORPUS, "n_clips": 600, "seed": 1}
 SAMPLEPACK = Path("..") / "shared" / "samplepack"
 #: ``TrainConfig`` settings of the default model (data and out are filled in).
 TRAIN: dict[str, Any] = {"model": "att", "loss": "bce", "epochs": 80, "seed": 0, "threads": 1, "compile": "off"}
@@ -106,10 +111,23 @@ def build_default_model(work: str | Path, dest: str | Path | None = None, jobs: 
         build_corpus(corpus, jobs=jobs, overwrite=True, progress=progress, **{**CORPUS, **extra})
     cfg = TrainConfig(data=str(corpus), out=str(work / "run"), **TRAIN)
     summary = train(cfg, overwrite=True, progress=progress)
-    export_run(work / "run", dest if dest is not None else default_model_dir(), corpus, candidate)
+    dest = Path(dest) if dest is not None else default_model_dir()
+    export_run(work / "run", dest, corpus, candidate)
+    tune_default_policy(work / "policy-corpus", dest, jobs=jobs, progress=progress)
     if progress:
         print(json.dumps({k: summary[k] for k in ("best_epoch", "best_val_macro_f1")}))
     return summary
+
+
+def tune_default_policy(corpus: str | Path, dest: str | Path, jobs: int = 2, progress: bool = True) -> None:
+    """Render :data:`POLICY_CORPUS` into ``corpus`` (reused when there), tune the exported model's
+    per-second policy on its training partition (:func:`instrec.tagging.calibrate.tune_run_policy`)
+    and record the model's integrity again (the policy lives in its ``config.json``)."""
+    corpus = Path(corpus)
+    if not (corpus / NPZ_FILE).is_file():
+        build_corpus(corpus, jobs=jobs, overwrite=True, progress=progress, **POLICY_CORPUS)
+    tune_run_policy(dest, corpus, keys=[str(k) for k in load_split(corpus, "train").sample_key])
+    write_run_integrity(dest)
 
 
 def samplepack_dir() -> Path:
