@@ -37,7 +37,8 @@ REGENERATE = "python benchmarks/run_all.py && python benchmarks/make_readme_resu
 PAGES = {
     "results-speed": ("bench_train", "bench_busy", "bench_busy_torch", "bench_inference", "bench_musicnn",
                       "bench_dask", "bench_synth", "bench_lstm_kernel", "bench_stacked_step", "bench_grid",
-                      "bench_quickstart"),
+                      "bench_quickstart", "bench_gpu", "bench_integrity"),
+    "results-accuracy": ("bench_localisation",),
 }
 PAGE_TITLES = {"results-accuracy": "Results: accuracy", "results-speed": "Results: speed and memory"}
 FIGURES = "figures"
@@ -184,7 +185,11 @@ def overview(docs: list[dict[str, Any]]) -> str:
         out += ["", "Regenerate everything (numbers, tables, these pages) with:", "", f"    {REGENERATE}", ""]
         out += ["Pages: [accuracy](results-accuracy.md) (real recordings, the paper's grid, label rules, "
                 "localisation) and [speed and memory](results-speed.md) (training, tagging, busy machines, "
-                "Dask, rendering, the quick start).", ""]
+                "Dask, rendering, the quick start, integrity checks, the GPU).", ""]
+        missing = [name for name in ORDER if name not in {d["benchmark"] for d in docs}]
+        if missing:
+            out += ["Not measured yet (no results file): " + ", ".join(
+                f"`{name}` (`python benchmarks/{name}.py`)" for name in missing) + ".", ""]
         if any(d.get("quick") for d in docs):
             quick = ", ".join(f"`{d['benchmark']}`" for d in docs if d.get("quick"))
             out += [f"> **Quick-mode results** ({quick}): small sizes that only check the scripts run; "
