@@ -2,10 +2,23 @@
 written twice, no column that never changes."""
 from __future__ import annotations
 
+import matplotlib.image as mpimg
 import numpy as np
 import pytest
+from conftest import TINY_CLASSES, make_tiny_dataset
 
 from instrec.evaluation import metrics, report
+from instrec.data.openmic import load_split
+from instrec.pipelines.demo_report import clip_rows, heat_map, trivial_macro_f1
+from instrec.tagging.predict import FileTags, TagResults
+
+
+def _results():
+    frames = np.array([[0.9, 0.2, 0.1, np.nan], [0.8, 0.7, 0.1, np.nan]])
+    tags = FileTags("clip.wav", np.array([0.9, 0.7, 0.1, np.nan]), np.array([True, True, False, False]), 2, 1,
+                    "single window", frames, None, frame_present=frames > 0.5)
+    return TagResults(TINY_CLASSES, [tags], [], np.array([0.5, 0.6, 0.5, 0.5]), np.array([True, True, True, False]),
+                      "tuned", "tuned: per instrument")
 
 
 def test_call_everything_macro_f1_by_hand():
@@ -39,6 +52,27 @@ def test_report_can_leave_the_table_to_summary_md(tmp_path):
     assert "## Scores\n\nsee summary.md" in without
 
 
+def test_clip_rows_say_what_sounds_against_what_was_heard():
+    events = [("gamma", 1.0, 1.5), ("alpha", 0.0, 2.0), ("gamma", 0.0, 0.5), ("delta", 0.0, 1.0)]
+    rows = clip_rows(_results(), events)
+    assert rows[:3] == [["alpha", "0.0-2.0", 0.9, 0.5, "heard"], ["beta", "-", pytest.approx(0.7), 0.6, "false alarm"],
+                        ["gamma", "0.0-0.5, 1.0-1.5", pytest.approx(0.1), 0.5, "missed"]]
+    assert rows[3][0] == "delta" and np.isnan(rows[3][2]) and rows[3][4] == "not learned"
+
+
+def test_trivial_macro_f1_is_the_all_present_tagger_by_hand(tmp_path):
+    data = make_tiny_dataset(tmp_path / "d", n=80)
+    test = load_split(data, "test")
+    f1 = []
+    for c in range(len(TINY_CLASSES)):
+        labelled = test.Y_mask[:, c]
+        pos = int((test.Y_true[labelled, c] >= 0.5).sum())
+        neg = int(labelled.sum()) - pos
+        if labelled.any():  # every labelled clip called present: tp = positives, fp = negatives
+            f1.append(2 * pos / (2 * pos + neg))
+    assert trivial_macro_f1(data) == pytest.approx(np.mean(f1))
+
+
 def test_heat_map_is_drawn_beside_the_strong_labels(tmp_path):
     path = heat_map(tmp_path, _results(), [("alpha", 0.0, 2.0)])
     image = mpimg.imread(path)
@@ -68,7 +102,6 @@ def test_localisation_section_puts_the_policy_beside_both_baselines():
 
 def test_the_tagged_clip_boxes_frames_only_in_instruments_the_clip_is_tagged_with(tmp_path, monkeypatch):
     from instrec.pipelines import demo_report
-    from instrec.tagging.predict import FileTags, TagResults
 
     frames = np.array([[0.9, 0.8, 0.1], [0.9, 0.2, 0.7], [0.1, 0.9, 0.9]])  # (3 frames, 3 instruments)
     tags = FileTags("clip.wav", np.array([0.8, 0.3, 0.6]), np.array([True, False, True]), 3, 1, "att",
