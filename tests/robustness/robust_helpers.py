@@ -11,6 +11,9 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
+import soundfile as sf
+
 from instrec.cli import main
 
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -44,3 +47,11 @@ def python(code: str, **kw) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, **kw)
+
+
+def tone(path, seconds: float = 2.0, sr: int = 16000, **kw) -> Path:
+    """A 440-Hz sine of ``seconds`` at ``sr`` written to ``path`` (str, bytes or Path; ``kw``:
+    ``soundfile.write`` options such as ``format``): the audio every robustness test tags."""
+    t = np.arange(int(seconds * sr)) / sr
+    sf.write(os.fsencode(path), (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), sr, **kw)
+    return Path(os.fsdecode(path))

@@ -8,9 +8,8 @@ import zipfile
 
 import numpy as np
 import pytest
-import soundfile as sf
 from conftest import make_tiny_dataset
-from robust_helpers import assert_one_line_error, cli
+from robust_helpers import assert_one_line_error, cli, tone
 
 from instrec._io import InstrecError
 from instrec.data.featurize import featurize
@@ -91,17 +90,12 @@ def test_one_clip_cannot_hold_out_a_validation_clip(small, tmp_path):
     assert_one_line_error(*_train(small, tmp_path / "run"), "split01_train.csv", "at least 2")
 
 
-def _tone(path, seconds=1.5, sr=16000):
-    t = np.arange(int(seconds * sr)) / sr
-    sf.write(path, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), sr)
-    return path
-
 
 def test_featurize_refuses_names_its_loader_could_not_read_back(tmp_path):
     audio = tmp_path / "audio"
     audio.mkdir()
     for name in ("plain.wav", "other.wav", "two\nlines.wav", " leading.wav", "tab\there.wav"):
-        _tone(audio / name)
+        tone(audio / name, 1.5)
     report = featurize([audio], tmp_path / "ds", frontend="logmel", test_fraction=0.5, progress=False, threads=1)
     assert sorted(p.rsplit("/", 1)[-1] for p, _ in report.failures) == [" leading.wav", "tab\there.wav",
                                                                          "two\nlines.wav"]
@@ -114,7 +108,7 @@ def test_featurize_refuses_names_its_loader_could_not_read_back(tmp_path):
 
 @pytest.mark.parametrize("fraction", [2.0, -0.1, 1.0, float("nan")])
 def test_featurize_test_fraction_out_of_range(tmp_path, fraction):
-    _tone(tmp_path / "a.wav")
+    tone(tmp_path / "a.wav", 1.5)
     with pytest.raises(InstrecError, match="test fraction must be in"):
         featurize([tmp_path / "a.wav"], tmp_path / "ds", frontend="logmel", test_fraction=fraction, progress=False)
     assert not (tmp_path / "ds").exists() or not any((tmp_path / "ds").iterdir())
@@ -122,7 +116,7 @@ def test_featurize_test_fraction_out_of_range(tmp_path, fraction):
 
 def test_featurize_keeps_a_training_clip(tmp_path):
     for name in "abc":
-        _tone(tmp_path / f"{name}.wav")
+        tone(tmp_path / f"{name}.wav", 1.5)
     featurize([tmp_path], tmp_path / "ds", frontend="logmel", test_fraction=0.99, progress=False, threads=1)
     assert len(load_split(tmp_path / "ds", "train")) == 1 and len(load_split(tmp_path / "ds", "test")) == 2
     assert json.loads((tmp_path / "ds" / "frontend.json").read_text())["name"] == "logmel"
@@ -149,7 +143,7 @@ def test_side_files_that_are_not_utf8(small, tmp_path):
 
     labels = tmp_path / "labels.csv"
     labels.write_bytes(b"sample_key,instrument,relevance\n\xff\xfe,piano,1\n")
-    _tone(tmp_path / "a.wav")
+    tone(tmp_path / "a.wav", 1.5)
     with pytest.raises(InstrecError, match=r"labels\.csv: not UTF-8"):
         featurize([tmp_path / "a.wav"], tmp_path / "ds", frontend="logmel", labels=labels, progress=False)
     (small / "strong-labels.csv").write_bytes(b"sample_key,instrument,onset,offset\n\xff,alpha,0,1\n")

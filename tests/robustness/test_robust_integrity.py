@@ -10,8 +10,7 @@ import warnings
 
 import numpy as np
 import pytest
-import soundfile as sf
-from robust_helpers import assert_one_line_error, cli
+from robust_helpers import assert_one_line_error, cli, tone
 from safetensors.numpy import load_file, save_file
 
 from instrec._io import InstrecError
@@ -31,10 +30,7 @@ def cache(musicnn_weights_dir, tmp_path):
 
 @pytest.fixture
 def clip(tmp_path):
-    path = tmp_path / "a.wav"
-    t = np.arange(48000) / 16000
-    sf.write(path, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 16000)
-    return path
+    return tone(tmp_path / "a.wav", 3.0)
 
 
 def _resave(path, change) -> None:

@@ -14,10 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 from robust_helpers import SRC, assert_one_line_error, cli, python
+from robust_helpers import tone as _tone
 
 from instrec._io import lock_path
 from instrec.tagging.formats import parse_csv
@@ -152,11 +151,6 @@ def test_second_synth_into_the_same_folder_is_refused(tmp_path):
     assert cli("synth", "--out", str(out), "--clips", "2", "-q")[0] == 0
     assert not lock_path(out).exists()
 
-
-def _tone(path: Path) -> Path:
-    t = np.arange(16000 * 2) / 16000
-    sf.write(path, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 16000)
-    return path
 
 
 def test_two_predicts_writing_one_file(finished_run, tmp_path):

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 from robust_helpers import SRC, assert_one_line_error, cli
+from robust_helpers import tone as _tone
 
 from instrec.tagging import predict as P
 from instrec.tagging.formats import CSV_HEADER_LINES, output_names, parse_csv
@@ -23,11 +23,6 @@ from instrec.tagging.formats import CSV_HEADER_LINES, output_names, parse_csv
 ODD = ["#take1.wav", "take #2.wav", "new\nline.wav", "tab\there.wav", "cr\rhere.wav", "comma, \"quoted\".wav"]
 NOT_UTF8 = os.fsdecode(b"caf\xe9.wav")
 
-
-def _tone(path, seconds: float = 2.0, sr: int = 16000, **kw) -> Path:
-    t = np.arange(int(seconds * sr)) / sr
-    sf.write(os.fsencode(path), (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), sr, **kw)
-    return Path(path)
 
 
 @pytest.fixture

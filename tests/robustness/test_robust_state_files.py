@@ -8,8 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-import soundfile as sf
-from robust_helpers import assert_one_line_error, cli, python
+from robust_helpers import assert_one_line_error, cli, tone, python
 
 from instrec._io import InstrecError
 from instrec._jsonread import MAX_BYTES, parse_json, read_json
@@ -33,10 +32,7 @@ def _set(path, key, value) -> None:
 
 @pytest.fixture
 def clip(tmp_path):
-    path = tmp_path / "a.wav"
-    t = np.arange(32000) / 16000
-    sf.write(path, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 16000)
-    return path
+    return tone(tmp_path / "a.wav", 2.0)
 
 
 @pytest.mark.parametrize("key, value, needles", [
