@@ -21,7 +21,7 @@ import functools
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -344,23 +344,11 @@ def tag_paths(tagger: Tagger, paths: Iterable[str | Path], progress: bool = Fals
     files, failures = [], []
     paths = list(paths)
     if is_accelerator(tagger.device) if feed is None else feed:
-        fed = fed_features(tagger.frontend, paths, jobs, worker_setup, progress=progress, desc="tagging")
-        try:
-            for path, feats, notes, message in fed:
-                try:
-                    if message is None:
-                        files.append(tagger.tag_file_features(path, feats, notes))
-                        continue
-                except InstrecError as exc:
-                    message = str(exc)
-                failures.append((path, message))
-        except KeyboardInterrupt:
-            raise Interrupted(files, failures, len(paths)) from None
-        finally:
-            fed.close()  # stops the decoding workers now
-        return files, failures
-    results = inherited_map(functools.partial(_tag_or_fail, tagger), paths, jobs, worker_setup,
-                            progress=progress, desc="tagging", total=len(paths))
+        results = _fed_tags(tagger, fed_features(tagger.frontend, paths, jobs, worker_setup, progress=progress,
+                                                 desc="tagging"))
+    else:
+        results = inherited_map(functools.partial(_tag_or_fail, tagger), paths, jobs, worker_setup,
+                                progress=progress, desc="tagging", total=len(paths))
     try:
         for path, tags, message in results:
             if message is not None:
@@ -372,6 +360,23 @@ def tag_paths(tagger: Tagger, paths: Iterable[str | Path], progress: bool = Fals
     finally:
         results.close()  # stops the workers now, not when the generator is collected
     return files, failures
+
+
+def _fed_tags(tagger: Tagger, fed: Iterator[tuple[str, np.ndarray | None, list[str], str | None]]
+              ) -> Iterator[tuple[str, FileTags | None, str | None]]:
+    """What :func:`_tag_or_fail` gives per file, from features decoded elsewhere
+    (:func:`instrec.features.feed.fed_features`); closing it stops the decoding workers."""
+    try:
+        for path, feats, notes, message in fed:
+            tags = None
+            if message is None:
+                try:
+                    tags = tagger.tag_file_features(path, feats, notes)
+                except InstrecError as exc:
+                    message = str(exc)
+            yield path, tags, message
+    finally:
+        fed.close()
 
 
 class Interrupted(KeyboardInterrupt):
