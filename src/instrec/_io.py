@@ -12,6 +12,7 @@ import math
 import os
 import re
 import tempfile
+import weakref
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -187,6 +188,7 @@ class OutputLock:
                 self._drop(fd)
                 raise InstrecError(f"{self.target}: cannot write here ({exc.strerror or exc})") from None
             self.fd = fd
+            _HELD.add(self)
             return self
         raise InstrecError(f"{self.path}: could not take the lock (it keeps being replaced)")
 
@@ -201,12 +203,35 @@ class OutputLock:
         if self.fd is not None:
             self._drop(self.fd)  # unlink while still holding: nobody can lock the old inode's name
             self.fd = None
+        _HELD.discard(self)
 
     def __enter__(self) -> "OutputLock":
         return self.acquire()
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+# The locks this process holds. A forked child (a pool worker) shares each lock's open file,
+# and flock is released only when every copy is closed: a worker still dying after its
+# parent was killed would keep the output locked for the next run. So a forked child closes
+# its copies at once (closing a copy does not unlock the parent's) and owns none of them.
+_HELD: "weakref.WeakSet[OutputLock]" = weakref.WeakSet()
+
+
+def _forget_inherited_locks() -> None:
+    for lock in list(_HELD):
+        if lock.fd is not None:
+            try:
+                os.close(lock.fd)
+            except OSError:
+                pass
+            lock.fd = None
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_inherited_locks)
 
 
 def _read_pid(fd: int) -> int | None:

@@ -140,6 +140,35 @@ def test_killed_synth_workers_die_and_the_next_run_cleans_its_staging(synth_run,
     assert _staging(tmp_path) == [] and (out / "openmic-2018.npz").is_file()
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_does_not_keep_the_output_locked(tmp_path):
+    """A worker forked while the lock is held (and still alive after its parent was killed)
+    must not block the next run: the lock dies with its owner, not with the last worker."""
+    out = tmp_path / "corpus"
+    owner = python(f"""
+        import os, time
+        from instrec._io import OutputLock
+        lock = OutputLock({str(out)!r}).acquire()
+        child = os.fork()
+        if child == 0:
+            time.sleep(60)
+            os._exit(0)
+        print(child, flush=True)
+        time.sleep(60)
+    """)
+    child = int(owner.stdout.readline())
+    try:
+        owner.kill()
+        owner.wait()  # not communicate(): the child holds the pipes open
+        assert _alive(child)
+        from instrec._io import OutputLock
+        with OutputLock(out):
+            assert _alive(child)  # taken while the forked child still runs
+    finally:
+        os.kill(child, signal.SIGKILL)
+        owner.communicate()
+
+
 def test_second_synth_into_the_same_folder_is_refused(tmp_path):
     out = tmp_path / "corpus"
     with _lock_holder(out) as holder:
