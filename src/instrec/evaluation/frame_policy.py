@@ -15,6 +15,10 @@ clips with strong labels (:func:`tune_frame_policy`):
    become active;
 5. **minimum event length**: active runs shorter than ``min_event_frames`` frames are dropped.
 
+In a file longer than one training clip, the gate of step 1 may come from shorter windows, one
+starting at every frame (``gate_frames``; absent = the clip length; see
+:mod:`instrec.tagging.windows`).
+
 For a file longer than one training clip the file-level answer comes from the same decisions
 (:func:`file_presence`): an instrument is present when its active frames add up to at least
 ``min_seconds`` seconds; the frames of an instrument that is not present are cleared, so the file
@@ -119,7 +123,9 @@ def apply_policy(frame_probs: np.ndarray, gate: np.ndarray, policy: Mapping[str,
 def describe_policy(policy: Mapping[str, Any], min_seconds: float | None = None) -> str:
     """One sentence stating a policy for the outputs (``min_seconds`` overrides the policy's)."""
     secs = float(policy.get("min_seconds", MIN_SECONDS) if min_seconds is None else min_seconds)
-    return (f"per second: active where the window is tagged present and the {policy['median_frames']}-frame "
+    gate = policy.get("gate_frames")
+    gate_text = f" (in a file longer than one clip, any {gate}-frame window around it)" if gate else ""
+    return (f"per second: active where the window is tagged present{gate_text} and the {policy['median_frames']}-frame "
             f"median of the frame probability exceeds the instrument's frame threshold "
             f"({policy.get('tuned_on', 'untuned')}); gaps up to {policy['fill_gap_frames']} frame(s) filled, "
             f"events shorter than {policy['min_event_frames']} frame(s) dropped; a file longer than one clip "

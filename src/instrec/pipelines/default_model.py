@@ -60,6 +60,9 @@ CANDIDATES["samples2000"] = {**CANDIDATES["samples"], "n_clips": 2000}  # the sh
 #: training partition; strong labels): a second realistic corpus, so the policy is not tuned on
 #: the clips whose validation part already chose the clip thresholds.
 POLICY_CORPUS: dict[str, Any] = {**CORPUS, "n_clips": 600, "seed": 1}
+#: Frames of the windows that gate the per-second decisions of files longer than one clip
+#: (instrec.tagging.windows); chosen on the development recordings by bench_localisation --real.
+GATE_FRAMES = 5
 SAMPLEPACK = Path("..") / "shared" / "samplepack"
 #: ``TrainConfig`` settings of the default model (data and out are filled in).
 TRAIN: dict[str, Any] = {"model": "att", "loss": "bce", "epochs": 80, "seed": 0, "threads": 1, "compile": "off"}
@@ -126,7 +129,8 @@ def tune_default_policy(corpus: str | Path, dest: str | Path, jobs: int = 2, pro
     corpus = Path(corpus)
     if not (corpus / NPZ_FILE).is_file():
         build_corpus(corpus, jobs=jobs, overwrite=True, progress=progress, **POLICY_CORPUS)
-    tune_run_policy(dest, corpus, keys=[str(k) for k in load_split(corpus, "train").sample_key])
+    tune_run_policy(dest, corpus, keys=[str(k) for k in load_split(corpus, "train").sample_key],
+                    gate_frames=GATE_FRAMES)
     write_run_integrity(dest)
 
 

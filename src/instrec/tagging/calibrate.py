@@ -44,11 +44,12 @@ def corpus_clips(data_dir: str | Path, split: str, keys: Sequence[str] | None = 
 
 def tune_run_policy(run_dir: str | Path, data_dir: str | Path, keys: Sequence[str] | None = None,
                     split: str = "train", write: bool = True, min_seconds: float = MIN_SECONDS,
-                    tagger: Tagger | None = None) -> dict[str, Any]:
+                    tagger: Tagger | None = None, gate_frames: int | None = None) -> dict[str, Any]:
     """Tune the frame policy of ``run_dir`` on clips of ``data_dir`` (their strong labels) and,
     with ``write``, store it as ``frame_policy`` in the run's config. ``keys``: the clips (None:
     the run's validation clips, which must lie in ``split``). Scored over the instruments the
-    corpus renders. Returns the policy (thresholds ``-inf`` as a float)."""
+    corpus renders. ``min_seconds`` and ``gate_frames`` (long files only, so not tuned on clips)
+    are stored as given. Returns the policy (thresholds ``-inf`` as a float)."""
     run_dir = Path(run_dir)
     tagger = tagger or Tagger(run_dir, threshold="tuned")
     keys = list(read_validation_keys(run_dir) if keys is None else keys)
@@ -64,6 +65,8 @@ def tune_run_policy(run_dir: str | Path, data_dir: str | Path, keys: Sequence[st
                                tuned_on=f"tuned on {len(keys)} clips with strong labels of a "
                                         f"{stats.get('recipe', 'synthetic')} corpus, seed {stats.get('seed', '?')}",
                                min_seconds=min_seconds)
+    if gate_frames is not None:
+        policy["gate_frames"] = int(gate_frames)
     if write:
         config = read_config(run_dir)
         config[POLICY_KEY] = policy_to_json(policy)

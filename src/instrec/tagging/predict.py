@@ -39,6 +39,7 @@ from instrec.run import CONFIG_FILE, load_model
 from instrec.runinfo import plan_file_workers, threads_for_workers
 from instrec.tagging.segments import decide, resolve_frame_policy
 from instrec.tagging.thresholds import DEFAULT_THRESHOLD, ThresholdPolicy, learned_classes, resolve_threshold
+from instrec.tagging.windows import clip_windows, gate_probabilities, spread_max, stitch
 
 #: Folder of the packaged default model, beside this module.
 DEFAULT_DIR = "default"
@@ -159,15 +160,9 @@ class Tagger:
         return self._frontend
 
     def windows(self, n: int) -> list[tuple[int, int]]:
-        """(start, stop) frame ranges covering ``n`` frames; the last window is moved back to
-        end at the last frame so every window has the training length when possible."""
-        w = self.n_frames
-        if n <= w:
-            return [(0, n)]
-        starts = list(range(0, n - w + 1, w))
-        if starts[-1] + w < n:
-            starts.append(n - w)
-        return [(s, s + w) for s in starts]
+        """(start, stop) frame ranges of the run's clip length covering ``n`` frames
+        (:func:`instrec.tagging.windows.clip_windows`)."""
+        return clip_windows(n, self.n_frames)
 
     def tag_features(self, features: np.ndarray, path: str = "<features>") -> FileTags:
         """Tag ``features`` (T, F) on the 0-255 scale (uint8 from a front end)."""
@@ -184,8 +179,8 @@ class Tagger:
         preds = run_model(self.model, batch)
         clip = preds.clip.max(axis=0)
         window_clip = preds.clip
-        frame = _stitch(preds.frame, spans, len(x)) if preds.frame is not None else None
-        att = _stitch(preds.attention, spans, len(x)) if preds.attention is not None else None
+        frame = stitch(preds.frame, spans, len(x)) if preds.frame is not None else None
+        att = stitch(preds.attention, spans, len(x)) if preds.attention is not None else None
         if frame is not None and len(frame) > n:
             frame, att = frame[:n], (att[:n] if att is not None else None)
         aggregation = "single window" if len(spans) == 1 else f"max over {len(spans)} windows of {self.n_frames} frames"
@@ -209,17 +204,28 @@ class Tagger:
         frame_present, long_file = None, n > self.n_frames
         if frame is not None and self.frame_policy is not None:
             # A frame's gate: the clip answer of the windows that cover it (the most confident one,
-            # where the last window overlaps the one before).
-            per_frame = np.full((len(x), len(self.classes)), -np.inf, dtype=np.float32)
-            for p, (a, b) in zip(np.asarray(window_clip, np.float32), spans):
-                per_frame[a:b] = np.fmax(per_frame[a:b], p)
-            per_frame = per_frame[:n]
+            # where the last window overlaps the one before), or for a long file with the policy's
+            # shorter gate windows, of those (instrec.tagging.windows).
+            gate_frames = self.frame_policy.get("gate_frames")
+            if long_file and gate_frames and gate_frames < self.n_frames and \
+                    model_spec(self.config["model"]).variable_length:
+                per_frame = gate_probabilities(self.model, x[:n], gate_frames, self._gate_rule(features))
+                aggregation += f"; gated by windows of {gate_frames} frames"
+            else:
+                per_frame = spread_max(window_clip, spans, len(x))[:n]
             present, frame_present = decide(frame, np.where(self.trained, per_frame, np.nan), self.thresholds,
                                             self.frame_policy, long_file, present, FRAME_SECONDS)
             if long_file:
                 aggregation += f"; present: held >= {self.frame_policy['min_seconds']:g} s per second"
         return FileTags(path, clip, present, n, len(spans), aggregation, frame, att, notes,
                         frame_present=frame_present, long_file=long_file and frame_present is not None)
+
+    def _gate_rule(self, features: np.ndarray) -> Callable[[np.ndarray, tuple[int, int]], np.ndarray] | None:
+        """A gate window's clip probability under the run's tag prior (None: the model's own)."""
+        if not self.tag_prior:
+            return None
+        feats = np.asarray(features)
+        return lambda p, span: with_tag_prior(feats[span[0]:span[1]], self.classes, p)[0]
 
     def tag_file(self, path: str | Path) -> FileTags:
         """Featurise and tag one audio file; warnings from decoding become notes."""
@@ -245,16 +251,6 @@ def _utf8(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def _stitch(per_window: np.ndarray, spans: list[tuple[int, int]], n: int) -> np.ndarray:
-    """Per-frame values (n, C) from (W, w, C) window outputs; a frame seen by two windows
-    keeps the value of the first."""
-    out = np.full((n, per_window.shape[-1]), np.nan, dtype=np.float32)
-    for values, (a, b) in zip(per_window, spans):
-        fresh = np.isnan(out[a:b, 0])
-        out[a:b][fresh] = values[: b - a][fresh]
-    return out
 
 
 def default_model_dir() -> Path:

@@ -32,6 +32,10 @@ def resolve_frame_policy(config: dict[str, Any], thresholds: np.ndarray,
             raise InstrecError(f"--min-seconds {min_seconds}: give a number of seconds, 0 or more")
         policy["min_seconds"] = float(min_seconds)
     policy.setdefault("min_seconds", MIN_SECONDS)
+    gate = policy.get("gate_frames")
+    if gate is not None and not (isinstance(gate, int) and not isinstance(gate, bool) and gate >= 1):
+        raise InstrecError(f"{POLICY_KEY}.gate_frames in the run's config: give a whole number of frames, 1 or more, "
+                           f"got {gate!r}")
     policy["description"] = describe_policy(policy)
     return policy
 
