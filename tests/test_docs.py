@@ -128,7 +128,7 @@ def test_exit_code_130_when_interrupted(monkeypatch, capsys):
 
 
 def test_api_page_names_exist():
-    from instrec.tagging.predict import FileTags, TagResults
+    from instrec.tagging.results import FileTags, TagResults
 
     code = "\n".join(_code_blocks(_text(REPO / "docs" / "api.md")))
     results = set(re.findall(r"\btags\.(\w+)", code)) - {"files"}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from instrec.cli import main
-from instrec.tagging.predict import FileTags, TagResults
+from instrec.tagging.results import FileTags, TagResults
 
 
 def _usage_error(argv, capsys) -> str:

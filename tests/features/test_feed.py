@@ -86,7 +86,8 @@ def folder(tmp_path):
 @pytest.mark.parametrize("cache_seconds, groups_per_call", [(600.0, 1), (20.0, 1), (600.0, 3), (20.0, 3)])
 def test_fed_tagging_gives_the_tags_of_workers_that_tag_whole_files(finished_run, folder, cache_seconds,
                                                                     groups_per_call):
-    from instrec.tagging.predict import Tagger, tag_paths
+    from instrec.tagging.batch import tag_paths
+    from instrec.tagging.predict import Tagger
 
     tagger = Tagger(finished_run, device="cpu")
     tagger.frontend.cache_seconds, tagger.frontend.groups_per_call = cache_seconds, groups_per_call

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from conftest import TINY_CLASSES, make_tiny_dataset
 
-from instrec.evaluation import metrics, report
 from instrec.data.openmic import load_split
+from instrec.evaluation import metrics, report
 from instrec.pipelines.demo_report import clip_rows, heat_map, trivial_macro_f1
-from instrec.tagging.predict import FileTags, TagResults
+from instrec.tagging.results import FileTags, TagResults
 
 
 def _results():

@@ -19,8 +19,8 @@ from robust_helpers import SRC, assert_one_line_error, cli, python
 from robust_helpers import tone as _tone
 
 from instrec._io import lock_path
-from instrec.tagging.formats import parse_csv
 from instrec.synth import build_corpus
+from instrec.tagging.formats import parse_csv
 
 
 def _instrec(*argv: str, log: Path | None = None, new_session: bool = False) -> subprocess.Popen:
@@ -149,11 +149,10 @@ def test_a_forked_child_does_not_keep_the_output_locked(tmp_path):
         import os, time
         from instrec._io import OutputLock
         lock = OutputLock({str(out)!r}).acquire()
-        child = os.fork()
-        if child == 0:
+        if os.fork() == 0:
+            print(os.getpid(), flush=True)  # the child runs: its fork hooks have run
             time.sleep(60)
             os._exit(0)
-        print(child, flush=True)
         time.sleep(60)
     """)
     child = int(owner.stdout.readline())

@@ -19,6 +19,7 @@ from robust_helpers import tone as _tone
 
 from instrec.tagging import predict as P
 from instrec.tagging.formats import CSV_HEADER_LINES, output_names, parse_csv
+from instrec.tagging.results import FileTags, TagResults
 
 ODD = ["#take1.wav", "take #2.wav", "new\nline.wav", "tab\there.wav", "cr\rhere.wav", "comma, \"quoted\".wav"]
 NOT_UTF8 = os.fsdecode(b"caf\xe9.wav")
@@ -72,7 +73,7 @@ def test_a_name_with_a_newline_keeps_a_failure_on_one_line(finished_run, tmp_pat
 
 
 def _tags(*paths):
-    return P.TagResults(["a"], [P.FileTags(p, np.zeros(1), np.zeros(1, bool), 1, 1, "single window") for p in paths],
+    return TagResults(["a"], [FileTags(p, np.zeros(1), np.zeros(1, bool), 1, 1, "single window") for p in paths],
                         [])
 
 

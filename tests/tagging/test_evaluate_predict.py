@@ -209,7 +209,7 @@ def test_plots_are_written_and_readable(run128, tmp_path):
 
 def test_output_names_never_collide():
     from instrec.tagging.formats import output_names
-    from instrec.tagging.predict import FileTags, TagResults
+    from instrec.tagging.results import FileTags, TagResults
 
     def tags(path):
         return FileTags(path, np.zeros(2), np.zeros(2, bool), 1, 1, "single window")
@@ -223,7 +223,7 @@ def test_output_names_never_collide():
 
 def test_readable_answer_lists_what_was_heard_with_thresholds(run128, tmp_path, capsys):
     from instrec.tagging.formats import readable
-    from instrec.tagging.predict import FileTags, TagResults
+    from instrec.tagging.results import FileTags, TagResults
 
     heard = FileTags("a.wav", np.array([0.2, 0.9, 0.7, 0.1]), np.array([False, True, True, False]), 10, 1, "x")
     quiet = FileTags("b.wav", np.array([0.3, 0.1, 0.45, 0.2]), np.zeros(4, bool), 5, 1, "x")

@@ -11,7 +11,7 @@ import pytest
 from instrec._io import InstrecError
 from instrec.evaluation.frame_policy import MIN_SECONDS
 from instrec.tagging.formats import format_results, parse_csv, readable
-from instrec.tagging.predict import FileTags, TagResults
+from instrec.tagging.results import FileTags, TagResults
 from instrec.tagging.segments import decide, format_ranges, frame_ranges, parse_ranges, resolve_frame_policy
 
 HOP = 0.96

@@ -9,7 +9,7 @@ import pytest
 
 from instrec.tagging import tables
 from instrec.tagging.manifest import Manifest, part_name, sweep
-from instrec.tagging.predict import FileTags
+from instrec.tagging.results import FileTags
 
 pytest.importorskip("pyarrow")
 

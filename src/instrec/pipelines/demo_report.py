@@ -20,7 +20,7 @@ from instrec._io import atomic_write_bytes, atomic_write_text
 from instrec.data.openmic import load_split
 from instrec.evaluation.metrics import call_everything_macro_f1
 from instrec.tagging.plot import plot_file
-from instrec.tagging.predict import TagResults
+from instrec.tagging.results import TagResults
 
 REPORT_FILE = "report.md"
 HEATMAP_FILE = "tagged-clip.png"

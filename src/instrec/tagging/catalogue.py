@@ -2,7 +2,7 @@
 
 Files are cut into batches; each batch is one task. A worker loads the model and front
 end once (kept per worker process, see :func:`_worker_tagger`), tags the batch with the
-same code as ``instrec predict`` (:func:`instrec.tagging.predict.tag_paths`) and writes
+same code as ``instrec predict`` (:func:`instrec.tagging.batch.tag_paths`) and writes
 its Parquet parts itself, atomically, named by a hash of the batch's files: a task run a
 second time (its worker died) rewrites the same part. Only a bounded number of tasks is
 in flight, so memory stays flat whatever the length of the file list.
@@ -40,14 +40,15 @@ from tqdm import tqdm
 
 from instrec._io import InstrecError, OutputLock, atomic_write_json
 from instrec._jsonread import ListOf, Obj, Str, read_json
-from instrec.features.audio import expand_inputs
 from instrec.device import resolve_device
+from instrec.features.audio import expand_inputs
 from instrec.parallel import as_completed_bounded, dask_client
 from instrec.run import CONFIG_FILE, MODEL_FILE
 from instrec.runinfo import set_threads, usable_cores
 from instrec.tagging import tables
+from instrec.tagging.batch import tag_paths
 from instrec.tagging.manifest import PART_SUFFIX, Manifest, part_name, sweep
-from instrec.tagging.predict import Tagger, require_frame_outputs, tag_paths
+from instrec.tagging.predict import Tagger, require_frame_outputs
 
 CLIPS_DIR = "clips"
 SECONDS_DIR = "seconds"

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from instrec._io import InstrecError, one_line
-from instrec.tagging.predict import FileTags, TagResults
+from instrec.tagging.results import FileTags, TagResults
 from instrec.tagging.segments import file_segments, format_ranges
 
 FORMATS = ("csv", "json")

@@ -17,7 +17,7 @@ import numpy as np
 from instrec._io import atomic_write_text
 from instrec._version import __version__
 from instrec.tagging.formats import output_names
-from instrec.tagging.predict import FileTags, TagResults
+from instrec.tagging.results import FileTags, TagResults
 from instrec.tagging.segments import frame_ranges
 
 

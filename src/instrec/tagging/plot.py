@@ -23,7 +23,7 @@ from matplotlib.patches import Rectangle
 
 from instrec._io import atomic_write_bytes
 from instrec.tagging.formats import output_names
-from instrec.tagging.predict import FileTags, TagResults
+from instrec.tagging.results import FileTags, TagResults
 
 
 def plot_file(tags: FileTags, classes: list[str], thresholds: np.ndarray, trained: np.ndarray,

@@ -17,26 +17,25 @@ Instruments the run never learned get NaN probabilities and are never present.
 """
 from __future__ import annotations
 
-import functools
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
 import numpy as np
 
 from instrec._io import InstrecError
-from instrec.device import is_accelerator, resolve_device
+from instrec.device import resolve_device
 from instrec.features import FRAME_SECONDS
 from instrec.features.audio import AUDIO_SUFFIXES, audio_info, expand_inputs
-from instrec.features.feed import fed_features
 from instrec.features.frontends import FrontEnd, check_frontend, get_frontend
 from instrec.features.musicnn_frontend import with_tag_prior
 from instrec.models import FRAME_MODELS, model_spec
 from instrec.models.inference import run_model, to_device
-from instrec.parallel import fork_available, inherited_map
+from instrec.parallel import fork_available
 from instrec.run import CONFIG_FILE, load_model
 from instrec.runinfo import plan_file_workers, threads_for_workers
+from instrec.tagging.batch import Interrupted, tag_paths
+from instrec.tagging.results import FileTags, TagResults
 from instrec.tagging.segments import decide, resolve_frame_policy
 from instrec.tagging.thresholds import DEFAULT_THRESHOLD, ThresholdPolicy, learned_classes, resolve_threshold
 from instrec.tagging.windows import clip_windows, gate_probabilities, spread_max, stitch
@@ -45,72 +44,6 @@ from instrec.tagging.windows import clip_windows, gate_probabilities, spread_max
 DEFAULT_DIR = "default"
 #: How to get a good default model back when its files fail their integrity check.
 DEFAULT_REPAIR = "reinstall instrec, or rebuild the default model with 'make default-model'"
-
-
-@dataclass
-class FileTags:
-    """Tags of one file. Shapes: ``probabilities``/``present`` (C,), ``frame_probabilities``,
-    ``frame_present`` and ``attention`` (T, C) or None; ``frame_seconds`` is the hop between
-    frames. Probabilities (and attention) of instruments the run never learned are NaN."""
-
-    path: str
-    probabilities: np.ndarray
-    present: np.ndarray
-    n_frames: int
-    n_windows: int
-    aggregation: str
-    frame_probabilities: np.ndarray | None = None
-    attention: np.ndarray | None = None
-    notes: list[str] = field(default_factory=list)
-    frame_seconds: float = FRAME_SECONDS
-    duration: float | None = None  # seconds of audio, where the file was decoded
-    frame_present: np.ndarray | None = None  # (T, C) bool under the frame policy (gated by ``present``'s thresholds)
-    long_file: bool = False  # longer than one window: ``present`` comes from the per-second decisions
-
-    @property
-    def seconds(self) -> float:
-        """The file's length in seconds (its frames' span when it was not decoded here)."""
-        return self.duration if self.duration is not None else self.n_frames * self.frame_seconds
-
-
-@dataclass
-class TagResults:
-    """Everything ``predict`` returns: tags of the good files, errors of the bad ones."""
-
-    classes: list[str]
-    files: list[FileTags]
-    failures: list[tuple[str, str]]
-    thresholds: np.ndarray | None = None  # (C,) decision thresholds of the present flags
-    trained: np.ndarray | None = None  # (C,) bool: instruments the model learned (others NaN, never present)
-    threshold: str = "0.5"  # the policy's name: "tuned" or a number
-    threshold_description: str = "0.5 for every instrument"  # one sentence for the outputs
-    interrupted: tuple[int, int] | None = None  # (files done, files given) when Ctrl-C stopped the run
-    frame_policy: str | None = None  # the per-second policy's sentence (models with frame outputs)
-
-    @property
-    def untrained(self) -> list[str]:
-        """Names of the instruments the run never learned (they carry no probability)."""
-        return [] if self.trained is None else [c for c, t in zip(self.classes, self.trained) if not t]
-
-    @property
-    def present_instruments(self) -> list[list[str]]:
-        """Per tagged file (in the order of ``files``), the names of the instruments present,
-        most probable first."""
-        return [[self.classes[c] for c in sorted(np.flatnonzero(f.present), key=lambda c: -f.probabilities[c])]
-                for f in self.files]
-
-    @property
-    def probabilities(self) -> np.ndarray:
-        """(N, C) clip-level probabilities of the successfully tagged files."""
-        return np.stack([f.probabilities for f in self.files]) if self.files else np.zeros((0, len(self.classes)))
-
-    def to_dataframe(self):
-        """One row per file, one probability column per instrument (needs pandas: ``pip install instrec[pandas]``)."""
-        import pandas as pd  # optional dependency, only for this method
-
-        frame = pd.DataFrame(self.probabilities, columns=self.classes)
-        frame.insert(0, "file", [f.path for f in self.files])
-        return frame
 
 
 class Tagger:
@@ -326,67 +259,3 @@ def require_frame_outputs(tagger: Tagger) -> None:
     if tagger.config["model"] not in FRAME_MODELS:
         raise InstrecError(f"{tagger.run_dir}: model {tagger.config['model']!r} has no per-frame output; "
                            f"use a run of {', '.join(FRAME_MODELS)} for per-second tags")
-
-
-def tag_paths(tagger: Tagger, paths: Iterable[str | Path], progress: bool = False, jobs: int = 1,
-              worker_setup: Callable[[], Any] | None = None,
-              feed: bool | None = None) -> tuple[list[FileTags], list[tuple[str, str]]]:
-    """Tag each file with ``tagger``: the tags of the good files and (path, message) of the
-    bad ones, in input order. A bad file (an :class:`InstrecError`) does not stop the batch.
-    ``jobs`` > 1: that many forked worker processes (:func:`instrec.parallel.inherited_map`,
-    which says what ``worker_setup`` is for). ``feed`` (default: when the tagger's device is
-    a GPU): the workers only decode and prepare, this process runs the networks
-    (:mod:`instrec.features.feed`); else each worker tags its files whole."""
-    files, failures = [], []
-    paths = list(paths)
-    if is_accelerator(tagger.device) if feed is None else feed:
-        results = _fed_tags(tagger, fed_features(tagger.frontend, paths, jobs, worker_setup, progress=progress,
-                                                 desc="tagging"))
-    else:
-        results = inherited_map(functools.partial(_tag_or_fail, tagger), paths, jobs, worker_setup,
-                                progress=progress, desc="tagging", total=len(paths))
-    try:
-        for path, tags, message in results:
-            if message is not None:
-                failures.append((path, message))
-            else:
-                files.append(tags)
-    except KeyboardInterrupt:
-        raise Interrupted(files, failures, len(paths)) from None
-    finally:
-        results.close()  # stops the workers now, not when the generator is collected
-    return files, failures
-
-
-def _fed_tags(tagger: Tagger, fed: Iterator[tuple[str, np.ndarray | None, list[str], str | None]]
-              ) -> Iterator[tuple[str, FileTags | None, str | None]]:
-    """What :func:`_tag_or_fail` gives per file, from features decoded elsewhere
-    (:func:`instrec.features.feed.fed_features`); closing it stops the decoding workers."""
-    try:
-        for path, feats, notes, message in fed:
-            tags = None
-            if message is None:
-                try:
-                    tags = tagger.tag_file_features(path, feats, notes)
-                except InstrecError as exc:
-                    message = str(exc)
-            yield path, tags, message
-    finally:
-        fed.close()
-
-
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C while :func:`tag_paths` ran: what was finished before it, in input order
-    (``files`` tagged, ``failures``), of ``total`` files."""
-
-    def __init__(self, files: list[FileTags], failures: list[tuple[str, str]], total: int) -> None:
-        super().__init__()
-        self.files, self.failures, self.total = files, failures, total
-
-
-def _tag_or_fail(tagger: Tagger, path: str | Path) -> tuple[str, FileTags | None, str | None]:
-    """(path, tags, None) or, for a bad file, (path, None, the one-line problem)."""
-    try:
-        return str(path), tagger.tag_file(path), None
-    except InstrecError as exc:
-        return str(path), None, str(exc)

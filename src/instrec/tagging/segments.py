@@ -14,8 +14,15 @@ from typing import Any, Sequence
 import numpy as np
 
 from instrec._io import InstrecError
-from instrec.evaluation.frame_policy import (MIN_SECONDS, POLICY_KEY, apply_policy, describe_policy, file_presence,
-                                             policy_from_json, untuned_policy)
+from instrec.evaluation.frame_policy import (
+    MIN_SECONDS,
+    POLICY_KEY,
+    apply_policy,
+    describe_policy,
+    file_presence,
+    policy_from_json,
+    untuned_policy,
+)
 
 
 def resolve_frame_policy(config: dict[str, Any], thresholds: np.ndarray,

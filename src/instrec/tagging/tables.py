@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from instrec._io import InstrecError, atomic_write_bytes
-from instrec.tagging.predict import FileTags
+from instrec.tagging.results import FileTags
 from instrec.tagging.segments import file_segments
 
 
