@@ -16,7 +16,7 @@ def test_a_missing_sample_pack_or_an_unknown_candidate_is_refused(monkeypatch, t
     monkeypatch.setenv("INSTREC_SAMPLEPACK", str(tmp_path / "nowhere"))
     with pytest.raises(InstrecError, match=r"nowhere: no sample pack there \(SOURCES.csv missing\)"):
         dm.songs_corpus_options()
-    with pytest.raises(InstrecError, match=r"unknown default-model candidate 'bands' \(known: songs, samples, samples2000\)"):
+    with pytest.raises(InstrecError, match=r"unknown default-model candidate 'bands' \(known: songs, samples, samples2000, gm6000\)"):
         dm.build_default_model(tmp_path / "work", candidate="bands")
     assert not (tmp_path / "work").exists()
 
@@ -28,3 +28,19 @@ def test_the_songs_corpus_plays_the_pack_in_song_textures(tmp_path):
     assert len(opts["soundfonts"]) > 20 and all(Path(p).suffix == ".sf2" for p in opts["soundfonts"][1:])
     assert opts["realistic"].bus and opts["realistic"].textures == dm.SONGS["textures"]
     assert dm.CORPUS["n_clips"] == 2000  # the shipped recipe is untouched
+
+
+def test_the_gm6000_candidate_is_the_shipped_recipe_with_more_clips(tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_build(out, **kw):  # stops the build once the corpus options are known
+        seen.update(kw)
+        raise InstrecError("stop")
+
+    monkeypatch.setattr(dm, "build_corpus", fake_build)
+    monkeypatch.setenv("INSTREC_SAMPLEPACK", str(tmp_path / "nowhere"))  # needs no sample pack
+    with pytest.raises(InstrecError, match="stop"):
+        dm.build_default_model(tmp_path / "work", candidate="gm6000")
+    assert seen["n_clips"] == 6000 and "soundfonts" not in seen and "realistic" not in seen
+    assert {k: v for k, v in seen.items() if k in dm.CORPUS and k != "n_clips"} == \
+        {k: v for k, v in dm.CORPUS.items() if k != "n_clips"}
