@@ -41,9 +41,10 @@ def test_gate_probabilities_equal_the_window_by_window_maximum():
         clip = run_model(model, x[None, s:s + w]).clip[0]
         expected[s:s + w] = np.maximum(expected[s:s + w], clip)
     assert np.allclose(gate_probabilities(model, x, w), expected, atol=1e-6)
-    # A rule on each window's clip (the tag prior) sees the window's own span.
+    # A rule on the windows' clips (the tag prior) sees each window's own span.
     seen = []
-    gate = gate_probabilities(model, x, w, lambda p, span: seen.append(span) or np.full(3, span[0] / 100))
+    gate = gate_probabilities(model, x, w, lambda p, spans: seen.extend(spans) or
+                              np.array([[s[0] / 100] * 3 for s in spans]))
     assert seen == [(s, s + w) for s in range(19)]
     assert np.allclose(gate[:, 0], [min(t, 18) / 100 for t in range(23)])
 

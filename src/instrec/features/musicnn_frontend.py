@@ -162,8 +162,28 @@ def with_tag_prior(rows: np.ndarray, classes: list[str], clip: np.ndarray,
     prior = tag_prior(rows, classes)
     named = ~np.isnan(prior[0])
     clip = clip.copy()
-    clip[named] = 1 - (1 - clip[named]) * (1 - prior[:, named].mean(axis=0))
+    clip[named] = _noisy_or(clip[named], prior[:, named].mean(axis=0))
     if frame is not None:
         frame = frame.copy()
-        frame[:, named] = 1 - (1 - frame[:, named]) * (1 - prior[:, named])
+        frame[:, named] = _noisy_or(frame[:, named], prior[:, named])
     return clip, frame
+
+
+def with_window_tag_prior(rows: np.ndarray, classes: list[str], clips: np.ndarray,
+                          spans: list[tuple[int, int]]) -> np.ndarray:
+    """:func:`with_tag_prior`'s clip rule for many windows of one file at once: ``clips`` (W, C)
+    the model's clip probabilities of the windows ``spans`` ((start, stop) rows of ``rows`` (T, 803));
+    each window takes the mean of the tags over its own rows (running sums in float64)."""
+    prior = tag_prior(rows, classes)
+    named = ~np.isnan(prior[0])
+    sums = np.concatenate([np.zeros((1, int(named.sum()))), np.cumsum(prior[:, named], axis=0, dtype=np.float64)])
+    starts, stops = np.array([a for a, _ in spans]), np.array([b for _, b in spans])
+    means = (sums[stops] - sums[starts]) / (stops - starts)[:, None]
+    out = np.array(clips, dtype=np.float32)
+    out[:, named] = _noisy_or(out[:, named], means.astype(np.float32))
+    return out
+
+
+def _noisy_or(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Probability that either of two independent events happens: ``1 - (1 - p) (1 - q)``."""
+    return 1 - (1 - p) * (1 - q)

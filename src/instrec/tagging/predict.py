@@ -28,7 +28,7 @@ from instrec.device import resolve_device
 from instrec.features import FRAME_SECONDS
 from instrec.features.audio import AUDIO_SUFFIXES, audio_info, expand_inputs
 from instrec.features.frontends import FrontEnd, check_frontend, get_frontend
-from instrec.features.musicnn_frontend import with_tag_prior
+from instrec.features.musicnn_frontend import with_tag_prior, with_window_tag_prior
 from instrec.models import FRAME_MODELS, model_spec
 from instrec.models.inference import run_model, to_device
 from instrec.parallel import fork_available
@@ -153,12 +153,12 @@ class Tagger:
         return FileTags(path, clip, present, n, len(spans), aggregation, frame, att, notes,
                         frame_present=frame_present, long_file=long_file and frame_present is not None)
 
-    def _gate_rule(self, features: np.ndarray) -> Callable[[np.ndarray, tuple[int, int]], np.ndarray] | None:
-        """A gate window's clip probability under the run's tag prior (None: the model's own)."""
+    def _gate_rule(self, features: np.ndarray) -> Callable[[np.ndarray, list[tuple[int, int]]], np.ndarray] | None:
+        """The gate windows' clip probabilities under the run's tag prior (None: the model's own)."""
         if not self.tag_prior:
             return None
         feats = np.asarray(features)
-        return lambda p, span: with_tag_prior(feats[span[0]:span[1]], self.classes, p)[0]
+        return lambda probs, spans: with_window_tag_prior(feats, self.classes, probs, spans)
 
     def tag_file(self, path: str | Path) -> FileTags:
         """Featurise and tag one audio file; warnings from decoding become notes."""

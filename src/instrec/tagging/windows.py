@@ -56,11 +56,12 @@ def spread_max(window_values: np.ndarray, spans: Sequence[tuple[int, int]], n: i
 
 
 def gate_probabilities(model: Any, x: np.ndarray, gate_frames: int,
-                       clip_of: Callable[[np.ndarray, tuple[int, int]], np.ndarray] | None = None) -> np.ndarray:
+                       clip_of: Callable[[np.ndarray, list[tuple[int, int]]], np.ndarray] | None = None
+                       ) -> np.ndarray:
     """(n, C) gate probability of each frame of ``x`` (n, F) features scaled to [0, 1]: the maximum
     clip probability of the windows of ``gate_frames`` frames (one starting at every frame) that
-    cover it. ``clip_of(probs (C,), (a, b))``: a window's clip probability after any rule the run
-    adds (musicnn's tag prior); default: the model's."""
+    cover it. ``clip_of(probs (W, C), spans)``: the windows' clip probabilities after any rule the
+    run adds (musicnn's tag prior); default: the model's."""
     n = len(x)
     w = min(int(gate_frames), n)
     spans = [(s, s + w) for s in range(n - w + 1)]
@@ -70,5 +71,5 @@ def gate_probabilities(model: Any, x: np.ndarray, gate_frames: int,
         clips.append(run_model(model, np.stack([x[a:b] for a, b in part])).clip)
     probs = np.concatenate(clips)
     if clip_of is not None:
-        probs = np.stack([clip_of(p, span) for p, span in zip(probs, spans)])
+        probs = clip_of(probs, spans)
     return spread_max(probs, spans, n)
