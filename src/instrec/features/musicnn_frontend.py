@@ -171,16 +171,14 @@ def with_tag_prior(rows: np.ndarray, classes: list[str], clip: np.ndarray,
 
 def with_window_tag_prior(rows: np.ndarray, classes: list[str], clips: np.ndarray,
                           spans: list[tuple[int, int]]) -> np.ndarray:
-    """:func:`with_tag_prior`'s clip rule for many windows of one file at once: ``clips`` (W, C)
-    the model's clip probabilities of the windows ``spans`` ((start, stop) rows of ``rows`` (T, 803));
-    each window takes the mean of the tags over its own rows (running sums in float64)."""
+    """:func:`with_tag_prior`'s clip rule for many windows of one file at once (the same numbers
+    as one call per window): ``clips`` (W, C) the model's clip probabilities of the windows
+    ``spans``, (start, stop) rows of ``rows`` (T, 803), whose tags are read once."""
     prior = tag_prior(rows, classes)
     named = ~np.isnan(prior[0])
-    sums = np.concatenate([np.zeros((1, int(named.sum()))), np.cumsum(prior[:, named], axis=0, dtype=np.float64)])
-    starts, stops = np.array([a for a, _ in spans]), np.array([b for _, b in spans])
-    means = (sums[stops] - sums[starts]) / (stops - starts)[:, None]
+    tags = prior[:, named]
     out = np.array(clips, dtype=np.float32)
-    out[:, named] = _noisy_or(out[:, named], means.astype(np.float32))
+    out[:, named] = _noisy_or(out[:, named], np.stack([tags[a:b].mean(axis=0) for a, b in spans]))
     return out
 
 

@@ -120,8 +120,8 @@ class Tagger:
         if self.tag_prior:
             # musicnn's own tags (learned from real music) join the classes they name by noisy-OR.
             clip, frame = with_tag_prior(np.asarray(features)[:n], self.classes, clip, frame)
-            window_clip = np.stack([with_tag_prior(np.asarray(features)[a:min(b, n)], self.classes, p)[0]
-                                    for p, (a, b) in zip(preds.clip, spans)])
+            window_clip = with_window_tag_prior(np.asarray(features)[:n], self.classes, preds.clip,
+                                                [(a, min(b, n)) for a, b in spans])
             aggregation += "; musicnn tags added by noisy-OR"
         if self.trained_note:
             notes.append(self.trained_note)
