@@ -4,13 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from instrec.evaluation.frame_decisions import (
-    gated_activity,
-    median_smooth,
-    score_gate,
-    tune_clip_threshold,
-    tune_gate,
-)
+from instrec.evaluation.frame_decisions import gated_activity, score_gate, tune_clip_threshold, tune_gate
+from instrec.evaluation.frame_policy import median_smooth
 from instrec.evaluation.localization import evaluate_frame_agnostic
 
 CLASSES = ("a", "b")

@@ -14,6 +14,10 @@ their attention-weighted sum is. The *clip-gated* decision here nests that basel
 validation clips of the run), so on the validation clips the tuned decision is never worse than
 the baseline, and on the test clips it is a fair comparison.
 
+The decision itself is :func:`instrec.evaluation.frame_policy.decide_frames` with one frame
+threshold for every instrument and no gap filling or minimum length (the per-second policy
+generalises this search).
+
 Shapes: frame probabilities ``(N, T, C)``, clip probabilities ``(N, C)``; activity ``(N, T, C)`` bool.
 """
 from __future__ import annotations
@@ -21,8 +25,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from scipy.ndimage import median_filter
 
+from instrec.evaluation.frame_policy import decide_frames
 from instrec.evaluation.localization import evaluate_localization
 
 #: Frame thresholds tried by :func:`tune_gate` (-inf: the clip decision alone).
@@ -33,16 +37,6 @@ CLIP_THRESHOLDS: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9)
 WIDTHS: tuple[int, ...] = (1, 3)
 
 
-def median_smooth(frame_probs: np.ndarray, width: int) -> np.ndarray:
-    """Median over ``width`` neighbouring frames (odd, >= 1; edges repeat the end frames)."""
-    if width < 1 or width % 2 == 0:
-        raise ValueError(f"median width must be an odd number >= 1, got {width}")
-    frame_probs = np.asarray(frame_probs)
-    if width == 1:
-        return frame_probs
-    return median_filter(frame_probs, size=(1, width, 1), mode="nearest")
-
-
 def gated_activity(frame_probs: np.ndarray, clip_probs: np.ndarray, frame_threshold: float,
                    width: int = 1, clip_threshold: float = 0.5) -> np.ndarray:
     """(N, T, C) bool: clip tagged present (``> clip_threshold``) and smoothed frame ``> frame_threshold``."""
@@ -50,7 +44,8 @@ def gated_activity(frame_probs: np.ndarray, clip_probs: np.ndarray, frame_thresh
     if frame_probs.ndim != 3 or clip_probs.shape != (frame_probs.shape[0], frame_probs.shape[2]):
         raise ValueError(f"frame_probs (N, T, C) and clip_probs (N, C) do not match: {frame_probs.shape}, "
                          f"{clip_probs.shape}")
-    return (median_smooth(frame_probs, width) > frame_threshold) & (clip_probs > clip_threshold)[:, None, :]
+    gate = (clip_probs > clip_threshold)[:, None, :]
+    return decide_frames(frame_probs, gate, np.full(frame_probs.shape[2], frame_threshold), median_frames=width)
 
 
 def score_gate(strong: Mapping[str, Sequence[tuple[str, float, float]]], keys: Sequence[str],

@@ -34,8 +34,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from scipy.ndimage import median_filter
 
-from instrec.evaluation.frame_decisions import median_smooth
 from instrec.evaluation.localization import _span, n_segments_for, strong_to_roll
 from instrec.features import FRAME_SECONDS
 
@@ -49,6 +49,16 @@ FRAME_THRESHOLDS: tuple[float, ...] = (-math.inf, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5,
 #: Smoothing tried, simplest first (ties go to the simpler): (median frames, fill gap frames, min event frames).
 SMOOTHINGS: tuple[tuple[int, int, int], ...] = tuple(
     (m, g, e) for m in (1, 3, 5) for g in (0, 1, 2) for e in (1, 2, 3))
+
+
+def median_smooth(frame_probs: np.ndarray, width: int) -> np.ndarray:
+    """Median over ``width`` neighbouring frames (odd, >= 1; edges repeat the end frames)."""
+    if width < 1 or width % 2 == 0:
+        raise ValueError(f"median width must be an odd number >= 1, got {width}")
+    frame_probs = np.asarray(frame_probs)
+    if width == 1:
+        return frame_probs
+    return median_filter(frame_probs, size=(1, width, 1), mode="nearest")
 
 
 def _runs(active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
