@@ -48,6 +48,17 @@ def test_decide_frames_gate_median_threshold_and_smoothing_by_hand():
     assert spread[:, 0].all() and not spread[:, 1].any()
 
 
+def test_a_file_shorter_than_the_minimum_event_holds_an_event_that_fills_it():
+    # A 2-frame note against a 3-frame minimum: before the cap nothing could ever be active.
+    p = np.array([[0.9, 0.8], [0.9, 0.2]]).T  # instrument 0 plays both frames, instrument 1 one
+    note = decide_frames(p, np.array([True, True]), [0.5, 0.5], min_event_frames=3)
+    assert note[:, 0].tolist() == [True, True] and not note[:, 1].any()
+    # A longer file keeps the full minimum: the same 2 active frames in 4 are dropped.
+    longer = decide_frames(np.vstack([p, [[0.1, 0.1], [0.1, 0.1]]]), np.array([True, True]), [0.5, 0.5],
+                           min_event_frames=3)
+    assert not longer.any()
+
+
 def test_file_presence_adds_up_active_seconds():
     active = np.zeros((12, 3), bool)
     active[[0, 1, 5], 0] = True   # 3 frames = 2.88 s in two stretches

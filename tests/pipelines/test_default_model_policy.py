@@ -7,9 +7,12 @@ import shutil
 
 import pytest
 
+from instrec.data.openmic import load_split
+from instrec.evaluation.frame_policy import policy_to_json
 from instrec.pipelines import default_model as dm
 from instrec.run import CONFIG_FILE, FINISHED_KEY, check_run_integrity, read_config, write_run_integrity
 from instrec.synth import build_corpus
+from instrec.tagging.calibrate import tune_run_policy
 from instrec.tagging.predict import Tagger
 from instrec.training.config import TrainConfig
 from instrec.training.loop import train
@@ -36,3 +39,8 @@ def test_the_exported_model_gets_a_tuned_policy_and_a_valid_integrity_record(tmp
     assert policy["tuned_on"].startswith("tuned on 18 clips") and policy["n_clips"] == 18  # the training partition
     assert check_run_integrity(dest, required=True)  # raises on a changed file or a missing record
     assert Tagger(dest).frame_policy["tuned_on"] == policy["tuned_on"]
+    assert policy["gate_frames"] == dm.GATE_FRAMES
+    # Tuned again without naming a gate (as bench_localisation --write-default does): the gate stays.
+    again = tune_run_policy(dest, tmp_path / "policy-corpus", keys=[str(k) for k in load_split(
+        tmp_path / "policy-corpus", "train").sample_key], write=False)
+    assert again["gate_frames"] == dm.GATE_FRAMES and policy_to_json(again) == policy

@@ -96,6 +96,19 @@ def test_printed_ranges_parse_back_to_the_frames_tagged_present():
     assert per_second[-1] == "  piano 0:01-0:05"   # frames 2-4: 1.92-4.8 s
 
 
+def test_a_short_file_says_which_instruments_it_names_without_a_second():
+    results, _ = _results()
+    short = results.files[1]
+    short.present[0] = True                   # cello tagged present, no frame of it passes
+    short.probabilities[0] = 0.6
+    lines = readable(results, per_second=True).splitlines()
+    assert lines[-3].startswith("short.wav (9.6 s): piano 0.70 (threshold 0.50), cello 0.60")
+    assert lines[-2:] == ["  piano 0:01-0:05", "  cello: tagged present, but no second passes the frame threshold"]
+    short.frame_present[:] = False
+    short.present[:] = False
+    assert readable(results, per_second=True).splitlines()[-1] == "  per second: no instrument active in any frame"
+
+
 def test_json_and_csv_carry_the_same_segments():
     results, fp = _results()
     doc = json.loads(format_results(results, "json"))

@@ -13,7 +13,9 @@ clips with strong labels (:func:`tune_frame_policy`):
    clip answer spread over the window);
 4. **gap filling**: inactive runs of at most ``fill_gap_frames`` frames between two active frames
    become active;
-5. **minimum event length**: active runs shorter than ``min_event_frames`` frames are dropped.
+5. **minimum event length**: active runs shorter than ``min_event_frames`` frames are dropped;
+   a file shorter than that (a 2-s note against a 3-frame minimum) needs its event to fill it,
+   since no event in it can be longer than the file.
 
 In a file longer than one training clip, the gate of step 1 may come from shorter windows, one
 starting at every frame (``gate_frames``; absent = the clip length; see
@@ -113,7 +115,8 @@ def decide_frames(frame_probs: np.ndarray, gate: np.ndarray, frame_thresholds: S
     gate = np.asarray(gate, dtype=bool)
     active = (smoothed > thresholds) & (gate[None] if squeeze and gate.ndim == 2 else gate)
     active &= ~np.isnan(smoothed)
-    active = drop_short(fill_gaps(active, fill_gap_frames), min_event_frames)
+    # Capped by the file's length: otherwise a file shorter than the minimum is never active.
+    active = drop_short(fill_gaps(active, fill_gap_frames), min(min_event_frames, active.shape[-2]))
     return active[0] if squeeze else active
 
 

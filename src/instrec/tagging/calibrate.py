@@ -49,7 +49,8 @@ def tune_run_policy(run_dir: str | Path, data_dir: str | Path, keys: Sequence[st
     with ``write``, store it as ``frame_policy`` in the run's config. ``keys``: the clips (None:
     the run's validation clips, which must lie in ``split``). Scored over the instruments the
     corpus renders. ``min_seconds`` and ``gate_frames`` (long files only, so not tuned on clips)
-    are stored as given. Returns the policy (thresholds ``-inf`` as a float)."""
+    are stored as given; ``gate_frames=None`` keeps the run's current one, so a policy tuned again
+    keeps the gate chosen on long files. Returns the policy (thresholds ``-inf`` as a float)."""
     run_dir = Path(run_dir)
     tagger = tagger or Tagger(run_dir, threshold="tuned")
     keys = list(read_validation_keys(run_dir) if keys is None else keys)
@@ -65,6 +66,8 @@ def tune_run_policy(run_dir: str | Path, data_dir: str | Path, keys: Sequence[st
                                tuned_on=f"tuned on {len(keys)} clips with strong labels of a "
                                         f"{stats.get('recipe', 'synthetic')} corpus, seed {stats.get('seed', '?')}",
                                min_seconds=min_seconds)
+    if gate_frames is None:
+        gate_frames = (tagger.config.get(POLICY_KEY) or {}).get("gate_frames")
     if gate_frames is not None:
         policy["gate_frames"] = int(gate_frames)
     if write:

@@ -237,8 +237,13 @@ def readable(results: TagResults, top: int = 3, per_second: bool = False) -> str
         lines.append(f"{one_line(f.path)} ({f.seconds:.1f} s): {heard}")
         if f.frame_present is not None and (f.long_file or per_second):
             ranges = segments_of(f, results.classes)
-            lines += [f"  {name} {format_ranges(r)}" for name, r in ranges.items()] or [
-                "  per second: no instrument active in any frame"]
+            # A file no longer than one clip keeps its clip answer even where no frame passes.
+            quiet = [results.classes[c] for c in present if not f.frame_present[:, c].any()]
+            lines += [f"  {name} {format_ranges(r)}" for name, r in ranges.items()]
+            if quiet:
+                lines.append(f"  {', '.join(quiet)}: tagged present, but no second passes the frame threshold")
+            elif not ranges:
+                lines.append("  per second: no instrument active in any frame")
         elif per_second:
             lines.append("  per second: this model has no per-frame output")
     return "".join(line + "\n" for line in lines)

@@ -53,7 +53,7 @@ def decide(frame: np.ndarray, window_clip: np.ndarray, thresholds: np.ndarray, p
     clip answer of the window that produced each frame (``window_clip`` (T, C) > ``thresholds``).
     A file longer than one clip (``long_file``) holds an instrument when its frames add up to the
     policy's ``min_seconds``, and frames of an instrument not held are cleared; a shorter file
-    keeps its clip answer ``clip_present``."""
+    keeps its clip answer ``clip_present`` (an instrument of it may have no active frame)."""
     with np.errstate(invalid="ignore"):
         gate = window_clip > thresholds
     active = apply_policy(frame, gate, policy)
