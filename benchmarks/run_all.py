@@ -48,9 +48,11 @@ def lstm_kernel_results(out: Path, quick: bool) -> int:
     heads = {"clips_per_s": "clips/s (median)", "relative_to_nn_lstm": "vs nn.LSTM"}
     C.write_results(out, "bench_lstm_kernel", "BiLSTM training step (kernel level)", quick,
                     {"argv": argv[1:], "header": header},
-                    [C.table("kernel", "BiLSTM-attention training step, 1 thread", rows, cols, heads)],
+                    [C.table("kernel", "BiLSTM-attention training step, 1 thread unless the variant says otherwise",
+                             rows, cols, heads)],
                     C.machine_info(), [], [header, "One training step (forward, focal loss, backward, Adam) on fixed "
-                                           "random data, 1 thread; from benchmarks/bench_lstm_kernel.py."])
+                                           "random data, 1 thread unless the variant says otherwise; from "
+                                           "benchmarks/bench_lstm_kernel.py."])
     return 0
 
 
