@@ -39,12 +39,11 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from torch import nn
-
-from concurrent.futures import ThreadPoolExecutor
 
 from instrec.models.bilstm_att import BiLSTMAttention
 from instrec.models.dropout import MaskRNG
@@ -103,9 +102,9 @@ class _SplitDirections(torch.autograd.Function):
     """instrec's BiLSTM Function with each direction's recurrence on its own Python thread."""
 
     @staticmethod
-    def forward(ctx, x2, w_ih, bias, w_hh, mask, n_steps):  # noqa: ANN001, ANN205
+    def forward(ctx, x2, w_ih, bias, w_hh, mask, n_steps):
         @torch.no_grad()  # grad mode is per thread: the worker's is on
-        def one(d: int):  # noqa: ANN202
+        def one(d: int):
             s = slice(d, d + 1)
             return inplace_recurrence(x2[s], w_ih[s], bias[s], w_hh[s], None if mask is None else mask[s], n_steps)
 
@@ -115,7 +114,7 @@ class _SplitDirections(torch.autograd.Function):
         return torch.cat([h0[0], h1[0].flip(0)], dim=-1).transpose(0, 1)
 
     @staticmethod
-    def backward(ctx, dout):  # noqa: ANN001, ANN205
+    def backward(ctx, dout):
         hid = dout.shape[-1] // 2
         d_tb = dout.transpose(0, 1)
         dhs = (d_tb[..., :hid].unsqueeze(0), d_tb[..., hid:].flip(0).unsqueeze(0))
@@ -127,7 +126,7 @@ class _SplitDirections(torch.autograd.Function):
 class SplitBiLSTM(BiLSTM):
     """instrec's BiLSTM with the directions on two Python threads (see the module docstring)."""
 
-    def forward(self, x: torch.Tensor, masks=None) -> torch.Tensor:  # noqa: ANN001
+    def forward(self, x: torch.Tensor, masks=None) -> torch.Tensor:
         batch, n_steps, n_feat = x.shape
         in_mask, rec_mask = self.draw_masks(batch) if masks is None else masks
         x_tbf = x.transpose(0, 1)
