@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,12 @@ from instrec.features import musicnn as M
 from instrec.features import musicnn_weights as W
 
 torch.set_num_threads(1)
+
+# A suite started from a background job (``make test &``, nohup) inherits SIGINT ignored, and so
+# would every instrec process a test starts (exec keeps an ignored signal, as nohup intends): the
+# Ctrl-C tests would then see Ctrl-C ignored. A handler here gives the children the default.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
