@@ -247,3 +247,17 @@ def test_forest_unlabelled_class_predicts_half_and_unfitted_raises() -> None:
     np.testing.assert_array_equal(proba[:, 1], 0.5)
     with pytest.raises(RuntimeError, match="not fitted"):
         RandomForestBaseline().predict_proba(x)
+
+
+def test_the_lstm_starts_from_the_same_weights_whatever_the_thread_count() -> None:
+    before = torch.get_num_threads()
+    states = []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            torch.manual_seed(0)
+            states.append(BiLSTM(128, 64).state_dict())
+            assert torch.get_num_threads() == n  # the count is given back after the initialisation
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])

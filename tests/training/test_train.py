@@ -179,3 +179,20 @@ def test_set_threads_limits_numpys_blas_alike():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             env={**os.environ, "OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "2"})
     assert result.stdout.strip() == "[1]"
+
+
+def test_the_paper_model_trains_to_the_same_weights_on_one_thread_and_two(tiny_dataset, tmp_path):
+    # Its recurrent kernel starts orthogonal, a QR decomposition whose rounding followed the thread
+    # count: --threads 2 gave other weights than --threads 1 from the first step on.
+    import torch
+
+    before = torch.get_num_threads()
+    weights = []
+    try:
+        for n in (1, 2):
+            train(_cfg(tiny_dataset, tmp_path / f"t{n}", epochs=2, threads=n), progress=False)
+            weights.append(load_file(str(tmp_path / f"t{n}" / "model.safetensors")))
+    finally:
+        torch.set_num_threads(before)
+    assert weights[0].keys() == weights[1].keys()
+    assert all(np.array_equal(weights[0][k], weights[1][k]) for k in weights[0])

@@ -264,9 +264,16 @@ class BiLSTM(nn.Module):
     def reset_parameters(self) -> None:
         """Keras LSTM initialisation (see class docstring)."""
         hid = self.hidden_size
-        for d in range(2):
-            nn.init.xavier_uniform_(self.weight_ih[d])
-            nn.init.orthogonal_(self.weight_hh[d])
+        # orthogonal_ is a QR decomposition, whose rounding follows the thread count: on one
+        # thread, the initial weights of a seed are the same whatever --threads says.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            for d in range(2):
+                nn.init.xavier_uniform_(self.weight_ih[d])
+                nn.init.orthogonal_(self.weight_hh[d])
+        finally:
+            torch.set_num_threads(threads)
         self.bias.zero_()
         self.bias[:, hid : 2 * hid] = 1.0
 
