@@ -16,7 +16,7 @@ def test_a_missing_sample_pack_or_an_unknown_candidate_is_refused(monkeypatch, t
     monkeypatch.setenv("INSTREC_SAMPLEPACK", str(tmp_path / "nowhere"))
     with pytest.raises(InstrecError, match=r"nowhere: no sample pack there \(SOURCES.csv missing\)"):
         dm.songs_corpus_options()
-    with pytest.raises(InstrecError, match=r"unknown default-model candidate 'bands' \(known: songs, samples, samples2000, gm6000\)"):
+    with pytest.raises(InstrecError, match=r"unknown default-model candidate 'bands' \(known: songs, samples, samples2000, gm6000, cymbals\)"):
         dm.build_default_model(tmp_path / "work", candidate="bands")
     assert not (tmp_path / "work").exists()
 
@@ -44,3 +44,18 @@ def test_the_gm6000_candidate_is_the_shipped_recipe_with_more_clips(tmp_path, mo
     assert seen["n_clips"] == 6000 and "soundfonts" not in seen and "realistic" not in seen
     assert {k: v for k, v in seen.items() if k in dm.CORPUS and k != "n_clips"} == \
         {k: v for k, v in dm.CORPUS.items() if k != "n_clips"}
+
+
+def test_the_cymbals_candidate_is_the_shipped_recipe_with_orchestral_cymbals(tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_build(out, **kw):
+        seen.update(kw)
+        raise InstrecError("stop")
+
+    monkeypatch.setattr(dm, "build_corpus", fake_build)
+    with pytest.raises(InstrecError, match="stop"):
+        dm.build_default_model(tmp_path / "work", candidate="cymbals")
+    assert seen["n_clips"] == 2000 and "soundfonts" not in seen
+    assert seen["realistic"].cymbal_prob == dm.CANDIDATES["cymbals"]["cymbal_prob"]
+    assert seen["realistic"].textures == type(seen["realistic"])().textures  # otherwise the shipped recipe

@@ -34,6 +34,7 @@ from instrec.synth.real_worker import (
 )
 from instrec.synth.realistic import compose_realistic
 from instrec.synth.soundfont import default_soundfont_path, load_soundfont
+from instrec.synth.textures import plan_texture
 from instrec.synth.worker import clip_rng
 
 pedalboard = pytest.importorskip("pedalboard", reason="the realistic recipe's augmentation needs pedalboard")
@@ -256,3 +257,53 @@ def test_cli_realistic_with_repeated_soundfonts(tmp_path, fonts, capsys):
     stats = json.loads((out / "corpus-stats.json").read_text())
     assert stats["recipe"] == "realistic" and len(stats["soundfonts"]) == 2
     assert stats["recipe_settings"]["augment"] is False and stats["recipe_settings"]["augmentation"] is None
+
+
+def test_orchestral_cymbals_are_rolls_and_clashes_of_cymbal_keys_only():
+    from instrec.synth.drums import ROLL_RATE, orchestral_cymbals
+    from instrec.synth.gm import CYMBAL_NOTES
+    from instrec.synth.harmony import make_harmony
+
+    cymbal_keys = {key for key, _ in CYMBAL_NOTES.values()}
+    kinds = set()
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        h = make_harmony(rng, "classical")
+        notes = orchestral_cymbals(rng, h, 10.0, 90.0)
+        assert notes and {n.pitch for n in notes} <= cymbal_keys
+        assert all(0.0 <= n.start < 10.0 and n.end > n.start and 1 <= n.velocity <= 127 for n in notes)
+        starts = sorted(n.start for n in notes)
+        if len(notes) > 12:  # a roll: strokes at 10-16 per second (+-15 %), swelling from soft
+            gaps = np.diff(starts[:10])
+            assert gaps.min() >= 0.85 / ROLL_RATE[1] - 1e-9 and gaps.max() <= 1.15 / ROLL_RATE[0] + 1e-9
+            assert notes[0].velocity < max(n.velocity for n in notes)
+            kinds.add("roll")
+        else:  # clashes: two crash cymbals struck together, 2-5 s apart
+            assert len(notes) % 2 == 0 and all(a == b for a, b in zip(starts[::2], starts[1::2]))
+            assert np.all(np.diff(starts[::2]) >= 2.0)
+            kinds.add("clashes")
+    assert kinds == {"roll", "clashes"}
+
+
+def test_cymbal_prob_adds_cymbals_without_a_kit_and_changes_nothing_when_unset():
+    renderable = tuple(OPENMIC_CLASSES)
+    for seed in range(30):  # None and {} draw nothing: the same plans as before the setting existed
+        plain = plan_texture(np.random.default_rng(seed), renderable)
+        assert plan_texture(np.random.default_rng(seed), renderable, cymbal_prob={}) == plain
+        assert plan_texture(np.random.default_rng(seed), renderable, cymbal_prob=None) == plain
+    texture, _, _, plans = plan_texture(np.random.default_rng(0), renderable, {"solo": 1.0}, {"solo": 0.0},
+                                        {"solo": 1.0})
+    assert texture == "solo" and [(p.cls, p.role, p.lead) for p in plans] == [("cymbals", "orchestral", True)]
+    _, _, _, plans = plan_texture(np.random.default_rng(0), renderable, {"duo": 1.0}, {"duo": 0.0}, {"duo": 1.0})
+    assert plans[-1].cls == "cymbals" and plans[-1].role == "orchestral" and "drums" not in {p.cls for p in plans}
+
+
+def test_a_cymbal_solo_is_labelled_cymbals_alone(tmp_path):
+    settings = RealisticSettings(textures={"solo": 1.0}, cymbal_prob={"solo": 1.0}, augment=False)
+    build_corpus(tmp_path / "c", 3, 0, recipe="realistic", frontend="logmel", jobs=1, progress=False,
+                 labels_per_clip=20.0, disagreement=False, realistic=settings)
+    data = load_openmic(tmp_path / "c")
+    present = (data.Y_true >= 0.5) & data.Y_mask
+    assert present.sum(axis=1).tolist() == [1, 1, 1] and present[:, OPENMIC_CLASSES.index("cymbals")].all()
+    stats = json.loads((tmp_path / "c" / "corpus-stats.json").read_text())
+    assert stats["recipe_settings"]["cymbal_prob"] == {"solo": 1.0}

@@ -108,3 +108,34 @@ def cymbal_part(rng: np.random.Generator, h: Harmony, duration: float, base_vel:
             if k == 0 or rng.random() < 0.6:
                 notes.append(_hit(rng, CYMBAL_NOTES, str(rng.choice(["crash", "crash2", "splash"])), t, base_vel, 8))
     return notes
+
+
+#: Strokes per second of a cymbal roll (soft sticks or mallets on a suspended cymbal).
+ROLL_RATE = (10.0, 16.0)
+
+
+def orchestral_cymbals(rng: np.random.Generator, h: Harmony, duration: float, base_vel: float) -> list[NoteEvent]:
+    """Cymbals as an orchestra plays them, with no kit around them: a roll that swells and fades
+    (a suspended cymbal under soft mallets), clashes left to ring (two crash cymbals struck
+    together, a few per clip with silence between), or a roll swelling into a clash."""
+    kind = str(rng.choice(["roll", "clashes", "swell"]))
+    notes: list[NoteEvent] = []
+    if kind in ("roll", "swell"):
+        start = float(rng.uniform(0.0, 2.0))
+        end = min(duration, start + float(rng.uniform(3.0, 8.0)))
+        piece = str(rng.choice(["ride", "ride2", "crash", "crash2"]))
+        rate = float(rng.uniform(*ROLL_RATE))
+        t = start
+        while t < end:
+            x = (t - start) / max(end - start, 1e-6)  # 0 -> 1 over the roll
+            swell = x if kind == "swell" else np.sin(np.pi * x)  # cresc. only, or cresc.-decresc.
+            notes.append(_hit(rng, CYMBAL_NOTES, piece, t, base_vel - 45.0 + 50.0 * float(swell), -CYMBAL_BOOST))
+            t += float(rng.uniform(0.85, 1.15)) / rate
+        if kind == "swell" and end < duration:
+            notes += [_hit(rng, CYMBAL_NOTES, "crash", end, base_vel, 10), _hit(rng, CYMBAL_NOTES, "crash2", end, base_vel, 10)]
+        return notes
+    t = float(rng.uniform(0.0, 2.0))
+    while t < duration:
+        notes += [_hit(rng, CYMBAL_NOTES, "crash", t, base_vel, 10), _hit(rng, CYMBAL_NOTES, "crash2", t, base_vel, 10)]
+        t += float(rng.uniform(2.0, 5.0))  # let it ring, then silence
+    return notes

@@ -43,17 +43,23 @@ class RealisticSettings:
     that drums join a thin texture; ``augment``: run the recording chain;
     ``activity_db``: level (dB re the mix's loudest frame) above which a part sounds;
     ``bus``: clips of the dense textures go through a record's bus
-    (:func:`~instrec.synth.songs.draw_bus`) before the augmentation."""
+    (:func:`~instrec.synth.songs.draw_bus`) before the augmentation; ``cymbal_prob``: per thin
+    texture, the probability of orchestral cymbals (:func:`~instrec.synth.textures.plan_texture`)."""
 
     textures: dict[str, float] = field(default_factory=lambda: dict(TEXTURES))
     drum_prob: dict[str, float] = field(default_factory=lambda: dict(DRUM_PROB))
     augment: bool = True
     activity_db: float = ACTIVITY_DB
     bus: bool = False
+    cymbal_prob: dict[str, float] = field(default_factory=dict)
 
     def describe(self) -> dict:
-        """The settings plus the recipe's fixed constants (what ``corpus-stats.json`` records)."""
-        return {**asdict(self), "line_lead_weight": LINE_LEAD_WEIGHT, "rendering": "one synthesiser call per part",
+        """The settings plus the recipe's fixed constants (what ``corpus-stats.json`` records;
+        ``cymbal_prob`` only when set, so a corpus without it records what it did before)."""
+        settings = asdict(self)
+        if not settings["cymbal_prob"]:
+            del settings["cymbal_prob"]
+        return {**settings, "line_lead_weight": LINE_LEAD_WEIGHT, "rendering": "one synthesiser call per part",
                 "augmentation": {"effect_prob": dict(EFFECT_PROB), "snr_db": list(SNR_DB), "level_db": list(LEVEL_DB)}
                 if self.augment else None}
 
@@ -96,7 +102,7 @@ def make_real_audio(task: RealClipTask, seconds: dict[str, float] | None = None
     key = clip_key(task.seed, task.index)
     st = task.settings
     piece = compose_realistic(clip_rng(task.seed, task.index, STREAM_REAL_COMPOSE), fonts, task.duration,
-                              st.textures, st.drum_prob)
+                              st.textures, st.drum_prob, st.cymbal_prob)
     t1 = time.perf_counter()
     stems, sr = render_stems(fonts.fonts, piece, font_names(task.soundfonts), source=f"{key}.mid")
     audio, strong = mix_and_label(stems, sr, piece, st.activity_db)  # labels: off the dry stems

@@ -113,6 +113,8 @@ def _notes(rng: np.random.Generator, plan: Plan, window: tuple[int, int], h: Har
         return [("drums", d), ("cymbals", c)]
     if plan.role == "cymbals":
         return [("cymbals", drum_gen.cymbal_part(rng, h, duration, float(rng.uniform(70, 105))))]
+    if plan.role == "orchestral":
+        return [("cymbals", drum_gen.orchestral_cymbals(rng, h, duration, float(rng.uniform(75, 110))))]
     if plan.role == "solo":
         notes = solo_line(rng, h, lo, hi, duration, plan.option or "medium", base)
     elif plan.role == "bass":
@@ -127,18 +129,20 @@ def _notes(rng: np.random.Generator, plan: Plan, window: tuple[int, int], h: Har
 
 
 def compose_realistic(rng: np.random.Generator, fonts: FontSet, duration: float = 10.0,
-                      textures: dict[str, float] | None = None, drum_prob: dict[str, float] | None = None) -> RealPiece:
-    """Compose one realistic clip with the fonts of ``fonts`` (see the module docstring)."""
+                      textures: dict[str, float] | None = None, drum_prob: dict[str, float] | None = None,
+                      cymbal_prob: dict[str, float] | None = None) -> RealPiece:
+    """Compose one realistic clip with the fonts of ``fonts`` (see the module docstring;
+    ``cymbal_prob``: see :func:`~instrec.synth.textures.plan_texture`)."""
     for _ in range(20):  # a plan whose parts all fell silent is redrawn (rare)
-        piece = _compose_once(rng, fonts, duration, textures or TEXTURES, drum_prob or DRUM_PROB)
+        piece = _compose_once(rng, fonts, duration, textures or TEXTURES, drum_prob or DRUM_PROB, cymbal_prob)
         if piece.parts:
             return piece
     raise RuntimeError("could not compose a piece with sounding parts")  # pragma: no cover
 
 
 def _compose_once(rng: np.random.Generator, fonts: FontSet, duration: float, textures: dict[str, float],
-                  drum_prob: dict[str, float]) -> RealPiece:
-    texture, name, style, plans = plan_texture(rng, fonts.renderable, textures, drum_prob)
+                  drum_prob: dict[str, float], cymbal_prob: dict[str, float] | None = None) -> RealPiece:
+    texture, name, style, plans = plan_texture(rng, fonts.renderable, textures, drum_prob, cymbal_prob)
     h = make_harmony(rng, style, duration)
     tick = 60.0 / (h.bpm * RESOLUTION)
     steady = style == "electronic" or any(p.role == "kit" for p in plans)  # a drummer keeps time
@@ -161,7 +165,7 @@ def _compose_once(rng: np.random.Generator, fonts: FontSet, duration: float, tex
             if plan.role == "chords" and any(p.share is not None for p in plans):
                 window = (window[0], min(window[1], window[0] + 20))
         chosen.append((font, voice, window))
-        is_drum = plan.role in ("kit", "cymbals")
+        is_drum = plan.role in ("kit", "cymbals", "orchestral")
         chordal = plan.role == "chords"
         if texture in SONG_TEXTURES:
             gain = song_gain(rng, plan.role, plan.lead)
