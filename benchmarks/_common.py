@@ -318,7 +318,7 @@ def write_results(out_dir: str | os.PathLike, name: str, title: str, quick: bool
 def _relative(arg: str) -> str:
     try:
         return str(Path(arg).resolve().relative_to(REPO)) if Path(arg).exists() else arg
-    except ValueError:
+    except (ValueError, OSError):  # outside the repository, or no path at all (a long --note)
         return arg
 
 
