@@ -17,7 +17,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "instrec"
 RANKS = {
     "instrec._io": 0, "instrec._jsonread": 0.2, "instrec._version": 0, "instrec.classes": 0.5, "instrec.runinfo": 0.5, "instrec.parallel": 0.5, "instrec.fetch": 0.5, "instrec.integrity": 0.75,
     "instrec.device": 0.5,
-    "instrec.features": 1, "instrec.models": 2, "instrec.data": 3, "instrec.run_schema": 3.5, "instrec.run": 4, "instrec.evaluation": 5,
+    "instrec.features": 1, "instrec.models": 2, "instrec.data": 3, "instrec.run_schema": 3.5, "instrec.run": 4, "instrec.resume": 4.5, "instrec.evaluation": 5,
     "instrec.synth": 6, "instrec.training": 6, "instrec.tagging": 7, "instrec.pipelines": 8,
     "instrec": 9, "instrec.cli": 10,  # the package root only re-exports (lazily) what users call
 }

@@ -9,7 +9,8 @@ Weights are safetensors, everything else JSON or CSV; nothing is ever unpickled.
   unless ``allow_unfinished``;
 - ``model.safetensors``: the best weights (neural models) or the exported trees (``rf``);
 - ``last.safetensors`` + ``last.json``: the state needed to resume training (weights,
-  Adam moments, RNG states; epoch counters and history);
+  Adam moments, RNG states; epoch counters and history; read and written by
+  :mod:`instrec.resume`);
 - ``train_log.csv``: one row per epoch; ``validation-keys.csv``: the held-out clips;
 - ``metrics.json``, ``per_class.csv``, ``predictions.npz``: written by ``instrec evaluate``
   on the test split; other splits add theirs to the name (``metrics-validation.json``...);
@@ -68,11 +69,12 @@ TRAINING_FILES = (CONFIG_FILE, MODEL_FILE, RESUME_WEIGHTS, RESUME_STATE, LOG_FIL
 RESUMABLE_CHANGES = ("epochs", "out", "compile", "device")
 #: The ``config.json`` key written last by a finished run.
 FINISHED_KEY = "finished"
-#: The schema of ``last.json`` (:func:`read_resume_state`): the epoch counters are bounded, so a
+#: The schema of ``last.json`` (:func:`instrec.resume.read_resume_state`): the epoch counters are bounded, so a
 #: damaged record cannot ask for a billion epochs of work or index past the history.
 RESUME_SCHEMA = Obj({"epoch": Int(0, MAX_EPOCHS), "best_epoch": Int(-1, MAX_EPOCHS), "best_f1": Nullable(Num()),
                      "history": ListOf(dict, 0, MAX_EPOCHS), "param_groups": ListOf(dict, 1),
                      "mask_rngs": Nullable(list)}, ("epoch", "best_epoch", "best_f1", "history", "param_groups"))
+
 #: The splits ``instrec evaluate`` scores; ``test`` keeps the plain file names.
 EVAL_SPLITS = ("test", "train", "validation")
 
@@ -285,52 +287,6 @@ def is_finished(run_dir: Path, epochs: int) -> bool:
         return False
     config = read_config(run_dir)
     return run_finished(config) and "thresholds" in config and config.get("epochs_run") == epochs
-
-
-def save_resume_state(run_dir: Path, model_state: dict[str, Any], opt_state: dict[str, Any], torch_rng,
-                      generator_rng, mask_rngs: list[dict[str, Any]], state: dict[str, Any]) -> None:
-    """Write ``last.safetensors`` + ``last.json``: weights, Adam state (``optimizer.state_dict()``
-    layout), the global torch RNG state (the GRU's dropout), the run generator's state (data
-    order) and the model's dropout streams (``mask_rngs``, see :mod:`instrec.models.dropout`)."""
-    tensors = {f"model.{k}": v for k, v in model_state.items()}
-    for pid, slots in opt_state["state"].items():
-        for key, value in slots.items():
-            tensors[f"opt.{pid}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
-    tensors["rng.torch"] = torch_rng
-    tensors["rng.generator"] = generator_rng
-    # Weights first, then the JSON that points at them: a crash in between resumes one epoch early.
-    save_tensors(run_dir / RESUME_WEIGHTS, tensors)
-    atomic_write_json(run_dir / RESUME_STATE, {**state, "param_groups": opt_state["param_groups"],
-                                               "mask_rngs": mask_rngs})
-
-
-def has_resume_state(run_dir: Path) -> bool:
-    return (run_dir / RESUME_STATE).is_file()
-
-
-def read_resume_state(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """Inverse of :func:`save_resume_state`: (state, model state dict, optimizer state dict,
-    {"torch": rng state, "generator": rng state, "masks": dropout stream states})."""
-    try:
-        state = read_json(run_dir / RESUME_STATE, RESUME_SCHEMA)
-    except InstrecError as exc:
-        source, _, problem = str(exc).partition(": ")
-        raise InstrecError(f"{source}: damaged ({problem}); start the run again with --overwrite") from None
-    tensors = load_tensors(run_dir / RESUME_WEIGHTS)
-    model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
-    slots: dict[int, dict[str, Any]] = {}
-    for key, value in tensors.items():
-        if key.startswith("opt."):
-            _, pid, name = key.split(".", 2)
-            slots.setdefault(int(pid), {})[name] = value
-    opt_state = {"state": slots, "param_groups": state.pop("param_groups")}
-    if "rng.torch" not in tensors or "rng.generator" not in tensors:
-        raise InstrecError(f"{run_dir / RESUME_WEIGHTS}: no RNG states; start the run again with --overwrite")
-    rngs = {"torch": tensors["rng.torch"], "generator": tensors["rng.generator"], "masks": state.pop("mask_rngs", None)}
-    if rngs["masks"] is None:
-        raise InstrecError(f"{run_dir / RESUME_STATE}: no dropout stream states (written by an older instrec); "
-                           "start the run again with --overwrite")
-    return state, model_state, opt_state, rngs
 
 
 def write_log(run_dir: Path, history: list[dict[str, Any]]) -> None:

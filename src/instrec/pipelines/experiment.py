@@ -52,7 +52,8 @@ from instrec.pipelines.grids import (  # noqa: F401  (re-exported: the grids are
     augmentation,
     grid_specs,
 )
-from instrec.run import CONFIG_FILE, METRICS_FILE, has_resume_state, read_config
+from instrec.resume import has_resume_state
+from instrec.run import CONFIG_FILE, METRICS_FILE, read_config
 from instrec.runinfo import AUTO_THREADS, package_versions
 from instrec.training.config import TrainConfig
 from instrec.training.lifecycle import reusable

@@ -40,23 +40,21 @@ from tqdm import tqdm
 
 from instrec._io import InstrecError, OutputLock
 from instrec.data.openmic import load_split
+from instrec.device import module_device, resolve_device
 from instrec.models import STACKABLE_MODELS, model_spec
 from instrec.models.dropout import MaskRNG, mask_rngs
 from instrec.models.inference import DEFAULT_BATCH
+from instrec.resume import has_resume_state, read_resume_state, save_resume_state
 from instrec.run import (
     CONFIG_FILE,
     check_run_dir,
     check_same_run,
-    has_resume_state,
     is_finished,
     read_config,
-    read_resume_state,
     save_model,
-    save_resume_state,
     write_config,
     write_log,
 )
-from instrec.device import module_device, resolve_device
 from instrec.runinfo import set_threads
 from instrec.training.batches import augment_batch, gather_rows
 from instrec.training.config import TrainConfig, setting_defaults

@@ -19,22 +19,20 @@ from tqdm import tqdm
 
 from instrec._io import InstrecError, OutputLock
 from instrec.data.openmic import OpenMICData, load_split
+from instrec.device import is_accelerator, resolve_device
 from instrec.evaluation.metrics import f1_summary
 from instrec.models import model_spec
 from instrec.models.dropout import rng_states, set_rng_states
 from instrec.models.inference import run_model
+from instrec.resume import has_resume_state, read_resume_state, save_resume_state
 from instrec.run import (
     check_run_dir,
     check_same_run,
-    has_resume_state,
     read_config,
-    read_resume_state,
     save_model,
-    save_resume_state,
     write_config,
     write_log,
 )
-from instrec.device import is_accelerator, resolve_device
 from instrec.runinfo import set_threads
 from instrec.training.batches import augment_batch, gather_rows
 from instrec.training.config import TrainConfig, setting_defaults
