@@ -133,6 +133,31 @@ def issue_targets(system: str, rows: list[dict], per_class: list[dict]) -> list[
                      float(len(weak)), "<=", 0)]
 
 
+def recipe_rows(recipes: dict[str, list[str]], rows: list[dict],
+                per_class: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Each recipe's spread over its systems (training seeds): per group, the mean, smallest and
+    largest score; per instrument present in >= 3 files, the same of its AP over all files."""
+    metrics = ("top1", "mean_ap", "recall", "added_per_file")
+    spread = []
+    for name, systems in recipes.items():
+        for g in (*GROUPS, "all"):
+            got = [r for r in rows if r["system"] in systems and r["group"] == g]
+            if len(got) == len(systems):
+                spread.append({"recipe": name, "systems": len(systems), "group": g,
+                               **{f"{m}_{k}": f(np.array([r[m] for r in got], float)) for m in metrics
+                                  for k, f in (("mean", np.mean), ("min", np.min), ("max", np.max))}})
+    instruments = sorted({r["instrument"] for r in per_class if r["group"] == "all" and r["present_files"] >= 3})
+    ap_rows = []
+    for inst in instruments:
+        row: dict = {"instrument": inst}
+        for name, systems in recipes.items():
+            aps = np.array([r["ap"] for r in per_class if r["system"] in systems and r["group"] == "all"
+                            and r["instrument"] == inst], float)
+            row.update({f"{name} mean": aps.mean(), f"{name} min": aps.min(), f"{name} max": aps.max()})
+        ap_rows.append(row)
+    return spread, ap_rows
+
+
 def main() -> int:
     p = C.base_parser(__doc__.split("\n\n")[0], default_repeats=1)
     p.add_argument("--data", default=str(DEFAULT_DATA), help="folder with labels.csv and the recordings")
@@ -140,6 +165,8 @@ def main() -> int:
                    help="musicnn-tags, default or run:DIR (repeatable; default: musicnn-tags and default)")
     p.add_argument("--cache", default=None, help="folder keeping each system's per-file outputs for reruns")
     p.add_argument("--note", action="append", default=[], help="a note for the results (what a run is; repeatable)")
+    p.add_argument("--recipe", action="append", default=[], metavar="NAME=SYSTEM,SYSTEM,...",
+                   help="systems trained from one recipe with other seeds: their mean and range (repeatable)")
     p.add_argument("--choose", action="store_true",
                    help="choose among the default and run: systems by leave-one-source-out")
     args = p.parse_args()
@@ -201,6 +228,18 @@ def main() -> int:
                       ["system", "file", "group", "probabilities"])]
     if choice_rows:
         tables.append(C.table("choices", "Leave-one-source-out choices", choice_rows, list(choice_rows[0])))
+    recipes = {name: systems.split(",") for name, _, systems in (r.partition("=") for r in args.recipe)}
+    unknown = sorted({s for systems in recipes.values() for s in systems} - set(outputs))
+    if unknown:
+        raise SystemExit(f"--recipe names systems not measured here: {', '.join(unknown)}")
+    if recipes:
+        spread, ap_rows = recipe_rows(recipes, rows, per_class)
+        C.print_table("Recipes over training seeds", spread, list(spread[0]))
+        C.print_table("Recipes over training seeds: AP of instruments in >= 3 files", ap_rows, list(ap_rows[0]))
+        tables += [C.table("recipes", "Recipes over training seeds: mean, smallest and largest score of their systems",
+                           spread, list(spread[0])),
+                   C.table("recipe_instruments", "Recipes over training seeds: AP over all files of each instrument "
+                           "present in at least three", ap_rows, list(ap_rows[0]))]
     path = C.write_results(args.out, NAME, "Real recordings", args.quick,
                            {"data": str(args.data), "systems": list(outputs), "choose": args.choose},
                            tables, machine, targets, notes)
