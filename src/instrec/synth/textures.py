@@ -48,7 +48,7 @@ STYLES: dict[str, tuple[str, ...]] = {
 @dataclass(frozen=True)
 class Plan:
     """A planned part: class, role (``solo``, ``melody``, ``counter``, ``chords``, ``bass``,
-    ``kit``), pattern option, preferred voice names, ``share`` (index of an earlier plan
+    ``kit``, ``orchestral`` cymbals), pattern option, preferred voice names, ``share`` (index of an earlier plan
     whose font and voice it reuses: a pianist's two hands) and ``lead`` (mixed on top)."""
 
     cls: str
