@@ -34,7 +34,6 @@ from instrec.synth.real_worker import (
 )
 from instrec.synth.realistic import compose_realistic
 from instrec.synth.soundfont import default_soundfont_path, load_soundfont
-from instrec.synth.textures import plan_texture
 from instrec.synth.worker import clip_rng
 
 pedalboard = pytest.importorskip("pedalboard", reason="the realistic recipe's augmentation needs pedalboard")
@@ -285,17 +284,31 @@ def test_orchestral_cymbals_are_rolls_and_clashes_of_cymbal_keys_only():
     assert kinds == {"roll", "clashes"}
 
 
-def test_cymbal_prob_adds_cymbals_without_a_kit_and_changes_nothing_when_unset():
-    renderable = tuple(OPENMIC_CLASSES)
-    for seed in range(30):  # None and {} draw nothing: the same plans as before the setting existed
-        plain = plan_texture(np.random.default_rng(seed), renderable)
-        assert plan_texture(np.random.default_rng(seed), renderable, cymbal_prob={}) == plain
-        assert plan_texture(np.random.default_rng(seed), renderable, cymbal_prob=None) == plain
-    texture, _, _, plans = plan_texture(np.random.default_rng(0), renderable, {"solo": 1.0}, {"solo": 0.0},
-                                        {"solo": 1.0})
-    assert texture == "solo" and [(p.cls, p.role, p.lead) for p in plans] == [("cymbals", "orchestral", True)]
-    _, _, _, plans = plan_texture(np.random.default_rng(0), renderable, {"duo": 1.0}, {"duo": 0.0}, {"duo": 1.0})
-    assert plans[-1].cls == "cymbals" and plans[-1].role == "orchestral" and "drums" not in {p.cls for p in plans}
+def test_orchestral_cymbals_come_from_their_own_stream_and_change_nothing_else():
+    from instrec.synth.real_worker import STREAM_CYMBALS
+
+    fs = FontSet.load([None])
+    prob = {"solo": 0.5, "duo": 0.5, "sparse": 0.5}
+    gained = {"solo": 0, "duo": 0, "sparse": 0}
+    for i in range(40):
+        plain = compose_realistic(clip_rng(3, i, STREAM_REAL_COMPOSE), fs)
+        piece = compose_realistic(clip_rng(3, i, STREAM_REAL_COMPOSE), fs, cymbal_prob=prob,
+                                  cymbal_rng=clip_rng(3, i, STREAM_CYMBALS))
+        cymbal_parts = [rp for rp in piece.parts if rp.part.role == "orchestral"]
+        others = tuple(rp for rp in piece.parts if rp.part.role != "orchestral")
+        assert (piece.texture, piece.harmony, piece.detune) == (plain.texture, plain.harmony, plain.detune)
+        if not cymbal_parts:
+            assert piece == plain  # no cymbals drawn: the clip is the clip without the setting
+            continue
+        assert all(rp.part.cls == "cymbals" and rp.part.is_drum for rp in cymbal_parts)
+        gained[piece.texture] += 1
+        # a solo becomes cymbals alone; a duo or a sparse texture keeps every part it had
+        assert others == (() if piece.texture == "solo" else plain.parts)
+    assert all(n > 0 for n in gained.values()), gained
+    # Without the setting (or without its stream) nothing is drawn.
+    for i in range(5):
+        plain = compose_realistic(clip_rng(3, i, STREAM_REAL_COMPOSE), fs)
+        assert compose_realistic(clip_rng(3, i, STREAM_REAL_COMPOSE), fs, cymbal_prob=prob) == plain
 
 
 def test_a_cymbal_solo_is_labelled_cymbals_alone(tmp_path):

@@ -30,7 +30,7 @@ from instrec.synth.worker import (
 )
 
 #: Random streams of a realistic clip (0 and 1 are the ensemble recipe's compose and labels).
-STREAM_REAL_COMPOSE, STREAM_AUGMENT, STREAM_BUS = 2, 3, 4
+STREAM_REAL_COMPOSE, STREAM_AUGMENT, STREAM_BUS, STREAM_CYMBALS = 2, 3, 4, 5
 
 _FONTSETS: dict[tuple[str, ...], FontSet] = {}
 
@@ -44,7 +44,8 @@ class RealisticSettings:
     ``activity_db``: level (dB re the mix's loudest frame) above which a part sounds;
     ``bus``: clips of the dense textures go through a record's bus
     (:func:`~instrec.synth.songs.draw_bus`) before the augmentation; ``cymbal_prob``: per thin
-    texture, the probability of orchestral cymbals (:func:`~instrec.synth.textures.plan_texture`)."""
+    texture, the probability of orchestral cymbals, drawn from a stream of their own
+    (:func:`~instrec.synth.realistic.compose_realistic`)."""
 
     textures: dict[str, float] = field(default_factory=lambda: dict(TEXTURES))
     drum_prob: dict[str, float] = field(default_factory=lambda: dict(DRUM_PROB))
@@ -102,7 +103,8 @@ def make_real_audio(task: RealClipTask, seconds: dict[str, float] | None = None
     key = clip_key(task.seed, task.index)
     st = task.settings
     piece = compose_realistic(clip_rng(task.seed, task.index, STREAM_REAL_COMPOSE), fonts, task.duration,
-                              st.textures, st.drum_prob, st.cymbal_prob)
+                              st.textures, st.drum_prob, st.cymbal_prob,
+                              clip_rng(task.seed, task.index, STREAM_CYMBALS) if st.cymbal_prob else None)
     t1 = time.perf_counter()
     stems, sr = render_stems(fonts.fonts, piece, font_names(task.soundfonts), source=f"{key}.mid")
     audio, strong = mix_and_label(stems, sr, piece, st.activity_db)  # labels: off the dry stems

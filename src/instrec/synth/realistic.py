@@ -130,19 +130,26 @@ def _notes(rng: np.random.Generator, plan: Plan, window: tuple[int, int], h: Har
 
 def compose_realistic(rng: np.random.Generator, fonts: FontSet, duration: float = 10.0,
                       textures: dict[str, float] | None = None, drum_prob: dict[str, float] | None = None,
-                      cymbal_prob: dict[str, float] | None = None) -> RealPiece:
-    """Compose one realistic clip with the fonts of ``fonts`` (see the module docstring;
-    ``cymbal_prob``: see :func:`~instrec.synth.textures.plan_texture`)."""
+                      cymbal_prob: dict[str, float] | None = None,
+                      cymbal_rng: np.random.Generator | None = None) -> RealPiece:
+    """Compose one realistic clip with the fonts of ``fonts`` (see the module docstring).
+
+    ``cymbal_prob``: per thin texture, the probability of orchestral cymbals with no kit
+    (:func:`instrec.synth.drums.orchestral_cymbals`), drawn from ``cymbal_rng``, a stream of
+    their own: a solo becomes cymbals alone, a duo or sparse texture gains a cymbal part, and
+    nothing else of the clip changes."""
     for _ in range(20):  # a plan whose parts all fell silent is redrawn (rare)
-        piece = _compose_once(rng, fonts, duration, textures or TEXTURES, drum_prob or DRUM_PROB, cymbal_prob)
+        piece = _compose_once(rng, fonts, duration, textures or TEXTURES, drum_prob or DRUM_PROB, cymbal_prob,
+                              cymbal_rng)
         if piece.parts:
             return piece
     raise RuntimeError("could not compose a piece with sounding parts")  # pragma: no cover
 
 
 def _compose_once(rng: np.random.Generator, fonts: FontSet, duration: float, textures: dict[str, float],
-                  drum_prob: dict[str, float], cymbal_prob: dict[str, float] | None = None) -> RealPiece:
-    texture, name, style, plans = plan_texture(rng, fonts.renderable, textures, drum_prob, cymbal_prob)
+                  drum_prob: dict[str, float], cymbal_prob: dict[str, float] | None = None,
+                  cymbal_rng: np.random.Generator | None = None) -> RealPiece:
+    texture, name, style, plans = plan_texture(rng, fonts.renderable, textures, drum_prob)
     h = make_harmony(rng, style, duration)
     tick = 60.0 / (h.bpm * RESOLUTION)
     steady = style == "electronic" or any(p.role == "kit" for p in plans)  # a drummer keeps time
@@ -154,6 +161,7 @@ def _compose_once(rng: np.random.Generator, fonts: FontSet, duration: float, tex
         spans[0] = (0.0, duration)
     chosen: list[tuple[int, Voice, tuple[int, int]]] = []
     out: list[RealPart] = []
+    ctx = _Context(texture, style, h, duration, rubato, tick, jitter, detune)
     for plan, span in zip(plans, spans):
         if plan.share is not None:  # the same player: same font and voice, the line above the chords
             font, voice, (_, phi) = chosen[plan.share]
@@ -165,21 +173,57 @@ def _compose_once(rng: np.random.Generator, fonts: FontSet, duration: float, tex
             if plan.role == "chords" and any(p.share is not None for p in plans):
                 window = (window[0], min(window[1], window[0] + 20))
         chosen.append((font, voice, window))
-        is_drum = plan.role in ("kit", "cymbals", "orchestral")
-        chordal = plan.role == "chords"
-        if texture in SONG_TEXTURES:
-            gain = song_gain(rng, plan.role, plan.lead)
-        else:
-            gain = 0.0 if plan.lead else float(rng.uniform(-9.0, -2.0))
-        for cls, written in _notes(rng, plan, window, h, style, duration):
-            played, _ = shape_notes(rng, written, duration, is_drum, chordal)
-            played = _rests(rng, rubato.notes(played), texture, plan.lead)
-            kept = _crop(rng, played, span, duration, tick, jitter, ring_out=is_drum)
-            if not kept and span[1] - span[0] < 1.0 and cls != "cymbals":
-                kept = _crop(rng, [_filler_note(h, voice, cls, span)], span, duration, tick, 0.0, ring_out=is_drum)
-            if not kept:
-                continue
-            part = Part(cls, plan.role, voice, is_drum, span, tuple(kept))
-            ctrl = () if is_drum else tuple(controls(rng, cls, part.notes, detune + rng.normal(0.0, 3.0), chordal))
-            out.append(RealPart(part, font, ctrl, gain))
+        out += _parts(rng, ctx, plan, span, font, voice, window)
+    p = (cymbal_prob or {}).get(texture, 0.0)
+    if cymbal_rng is not None and p and "cymbals" in fonts.renderable and cymbal_rng.random() < p:
+        # Drawn from a stream of its own, so every other clip of the corpus, and every other
+        # part of this one, is what it would be without them.
+        solo = texture == "solo"
+        plan = Plan("cymbals", "orchestral", lead=solo)
+        font, voice = fonts.pick(cymbal_rng, "cymbals")
+        span = (0.0, duration) if solo else _span(cymbal_rng, texture, plan, h, duration)
+        cymbals = _parts(cymbal_rng, ctx, plan, span, font, voice, (0, 127))
+        if cymbals:
+            out = cymbals if solo else out + cymbals
     return RealPiece(texture, name, style, h, tuple(out), duration, detune)
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What every part of one clip shares: texture, style, harmony, duration (s), rubato, MIDI
+    tick (s), timing jitter (s) and the clip's detune (cents)."""
+
+    texture: str
+    style: str
+    h: Harmony
+    duration: float
+    rubato: Rubato
+    tick: float
+    jitter: float
+    detune: float
+
+
+def _parts(rng: np.random.Generator, ctx: _Context, plan: Plan, span: tuple[float, float], font: int, voice: Voice,
+           window: tuple[int, int]) -> list[RealPart]:
+    """The sounding parts of one planned part: its notes shaped, rested, cropped to ``span`` and
+    given controllers and a mix gain (a kit gives two parts: drums and cymbals)."""
+    is_drum = plan.role in ("kit", "cymbals", "orchestral")
+    chordal = plan.role == "chords"
+    if ctx.texture in SONG_TEXTURES:
+        gain = song_gain(rng, plan.role, plan.lead)
+    else:
+        gain = 0.0 if plan.lead else float(rng.uniform(-9.0, -2.0))
+    out = []
+    for cls, written in _notes(rng, plan, window, ctx.h, ctx.style, ctx.duration):
+        played, _ = shape_notes(rng, written, ctx.duration, is_drum, chordal)
+        played = _rests(rng, ctx.rubato.notes(played), ctx.texture, plan.lead)
+        kept = _crop(rng, played, span, ctx.duration, ctx.tick, ctx.jitter, ring_out=is_drum)
+        if not kept and span[1] - span[0] < 1.0 and cls != "cymbals":
+            kept = _crop(rng, [_filler_note(ctx.h, voice, cls, span)], span, ctx.duration, ctx.tick, 0.0,
+                         ring_out=is_drum)
+        if not kept:
+            continue
+        part = Part(cls, plan.role, voice, is_drum, span, tuple(kept))
+        ctrl = () if is_drum else tuple(controls(rng, cls, part.notes, ctx.detune + rng.normal(0.0, 3.0), chordal))
+        out.append(RealPart(part, font, ctrl, gain))
+    return out

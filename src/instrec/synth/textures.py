@@ -93,16 +93,11 @@ def _accompanist(rng: np.random.Generator, lead: str, renderable: list[str]) -> 
 
 
 def plan_texture(rng: np.random.Generator, renderable: tuple[str, ...], weights: Mapping[str, float] = TEXTURES,
-                 drum_prob: Mapping[str, float] = DRUM_PROB,
-                 cymbal_prob: Mapping[str, float] | None = None) -> tuple[str, str, str, list[Plan]]:
+                 drum_prob: Mapping[str, float] = DRUM_PROB) -> tuple[str, str, str, list[Plan]]:
     """Draw a texture and its parts among the ``renderable`` classes.
 
-    ``cymbal_prob``: per thin texture, the probability of orchestral cymbals (no kit: the
-    ``orchestral`` role of :func:`instrec.synth.drums.orchestral_cymbals`): alone in a solo,
-    joining the others in a duo or sparse texture. None or 0 draws nothing, so a corpus without
-    them is the same clip for clip. Returns ``(texture, name, style, plans)``: ``name`` is the
-    ensemble template for the ``ensemble`` texture and the texture otherwise; the first plan is
-    the lead."""
+    Returns ``(texture, name, style, plans)``: ``name`` is the ensemble template for the
+    ``ensemble`` texture and the texture otherwise; the first plan is the lead."""
     names = list(weights)
     w = np.array([weights[n] for n in names], dtype=float)
     texture = names[int(rng.choice(len(names), p=w / w.sum()))]
@@ -136,8 +131,4 @@ def plan_texture(rng: np.random.Generator, renderable: tuple[str, ...], weights:
         if texture == "solo":  # a drummer alone
             return texture, texture, _choice(rng, ("rock", "jazz", "latin", "folk")), [Plan("drums", "kit", lead=True)]
         plans.append(Plan("drums", "kit"))
-    elif (cymbal_prob or {}).get(texture) and "cymbals" in renderable and rng.random() < cymbal_prob[texture]:
-        if texture == "solo":  # a percussionist alone
-            return texture, texture, _choice(rng, ("classical", "free")), [Plan("cymbals", "orchestral", lead=True)]
-        plans.append(Plan("cymbals", "orchestral"))
     return texture, texture, style, plans
