@@ -20,8 +20,8 @@ source there: ``benchmarks/results/bench_realaudio.json``), it is not what ships
 ``candidate="samples"``: the sample-pack fonts in the shipped textures, without the bus.
 ``candidate="gm6000"``: the shipped recipe with 6,000 clips instead of 2,000 (no sample pack);
 also left out by the same choice. ``candidate="cymbals"``: the shipped recipe with orchestral
-cymbals (no kit) in some thin textures; it hears the development set's cymbals, but loses on its
-mixtures, and is left out by the same choice.
+cymbals (no kit, drawn from a random stream of their own) in some thin textures; it hears the
+development set's cymbals, and is left out by the same choice.
 """
 from __future__ import annotations
 
@@ -62,8 +62,9 @@ CANDIDATES["samples2000"] = {**CANDIDATES["samples"], "n_clips": 2000}  # the sh
 #: The shipped recipe (General MIDI fonts only) with three times the clips: no sample pack.
 CANDIDATES["gm6000"] = {"n_clips": 6000}
 #: The shipped recipe plus orchestral cymbals without a kit (rolls, clashes left to ring): alone in
-#: a few solos, joining some duos and sparse textures. The shipped corpus holds cymbals without
-#: drums in 8 of its 1,500 training clips and never alone (the rates are set by hand, not tuned).
+#: a few solos, joining some duos and sparse textures; every other clip is the shipped corpus's.
+#: The shipped corpus holds cymbals without drums in 8 of its 1,500 training clips and never
+#: alone (the rates are set by hand, not tuned).
 CANDIDATES["cymbals"] = {"n_clips": 2000, "cymbal_prob": {"solo": 0.05, "duo": 0.05, "sparse": 0.15}}
 #: Where the sample pack is looked for when ``$INSTREC_SAMPLEPACK`` is not set.
 #: ``build_corpus`` settings of the corpus the per-second policy is tuned on (every clip of its
