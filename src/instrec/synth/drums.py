@@ -114,10 +114,11 @@ def cymbal_part(rng: np.random.Generator, h: Harmony, duration: float, base_vel:
 ROLL_RATE = (10.0, 16.0)
 
 
-def orchestral_cymbals(rng: np.random.Generator, h: Harmony, duration: float, base_vel: float) -> list[NoteEvent]:
+def orchestral_cymbals(rng: np.random.Generator, duration: float, base_vel: float) -> list[NoteEvent]:
     """Cymbals as an orchestra plays them, with no kit around them: a roll that swells and fades
     (a suspended cymbal under soft mallets), clashes left to ring (two crash cymbals struck
-    together, a few per clip with silence between), or a roll swelling into a clash."""
+    together, a few per clip with silence between), or a roll swelling into a clash. Free
+    time: an orchestral roll or clash follows the conductor, not the beat grid."""
     kind = str(rng.choice(["roll", "clashes", "swell"]))
     notes: list[NoteEvent] = []
     if kind in ("roll", "swell"):

@@ -114,7 +114,7 @@ def _notes(rng: np.random.Generator, plan: Plan, window: tuple[int, int], h: Har
     if plan.role == "cymbals":
         return [("cymbals", drum_gen.cymbal_part(rng, h, duration, float(rng.uniform(70, 105))))]
     if plan.role == "orchestral":
-        return [("cymbals", drum_gen.orchestral_cymbals(rng, h, duration, float(rng.uniform(75, 110))))]
+        return [("cymbals", drum_gen.orchestral_cymbals(rng, duration, float(rng.uniform(75, 110))))]
     if plan.role == "solo":
         notes = solo_line(rng, h, lo, hi, duration, plan.option or "medium", base)
     elif plan.role == "bass":

@@ -238,7 +238,7 @@ def readable(results: TagResults, top: int = 3, per_second: bool = False) -> str
         if f.frame_present is not None and (f.long_file or per_second):
             ranges = segments_of(f, results.classes)
             # A file no longer than one clip keeps its clip answer even where no frame passes.
-            quiet = [results.classes[c] for c in present if not f.frame_present[:, c].any()]
+            quiet = [results.classes[c] for c in present if results.classes[c] not in ranges]
             lines += [f"  {name} {format_ranges(r)}" for name, r in ranges.items()]
             if quiet:
                 lines.append(f"  {', '.join(quiet)}: tagged present, but no second passes the frame threshold")
